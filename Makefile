@@ -1,0 +1,43 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   -> venv + dependencies, then the live pipeline on the built-in synthetic clip with the shipped model
+#   make test   -> venv + dependencies (+ Debian's chromium for the browser test), then the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.10 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch 2.13.0: on a machine without an NVIDIA GPU this resolves to the CPU build (a multi-GB CUDA build otherwise).
+TORCH  ?= torch==2.13.0
+APT_PACKAGES := chromium chromium-driver
+
+.PHONY: setup demo test bench apt clean
+.DEFAULT_GOAL := demo
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# One resolve for everything: installing extras one by one lets pip drag numpy 2 / cv2 5 in behind mediapipe's back.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[all]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Debian's chromium drives the browser end-to-end test (Playwright's own browser download does not work offline).
+apt:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(APT_PACKAGES); \
+	fi
+
+demo: setup
+	$(BIN)/swapcam demo
+
+test: setup apt
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/swapcam bench --json bench-live.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info

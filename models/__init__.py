@@ -1,0 +1,1 @@
+"""swapcam models: the torch-free I/O contract (``models.contract``) and the torch autoencoder."""

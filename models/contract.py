@@ -1,0 +1,122 @@
+"""The swap model's I/O contract, importable without torch (the live path reads it on machines with no torch).
+
+swapcam ONNX graphs (``format = "swapcam"``):
+  input  ``in_face``   N x 3 x S x S float32, RGB, values in [0, 1] (an Umeyama-aligned crop, see realtime.align)
+  output ``out_face``  N x 3 x S x S float32, RGB, [0, 1] (the other identity's face)
+  output ``out_mask``  N x 1 x S x S float32, [0, 1] (learned face mask)
+  metadata_props: the ``swapcam.*`` keys of :class:`ModelInfo`.
+
+DeepFaceLab / DeepFaceLive DFM graphs (``format = "dfm"``):
+  input  ``in_face:0``              N x S x S x 3 float32, BGR, [0, 1] (NHWC)
+  output ``out_face_mask:0``        N x S x S x 1 (mask of the input face)
+  output ``out_celeb_face:0``       N x S x S x 3 BGR (the swapped face)
+  output ``out_celeb_face_mask:0``  N x S x S x 1 (mask of the swapped face)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Mapping
+
+from realtime.errors import ContractError
+
+CONTRACT_VERSION = 1
+TEMPLATE_NAME = "swapcam-ibug68-v1"
+
+INPUT_NAME = "in_face"
+OUTPUT_FACE = "out_face"
+OUTPUT_MASK = "out_mask"
+INPUT_NAMES = (INPUT_NAME,)
+OUTPUT_NAMES = (OUTPUT_FACE, OUTPUT_MASK)
+
+DFM_INPUT = "in_face:0"
+DFM_OUT_MASK = "out_face_mask:0"
+DFM_OUT_FACE = "out_celeb_face:0"
+DFM_OUT_FACE_MASK = "out_celeb_face_mask:0"
+DFM_INPUT_NAMES = (DFM_INPUT,)
+DFM_OUTPUT_NAMES = (DFM_OUT_MASK, DFM_OUT_FACE, DFM_OUT_FACE_MASK)
+
+META_PREFIX = "swapcam."
+DEFAULT_COVERAGE = 1.6
+
+
+@dataclass
+class ModelInfo:
+    """What the live loop needs to know about a swap model; stored as ONNX metadata_props (strings)."""
+
+    size: int
+    coverage: float = DEFAULT_COVERAGE
+    template: str = TEMPLATE_NAME
+    format: str = "swapcam"  # "swapcam" (NCHW RGB) or "dfm" (NHWC BGR)
+    layout: str = "NCHW"
+    colour_order: str = "RGB"
+    value_range: tuple[float, float] = (0.0, 1.0)
+    preset: str = "unknown"
+    steps: int = 0
+    psnr: dict[str, float] = field(default_factory=dict)
+    identities: tuple[str, str] = ("A", "B")  # (source face the model takes, face it produces)
+    direction: str = "a2b"
+    contract_version: int = CONTRACT_VERSION
+
+    def to_metadata(self) -> dict[str, str]:
+        out = {}
+        for key, value in asdict(self).items():
+            out[META_PREFIX + key] = value if isinstance(value, str) else json.dumps(value)
+        return out
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, str], where: str = "model") -> "ModelInfo":
+        """Parse ``swapcam.*`` metadata, raising ContractError naming the bad key and value."""
+        if META_PREFIX + "size" not in meta:
+            raise ContractError(f"{where}: metadata has no '{META_PREFIX}size' key; not a swapcam model")
+        kwargs: dict = {}
+        for name, default in cls.__dataclass_fields__.items():
+            key = META_PREFIX + name
+            if key not in meta:
+                continue
+            raw = meta[key]
+            try:
+                if name in ("template", "format", "layout", "colour_order", "preset", "direction"):
+                    value = raw
+                else:
+                    value = json.loads(raw)
+                if name in ("value_range", "identities"):
+                    value = tuple(value)
+                if name in ("size", "steps", "contract_version"):
+                    value = int(value)
+                if name == "coverage":
+                    value = float(value)
+            except (ValueError, TypeError) as exc:
+                raise ContractError(f"{where}: metadata {key}={raw!r} is not valid ({exc})") from None
+            kwargs[name] = value
+        info = cls(**kwargs)
+        info.validate(where)
+        return info
+
+    def validate(self, where: str = "model") -> None:
+        if not isinstance(self.size, int) or not 16 <= self.size <= 1024:
+            raise ContractError(f"{where}: size={self.size!r}, expected an integer in 16..1024")
+        if not 0.5 <= float(self.coverage) <= 4.0:
+            raise ContractError(f"{where}: coverage={self.coverage!r}, expected 0.5..4.0")
+        if self.format not in ("swapcam", "dfm"):
+            raise ContractError(f"{where}: format={self.format!r}, expected 'swapcam' or 'dfm'")
+        if self.contract_version > CONTRACT_VERSION:
+            raise ContractError(
+                f"{where}: contract_version={self.contract_version} is newer than this swapcam ({CONTRACT_VERSION}); upgrade swapcam"
+            )
+        if self.template != TEMPLATE_NAME:
+            raise ContractError(f"{where}: template={self.template!r}, this swapcam aligns faces with {TEMPLATE_NAME!r}")
+
+
+def check_io_names(inputs: Iterable[str], outputs: Iterable[str], where: str = "model") -> str:
+    """Return 'swapcam' or 'dfm' from a graph's tensor names, or raise ContractError saying what is wrong."""
+    inputs, outputs = list(inputs), list(outputs)
+    if inputs == list(INPUT_NAMES) and set(OUTPUT_NAMES) <= set(outputs):
+        return "swapcam"
+    if inputs == list(DFM_INPUT_NAMES) and set(DFM_OUTPUT_NAMES) <= set(outputs):
+        return "dfm"
+    raise ContractError(
+        f"{where}: tensors in={inputs} out={outputs} match neither the swapcam contract "
+        f"(in={list(INPUT_NAMES)} out={list(OUTPUT_NAMES)}) nor DFM (in={list(DFM_INPUT_NAMES)} out={list(DFM_OUTPUT_NAMES)})"
+    )

@@ -1,0 +1,219 @@
+"""Built-in sample media: two public-domain portraits and a synthetic, camera-like clip made from either.
+
+* ``astronaut``: Eileen Collins, NASA astronaut, official NASA portrait (public domain, a work of the US government),
+  shipped inside scikit-image as ``skimage.data.astronaut()``.
+* ``grace_hopper``: Rear Admiral Grace Hopper, US Navy official photograph (public domain, a work of the US
+  government), shipped inside matplotlib as ``sample_data/grace_hopper.jpg``.
+
+No face video exists offline, so :func:`synthetic_clip` makes one: smooth head motion (translation, in-plane rotation,
+scale, slight perspective), lighting drift, sensor noise and optional segments where the face leaves the frame or is
+partly covered. Every frame comes with its ground-truth 3x3 transform (portrait pixels -> frame pixels).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from realtime.errors import SwapcamError
+from realtime.types import Image
+
+PORTRAITS = ("astronaut", "grace_hopper")
+
+
+@dataclass(frozen=True)
+class Portrait:
+    name: str
+    image: Image  # BGR uint8
+    face_center: tuple[float, float]  # approximate (x, y) of the face centre in the portrait, for framing clips
+    face_size: float  # approximate height of the brow-to-chin landmark box, pixels
+    provenance: str
+
+
+def portrait(name: str) -> Portrait:
+    """Load one of the built-in portraits (BGR uint8) from the package that ships it."""
+    if name == "astronaut":
+        from skimage import data
+
+        image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+        return Portrait(name, image, (224.0, 130.0), 90.0, "Eileen Collins, NASA portrait, public domain (skimage.data.astronaut)")
+    if name == "grace_hopper":
+        import matplotlib.cbook as cbook
+
+        path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SwapcamError(f"could not read matplotlib sample image {path}")
+        return Portrait(name, image, (266.0, 240.0), 175.0, "Grace Hopper, US Navy photograph, public domain (matplotlib sample_data)")
+    raise SwapcamError(f"unknown sample portrait {name!r}; choose from {', '.join(PORTRAITS)}")
+
+
+@dataclass
+class SyntheticClip:
+    frames: list[Image]
+    transforms: np.ndarray  # n x 3 x 3, portrait pixel -> frame pixel (projective)
+    face_visible: np.ndarray  # n bool: False while the face is (mostly) outside the frame
+    occluded: np.ndarray  # n bool: True while a patch covers part of the face
+    fps: float
+    portrait: Portrait
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def _smooth(rng: np.random.Generator, t: np.ndarray, amplitude: float) -> np.ndarray:
+    """Sum of three slow sinusoids with random phases, scaled to +-amplitude: head-like, no jumps."""
+    out = np.zeros_like(t)
+    for freq in (0.11, 0.23, 0.41):
+        out += np.sin(2 * np.pi * freq * t * rng.uniform(0.7, 1.3) + rng.uniform(0, 2 * np.pi))
+    return amplitude * out / 3.0
+
+
+def synthetic_clip(
+    source: str | Portrait = "astronaut",
+    n_frames: int = 90,
+    size: tuple[int, int] = (640, 480),
+    fps: float = 30.0,
+    seed: int = 0,
+    motion: float = 1.0,
+    noise: float = 2.0,
+    leave_frame: bool = False,
+    occlusion: bool = False,
+) -> SyntheticClip:
+    """A deterministic camera-like clip of a portrait.
+
+    ``size`` is (width, height), e.g. (640, 480) or (1280, 720). ``motion`` scales the head motion: 1.0 gives
+    rotation up to +-15 degrees, scale +-15 %, translation +-8 % of the frame and slight perspective.
+    ``leave_frame`` adds a segment (middle fifth of the clip) where the face slides out of the frame;
+    ``occlusion`` adds a segment where a hand-sized patch covers the lower face.
+    """
+    if n_frames < 1:
+        raise SwapcamError(f"n_frames={n_frames}, expected >= 1")
+    width, height = int(size[0]), int(size[1])
+    if width < 64 or height < 64:
+        raise SwapcamError(f"clip size {width}x{height} is too small (min 64x64)")
+    por = portrait(source) if isinstance(source, str) else source
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_frames) / fps
+    angle = _smooth(rng, t, 15.0 * motion) * 1.4  # the sum of sines rarely reaches its bound; 1.4 spreads it to ~+-15
+    angle = np.clip(angle, -15.0, 15.0)
+    scale = 1.0 + np.clip(_smooth(rng, t, 0.15 * motion) * 1.4, -0.15, 0.15)
+    tx = _smooth(rng, t, 0.08 * width * motion)
+    ty = _smooth(rng, t, 0.08 * height * motion)
+    px = _smooth(rng, t, 2e-4 * motion)
+    py = _smooth(rng, t, 2e-4 * motion)
+    gain = 1.0 + _smooth(rng, t, 0.12)
+    tint = 1.0 + np.stack([_smooth(rng, t, 0.04) for _ in range(3)], axis=1)
+
+    face_visible = np.ones(n_frames, bool)
+    occluded = np.zeros(n_frames, bool)
+    if leave_frame and n_frames >= 10:
+        a, b = int(n_frames * 0.4), int(n_frames * 0.6)
+        ramp = np.sin(np.linspace(0, np.pi, b - a))  # out and back in
+        tx[a:b] += ramp * width * 0.95
+        face_visible[a:b] = ramp < 0.55
+    if occlusion and n_frames >= 10:
+        occluded[int(n_frames * 0.7) : int(n_frames * 0.8)] = True
+
+    base = 0.42 * height / por.face_size  # a webcam close-up: the landmark box ~ 42 % of the frame height
+    cx, cy = por.face_center
+    transforms = np.zeros((n_frames, 3, 3))
+    frames: list[Image] = []
+    for i in range(n_frames):
+        a = np.deg2rad(angle[i])
+        s = base * scale[i]
+        to_origin = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1.0]])
+        persp = np.array([[1, 0, 0], [0, 1, 0], [px[i], py[i], 1.0]])
+        sim = np.array([[s * np.cos(a), -s * np.sin(a), 0], [s * np.sin(a), s * np.cos(a), 0], [0, 0, 1.0]])
+        to_frame = np.array([[1, 0, width / 2 + tx[i]], [0, 1, height / 2 + ty[i]], [0, 0, 1.0]])
+        h = to_frame @ sim @ persp @ to_origin
+        transforms[i] = h
+        frame = cv2.warpPerspective(por.image, h, (width, height), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_CONSTANT, borderValue=(58, 52, 48))
+        light = (gain[i] * tint[i]).astype(np.float32)
+        img = frame.astype(np.float32) * light
+        if noise > 0:
+            img += rng.normal(0.0, noise, img.shape).astype(np.float32)
+        frame = np.clip(img, 0, 255).astype(np.uint8)
+        if occluded[i]:
+            centre = h @ np.array([cx, cy + 0.3 * por.face_size, 1.0])
+            x, y = (centre[:2] / centre[2]).astype(int)
+            r = int(0.09 * height)
+            cv2.ellipse(frame, (x, y), (int(r * 1.3), r), 0, 0, 360, (120, 150, 185), -1)  # skin-toned "hand"
+        frames.append(frame)
+    return SyntheticClip(frames, transforms, face_visible, occluded, fps, por,
+                         meta={"seed": seed, "size": (width, height), "motion": motion, "noise": noise})
+
+
+def write_y4m(frames: list[Image], path: str | Path, fps: float = 30.0) -> Path:
+    """Write frames as a YUV4MPEG2 (4:2:0) file: Chromium's fake camera reads this format."""
+    if not frames:
+        raise SwapcamError(f"no frames to write to {path}")
+    h, w = frames[0].shape[:2]
+    if h % 2 or w % 2:
+        raise SwapcamError(f"y4m needs even frame sizes, got {w}x{h}")
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    num, den = (int(round(fps * 1000)), 1000)
+    with open(tmp, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{num}:{den} Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            f.write(b"FRAME\n")
+            f.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    tmp.replace(path)
+    return path
+
+
+def write_mp4(frames: list[Image], path: str | Path, fps: float = 30.0) -> Path:
+    """Write frames as MP4 (mpeg4 via OpenCV, plays everywhere), atomically."""
+    if not frames:
+        raise SwapcamError(f"no frames to write to {path}")
+    h, w = frames[0].shape[:2]
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".part" + path.suffix)
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    if not writer.isOpened():
+        raise SwapcamError(f"OpenCV cannot write MP4 to {path}")
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    tmp.replace(path)
+    return path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--portrait", choices=PORTRAITS, default="astronaut", help="which built-in face")
+    parser.add_argument("--frames", type=int, default=150, help="number of frames")
+    parser.add_argument("--size", default="640x480", help="WIDTHxHEIGHT")
+    parser.add_argument("--fps", type=float, default=30.0, help="frames per second")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same clip)")
+    parser.add_argument("--leave-frame", action="store_true", help="include a segment where the face leaves the frame")
+    parser.add_argument("--occlusion", action="store_true", help="include a segment where the face is partly covered")
+    parser.add_argument("--out", required=True, help="output file: .mp4 or .y4m (Chromium's fake camera format)")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SwapcamError(f"size {text!r} is not WIDTHxHEIGHT (e.g. 640x480)") from None
+    return w, h
+
+
+def run(args: argparse.Namespace) -> int:
+    clip = synthetic_clip(args.portrait, args.frames, parse_size(args.size), args.fps, args.seed,
+                          leave_frame=args.leave_frame, occlusion=args.occlusion)
+    out = Path(args.out)
+    if out.suffix.lower() == ".y4m":
+        write_y4m(clip.frames, out, clip.fps)
+    elif out.suffix.lower() in (".mp4", ".avi", ".mov"):
+        write_mp4(clip.frames, out, clip.fps)
+    else:
+        raise SwapcamError(f"--out {out}: unsupported extension {out.suffix!r}; use .mp4 or .y4m")
+    print(f"wrote {len(clip)} frames of {args.portrait} to {out}")
+    return 0

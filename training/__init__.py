@@ -1,0 +1,1 @@
+"""swapcam offline training: extraction, facesets, augmentation, losses, the training loop."""
