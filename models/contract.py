@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Iterable, Mapping
 
 from realtime.errors import ContractError
@@ -38,6 +39,20 @@ DFM_INPUT_NAMES = (DFM_INPUT,)
 DFM_OUTPUT_NAMES = (DFM_OUT_MASK, DFM_OUT_FACE, DFM_OUT_FACE_MASK)
 
 META_PREFIX = "swapcam."
+
+# The shipped demo model (tiny preset, trained by `swapcam build-demo-model`): A = astronaut, B = grace_hopper.
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_MODELS = {"a2b": DEMO_DIR / "demo_a2b.onnx", "b2a": DEMO_DIR / "demo_b2a.onnx"}
+
+
+def demo_model_path(direction: str = "a2b") -> Path:
+    """Path of the shipped demo model for a direction ('a2b': astronaut -> Grace Hopper, 'b2a': the reverse)."""
+    if direction not in DEMO_MODELS:
+        raise ContractError(f"demo model direction {direction!r}; choose from {', '.join(DEMO_MODELS)}")
+    path = DEMO_MODELS[direction]
+    if not path.exists():
+        raise ContractError(f"demo model {path} is missing; rebuild it with `swapcam build-demo-model`")
+    return path
 DEFAULT_COVERAGE = 1.6
 
 

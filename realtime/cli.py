@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("training.extract", "build a faceset (aligned crops + faces.json) from videos, folders, images or a camera"),
     "train": ("training.train", "train the shared-encoder / two-decoder swap autoencoder on facesets A and B"),
     "export": ("models.export", "export a trained run to ONNX (swapcam contract or DeepFaceLive DFM)"),
+    "build-demo-model": ("training.demo_model", "rebuild the shipped demo model (astronaut <-> Grace Hopper) from scratch"),
     "bench-train": ("training.bench", "training speed per preset (samples/s) and GFLOPs per face, JSON output"),
     "live": ("realtime.live", "run the live swap: camera/file/synthetic source -> virtual camera, window, file"),
     "bench": ("realtime.bench", "live pipeline benchmark: per-stage p50/p95 ms, fps, end-to-end latency, drops"),
