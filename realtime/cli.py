@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _top_parser() -> argparse.ArgumentParser:
-    epilog = "commands:\n" + "\n".join(f"  {name:<13} {text}" for name, (_, text) in COMMANDS.items())
+    epilog = "commands:\n" + "\n".join(f"  {name:<17} {text}" for name, (_, text) in COMMANDS.items())
     epilog += "\n\nRun `swapcam COMMAND --help` for the options of one command."
     parser = argparse.ArgumentParser(
         prog="swapcam",
