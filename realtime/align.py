@@ -79,6 +79,10 @@ def umeyama(src: object, dst: object, estimate_scale: bool = True) -> np.ndarray
     src_var = (src_c**2).sum() / n
     if src_var <= 1e-12 * max(1.0, float(np.abs(src_pts).max()) ** 2):
         raise ValueError("src points are all equal (zero spread); cannot estimate a similarity")
+    dst_var = (dst_c**2).sum() / n
+    if estimate_scale and dst_var <= 1e-12 * max(1.0, float(np.abs(dst_pts).max()) ** 2):
+        # every src point would map to one place: scale 0, a matrix that cannot be inverted for pasting back
+        raise ValueError("dst points are all equal (zero spread); cannot estimate a similarity")
     cov = dst_c.T @ src_c / n
     u, sing, vt = np.linalg.svd(cov)
     d = np.ones(dim)
