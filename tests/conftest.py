@@ -4,7 +4,8 @@ Fixtures (all read-only by convention; copy before you draw on an image):
 - ``astronaut``, ``grace_hopper``: :class:`realtime.samples.Portrait` (BGR uint8 image + provenance).
 - ``portraits``: dict name -> Portrait.
 - ``astronaut_clip``, ``grace_hopper_clip``: a 30-frame 640x480 synthetic clip of each portrait (seed 0, normal
-  motion and noise; ~0.5 s each to build), with ground-truth transforms.
+  motion and noise; ~0.5 s each to build), with ground-truth transforms. Sampled at 10 fps, so 30 frames span 3 s
+  of the clip's head motion (at 30 fps, 30 frames would barely move the head).
 - ``clips``: dict name -> SyntheticClip.
 - ``portrait_landmarks``: dict name -> 68x2 float32 mediapipe (static mode) landmarks of the still portrait.
 """
@@ -24,6 +25,7 @@ if str(REPO_ROOT) not in sys.path:
 
 CLIP_FRAMES = 30
 CLIP_SIZE = (640, 480)
+CLIP_FPS = 10.0
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +49,7 @@ def grace_hopper(portraits):
 def clips(portraits):
     from realtime.samples import synthetic_clip
 
-    return {name: synthetic_clip(por, n_frames=CLIP_FRAMES, size=CLIP_SIZE, seed=0) for name, por in portraits.items()}
+    return {name: synthetic_clip(por, n_frames=CLIP_FRAMES, size=CLIP_SIZE, fps=CLIP_FPS, seed=0) for name, por in portraits.items()}
 
 
 @pytest.fixture(scope="session")
