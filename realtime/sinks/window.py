@@ -1,0 +1,58 @@
+"""An OpenCV window. ``send`` returns False when the user presses q / Esc or closes the window."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import cv2
+
+from realtime.errors import SwapcamError
+from realtime.types import Image, check_image
+
+
+def display_available() -> bool:
+    """Whether a window can open: on Linux that needs an X11/Wayland display."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+class WindowSink:
+    def __init__(self, title: str = "swapcam") -> None:
+        if not display_available():
+            raise SwapcamError("sink 'window' needs a display (DISPLAY/WAYLAND_DISPLAY is not set); "
+                               "use --sink file:out.mp4 or --sink vcam instead")
+        self.title = title
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error as exc:
+            raise SwapcamError(f"sink 'window': OpenCV cannot open a window ({str(exc).strip()[:120]})") from None
+        self._closed = False
+        self._shown = False
+
+    def send(self, image: Image) -> bool:
+        check_image(image, "frame sent to the window")
+        if self._closed:
+            return False
+        cv2.imshow(self.title, image)
+        key = cv2.waitKey(1) & 0xFF
+        if self._shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            return False  # the user closed the window
+        self._shown = True
+        return key not in (ord("q"), 27)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                cv2.destroyWindow(self.title)
+                cv2.waitKey(1)
+            except cv2.error:
+                pass
+
+    def __enter__(self) -> "WindowSink":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,296 @@
+"""The swap model on the live path: ONE onnxruntime session factory and a thin, thread-safe ``Swapper`` around it.
+
+Provider choice ("auto"): TensorRT / CUDA only when they really run, else CPU, said once in one line. The
+onnxruntime-gpu wheel lists CUDA and TensorRT even on a machine with no NVIDIA driver; asking for them there makes
+onnxruntime print several red lines and silently fall back to CPU. So we first check for a driver and a device
+(libcuda, cuDeviceGetCount) and only then try the GPU providers, with onnxruntime's own console output captured, and
+finally read back which providers the session really uses.
+
+Loads swapcam ONNX files (``in_face`` NCHW RGB -> ``out_face`` + ``out_mask``) and DeepFaceLab/DeepFaceLive DFM files
+(``in_face:0`` NHWC BGR -> ``out_celeb_face:0`` + ``out_celeb_face_mask:0``). A file that follows neither contract
+raises ContractError naming the tensors it has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from models import contract
+from models.contract import ModelInfo
+from realtime.errors import ContractError, SwapcamError
+from realtime.types import Image, Mask
+
+log = logging.getLogger("swapcam.swapper")
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+TENSORRT = "TensorrtExecutionProvider"
+_SHORT = {CPU: "cpu", CUDA: "cuda", TENSORRT: "tensorrt"}
+PROVIDER_CHOICES = ("auto", "cpu", "cuda", "tensorrt")
+
+_said: set[str] = set()  # provider lines already printed: "said once", not once per peer/session
+_said_lock = threading.Lock()
+
+
+def _say_once(line: str) -> None:
+    with _said_lock:
+        if line in _said:
+            return
+        _said.add(line)
+    log.info(line)
+
+
+def nvidia_device_count() -> int:
+    """Number of CUDA devices the driver reports; 0 when there is no driver (checked without onnxruntime's spew)."""
+    try:
+        libcuda = ctypes.CDLL("libcuda.so.1" if os.name != "nt" else "nvcuda.dll")
+    except OSError:
+        return 0
+    try:
+        if libcuda.cuInit(0) != 0:
+            return 0
+        count = ctypes.c_int(0)
+        if libcuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return 0
+        return int(count.value)
+    except AttributeError:
+        return 0
+
+
+@contextlib.contextmanager
+def _captured_native_output() -> Iterator[list[str]]:
+    """Capture what onnxruntime writes to fd 1/2 (C++ logger, the Python 'EP Error' banner) while a session loads.
+
+    onnxruntime's C++ logger ignores set_default_logger_severity for provider-library load errors, so the file
+    descriptors themselves are redirected; the text is kept for ``--verbose``.
+    """
+    lines: list[str] = []
+    saved: list[tuple[int, int]] = []
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        try:
+            for fd in (1, 2):
+                try:
+                    saved.append((fd, os.dup(fd)))
+                    os.dup2(sink.fileno(), fd)
+                except OSError:
+                    pass
+            with contextlib.redirect_stdout(None):  # type: ignore[type-var]
+                yield lines
+        finally:
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
+            sink.seek(0)
+            lines.extend(sink.read().decode("utf-8", "replace").splitlines())
+
+
+def _requested_providers(providers: str | Sequence[str]) -> tuple[list[str], str]:
+    """Expand a provider request into an onnxruntime provider list and a reason used in the one-line report."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if not isinstance(providers, str):
+        wanted = list(providers)
+        unknown = [p for p in wanted if p not in available]
+        if unknown:
+            raise SwapcamError(f"providers {unknown} are not in this onnxruntime build (available: {available})")
+        return wanted, "as requested"
+    choice = providers.lower()
+    if choice not in PROVIDER_CHOICES:
+        raise SwapcamError(f"providers={providers!r}; choose from {', '.join(PROVIDER_CHOICES)}")
+    if choice == "cpu":
+        return [CPU], "as requested"
+    gpu_listed = [p for p in (TENSORRT, CUDA) if p in available]
+    if choice in ("cuda", "tensorrt"):
+        name = CUDA if choice == "cuda" else TENSORRT
+        if name not in available:
+            raise SwapcamError(f"--providers {choice}: this onnxruntime ({ort.__version__}) has no {name}; install onnxruntime-gpu")
+        if nvidia_device_count() == 0:
+            raise SwapcamError(f"--providers {choice}: no NVIDIA driver/GPU found (libcuda could not report a device)")
+        return ([TENSORRT, CUDA, CPU] if name == TENSORRT else [CUDA, CPU]), "as requested"
+    if not gpu_listed:
+        return [CPU], "no GPU provider in this onnxruntime build"
+    if nvidia_device_count() == 0:
+        return [CPU], f"{'/'.join(_SHORT[p] for p in gpu_listed)} listed by onnxruntime but no NVIDIA driver/GPU found"
+    # TensorRT needs its own libraries (libnvinfer); without them onnxruntime falls back, which we detect below.
+    return gpu_listed + [CPU], "GPU found"
+
+
+def session_options(threads: int | None = None):
+    """Session options for the live path: a fixed small thread pool that does not spin (the other stages need the
+    cores between inferences), all graph optimisations, sequential execution."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    if threads is not None:
+        if int(threads) < 1:
+            raise SwapcamError(f"threads={threads}, expected >= 1")
+        opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1
+    # Spinning worker threads burn a core while waiting; on 2 cores that core belongs to capture and landmarks.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
+
+
+def create_session(path: str | os.PathLike, providers: str | Sequence[str] = "auto", threads: int | None = None):
+    """THE onnxruntime session factory of swapcam. Returns an ``onnxruntime.InferenceSession``.
+
+    ``providers``: "auto" (TensorRT/CUDA when they really run, else CPU), "cpu", "cuda", "tensorrt", or an explicit
+    onnxruntime provider list. Reports once, in one line, which provider runs. Raises SwapcamError for a missing
+    file and ContractError for a file onnxruntime cannot parse.
+    """
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.exists():
+        raise SwapcamError(f"model file {path} does not exist")
+    if not path.is_file():
+        raise SwapcamError(f"model path {path} is not a file")
+    wanted, reason = _requested_providers(providers)
+    opts = session_options(threads)
+    gpu_attempt = any(p != CPU for p in wanted)
+    try:
+        if gpu_attempt:
+            with _captured_native_output() as native_lines:
+                session = ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
+            for line in native_lines:
+                log.debug("onnxruntime: %s", line.strip())
+        else:
+            session = ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
+    except Exception as exc:  # onnxruntime raises several private exception types for unreadable files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if any(word in first for word in ("Protobuf", "protobuf", "parsing", "Load model", "ModelProto")):
+            raise ContractError(f"{path}: not a readable ONNX/DFM model ({first[:200]})") from None
+        raise ContractError(f"{path}: onnxruntime cannot load it ({first[:200]})") from None
+    used = session.get_providers()
+    main = used[0] if used else CPU
+    if gpu_attempt and main == CPU:
+        reason = f"{'/'.join(_SHORT.get(p, p) for p in wanted if p != CPU)} could not start (missing CUDA/cuDNN/TensorRT libraries?)"
+    elif gpu_attempt and wanted[0] == TENSORRT and main != TENSORRT:
+        reason = "TensorRT libraries missing, CUDA runs"
+    if main == CPU:
+        n = opts.intra_op_num_threads or os.cpu_count()
+        _say_once(f"onnxruntime {ort.__version__}: running on CPU ({n} threads) - {reason}")
+    else:
+        _say_once(f"onnxruntime {ort.__version__}: running on {_SHORT.get(main, main).upper()} ({reason})")
+    return session
+
+
+def _shape_size(dim: object) -> int | None:
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+class Swapper:
+    """A loaded swap model: ``swap(crops) -> (faces, masks)`` with every crop of a frame in one ``session.run``.
+
+    Thread-safe: onnxruntime's ``InferenceSession.run`` may be called from several threads, and the instance holds
+    no per-call state, so one Swapper serves every stream/peer.
+    """
+
+    def __init__(self, path: str | os.PathLike, providers: str | Sequence[str] = "auto", threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.session = create_session(self.path, providers, threads)
+        self.provider = self.session.get_providers()[0]
+        where = str(self.path)
+        inputs = self.session.get_inputs()
+        outputs = self.session.get_outputs()
+        kind = contract.check_io_names([i.name for i in inputs], [o.name for o in outputs], where)
+        meta = dict(self.session.get_modelmeta().custom_metadata_map or {})
+        shape = list(inputs[0].shape)
+        if len(shape) != 4:
+            raise ContractError(f"{where}: input {inputs[0].name!r} has shape {shape}, expected 4-D (N,C,H,W or N,H,W,C)")
+        if kind == "swapcam":
+            info = ModelInfo.from_metadata(meta, where)
+            if info.format != "swapcam":
+                raise ContractError(f"{where}: tensors follow the swapcam contract but metadata says format={info.format!r}")
+            channels, height, width = shape[1], _shape_size(shape[2]), _shape_size(shape[3])
+        else:
+            if contract.META_PREFIX + "size" in meta:
+                info = ModelInfo.from_metadata(meta, where)
+                if info.format != "dfm":
+                    raise ContractError(f"{where}: tensors follow the DFM contract but metadata says format={info.format!r}")
+            else:
+                size = _shape_size(shape[1])
+                if size is None:
+                    raise ContractError(f"{where}: DFM input {inputs[0].name!r} has shape {shape}; the face size must be fixed")
+                info = ModelInfo(size=size, format="dfm", layout="NHWC", colour_order="BGR", preset="dfm")
+                info.validate(where)
+                log.warning("%s: DFM without swapcam metadata: face size %d from the input shape, default coverage %.2f "
+                            "(set swapcam.coverage metadata if faces look too tight or loose)", self.path.name, size, info.coverage)
+            height, width, channels = _shape_size(shape[1]), _shape_size(shape[2]), shape[3]
+        if isinstance(channels, int) and channels != 3:
+            raise ContractError(f"{where}: input {inputs[0].name!r} has {channels} channels (shape {shape}), expected 3")
+        for dim, name in ((height, "height"), (width, "width")):
+            if dim is not None and dim != info.size:
+                raise ContractError(f"{where}: input {name} {dim} (shape {shape}) differs from metadata size {info.size}")
+        self.info: ModelInfo = info
+        self.kind = kind
+        self.input_name = inputs[0].name
+        if kind == "swapcam":
+            self.output_names = [contract.OUTPUT_FACE, contract.OUTPUT_MASK]
+        else:
+            self.output_names = [contract.DFM_OUT_FACE, contract.DFM_OUT_FACE_MASK]
+        self._use_iobinding = self.provider in (CUDA, TENSORRT)
+
+    @property
+    def size(self) -> int:
+        return self.info.size
+
+    def _to_tensor(self, crops: Sequence[Image]) -> np.ndarray:
+        s = self.info.size
+        for i, crop in enumerate(crops):
+            if not isinstance(crop, np.ndarray) or crop.dtype != np.uint8 or crop.shape != (s, s, 3):
+                got = (type(crop).__name__, getattr(crop, "dtype", None), getattr(crop, "shape", None))
+                raise ValueError(f"crop {i} is {got}, expected a {s}x{s}x3 uint8 BGR array for {self.path.name}")
+        batch = np.stack(crops)  # N,S,S,3 BGR uint8
+        if self.kind == "swapcam":
+            # RGB, NCHW, [0, 1]: reversing the channel axis and transposing in one copy.
+            return np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(1 / 255)
+        return batch.astype(np.float32) * np.float32(1 / 255)  # DFM: NHWC BGR [0, 1]
+
+    def _run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        if not self._use_iobinding:
+            return self.session.run(self.output_names, {self.input_name: tensor})
+        # On CUDA, IO binding copies the input once and lets onnxruntime allocate the outputs on the device.
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self.input_name, tensor)
+        for name in self.output_names:
+            binding.bind_output(name, "cuda")
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()
+
+    def swap(self, crops: Sequence[Image]) -> tuple[list[Image], list[Mask]]:
+        """Swap aligned SxS BGR uint8 crops. Returns (faces: SxS BGR uint8, masks: SxS float32 in [0, 1])."""
+        if len(crops) == 0:
+            return [], []
+        out_face, out_mask = self._run(self._to_tensor(crops))
+        n, s = len(crops), self.info.size
+        if self.kind == "swapcam":
+            faces_f = out_face.transpose(0, 2, 3, 1)[..., ::-1]  # N,S,S,3 BGR
+            masks_f = out_mask[:, 0]
+        else:
+            faces_f = out_face
+            masks_f = out_mask[..., 0]
+        if faces_f.shape != (n, s, s, 3) or masks_f.shape != (n, s, s):
+            raise ContractError(
+                f"{self.path}: outputs have shapes {out_face.shape} and {out_mask.shape} for {n} crops of {s}x{s}")
+        faces_u8 = np.clip(faces_f * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        masks = np.clip(masks_f, 0.0, 1.0).astype(np.float32, copy=False)
+        return [np.ascontiguousarray(f) for f in faces_u8], [np.ascontiguousarray(m) for m in masks]
+
+    def describe(self) -> str:
+        i = self.info
+        return (f"{self.path.name}: {i.format} {i.size}px coverage {i.coverage:g}, preset {i.preset}, "
+                f"{i.identities[0]} -> {i.identities[1]}, on {_SHORT.get(self.provider, self.provider)}")
