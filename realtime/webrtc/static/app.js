@@ -1,0 +1,181 @@
+// swapcam demo page: camera + microphone -> WebRTC -> swapcam server -> swapped video + delayed audio back.
+// No build step, no dependencies. The server does not trickle ICE, so we wait for gathering before POST /offer.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  start: $("start"), stop: $("stop"), local: $("local"), remote: $("remote"),
+  direction: $("direction"), colour: $("colour"), label: $("label"), monitor: $("monitor"),
+  status: $("status"), fps: $("fps"), rtt: $("rtt"), serverLatency: $("server-latency"), roundTrip: $("round-trip"),
+  serverFps: $("server-fps"), audioDelay: $("audio-delay"), timings: $("timings"), error: $("error"),
+};
+
+const DIRECTION_NAMES = { a2b: "A → B", b2a: "B → A" };
+let session = null; // { pc, stream, channel, timer, peerId, lastServer }
+
+function setState(state, text) {
+  document.body.dataset.state = state;
+  ui.status.textContent = text || state;
+}
+
+function showError(message) {
+  ui.error.textContent = message;
+  ui.error.hidden = !message;
+}
+
+function currentOptions() {
+  return { direction: ui.direction.value, colour: ui.colour.value, label: ui.label.checked };
+}
+
+function waitForIceGathering(pc, timeoutMs) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { pc.removeEventListener("icegatheringstatechange", check); clearTimeout(timer); resolve(); };
+    const check = () => { if (pc.iceGatheringState === "complete") done(); };
+    const timer = setTimeout(done, timeoutMs); // go on with the candidates we have
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+async function start() {
+  showError("");
+  ui.start.disabled = true;
+  setState("starting", "asking for the camera…");
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
+      audio: { echoCancellation: true, noiseSuppression: true },
+    });
+  } catch (err) {
+    setState("error", "no camera");
+    showError(`Camera/microphone not available: ${err.name}: ${err.message}. Browsers allow cameras only on https or localhost.`);
+    ui.start.disabled = false;
+    return;
+  }
+  ui.local.srcObject = stream;
+
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  const channel = pc.createDataChannel("control");
+  session = { pc, stream, channel, timer: null, peerId: null, lastServer: null, prevStats: null };
+  for (const track of stream.getTracks()) pc.addTrack(track, stream);
+
+  const remoteStream = new MediaStream();
+  pc.addEventListener("track", (event) => {
+    remoteStream.addTrack(event.track);
+    ui.remote.srcObject = remoteStream;
+  });
+  pc.addEventListener("connectionstatechange", () => {
+    if (!session || session.pc !== pc) return;
+    const state = pc.connectionState;
+    if (state === "connected") setState("connected", "connected");
+    else if (state === "failed") { showError("The connection failed (ICE). Is the server reachable from this browser?"); stop(); }
+    else if (state === "disconnected") setState("connecting", "reconnecting…");
+  });
+  channel.addEventListener("message", (event) => onServerMessage(event.data));
+  channel.addEventListener("open", () => sendOptions());
+
+  setState("connecting", "connecting…");
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIceGathering(pc, 3000);
+    const response = await fetch("/offer", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type, options: currentOptions() }),
+    });
+    const answer = await response.json();
+    if (!response.ok) throw new Error(answer.error || `server said ${response.status}`);
+    session.peerId = answer.peer_id;
+    fillDirections(answer.directions || ["a2b"], answer.options.direction);
+    await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
+  } catch (err) {
+    showError(`Could not connect: ${err.message}`);
+    stop();
+    return;
+  }
+  ui.stop.disabled = false;
+  session.timer = setInterval(updateStats, 1000);
+}
+
+function fillDirections(directions, selected) {
+  ui.direction.replaceChildren(...directions.map((d) => new Option(DIRECTION_NAMES[d] || d, d, false, d === selected)));
+  ui.direction.disabled = directions.length < 2;
+}
+
+function sendOptions() {
+  if (session && session.channel.readyState === "open") {
+    session.channel.send(JSON.stringify({ type: "options", ...currentOptions() }));
+  }
+}
+
+function onServerMessage(text) {
+  let message;
+  try { message = JSON.parse(text); } catch { return; }
+  if (message.type === "stats") session.lastServer = message;
+  else if (message.type === "error") showError(`Server: ${message.message}`);
+  else if (message.type === "options") {
+    const o = message.options;
+    ui.direction.value = o.direction; ui.colour.value = o.colour; ui.label.checked = o.label;
+  }
+}
+
+const ms = (v) => (v === null || v === undefined ? "–" : `${Math.round(v)} ms`);
+
+async function updateStats() {
+  if (!session) return;
+  const report = await session.pc.getStats();
+  let fps = null, rtt = null, jitterMs = null;
+  let framesDecoded = null;
+  report.forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "video") {
+      framesDecoded = s.framesDecoded;
+      if (typeof s.framesPerSecond === "number") fps = s.framesPerSecond;
+      if (s.jitterBufferEmittedCount) jitterMs = (1000 * s.jitterBufferDelay) / s.jitterBufferEmittedCount;
+    }
+    if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" && typeof s.currentRoundTripTime === "number") {
+      rtt = s.currentRoundTripTime * 1000;
+    }
+  });
+  const now = performance.now();
+  if (fps === null && framesDecoded !== null && session.prevStats) { // older browsers: fps from the decode counter
+    fps = (1000 * (framesDecoded - session.prevStats.frames)) / (now - session.prevStats.t);
+  }
+  if (framesDecoded !== null) session.prevStats = { frames: framesDecoded, t: now };
+  ui.fps.textContent = fps === null ? "–" : fps.toFixed(1);
+  ui.rtt.textContent = ms(rtt);
+  const server = session.lastServer;
+  if (server) {
+    ui.serverLatency.textContent = ms(server.latency_ms);
+    ui.serverFps.textContent = `${(server.fps ?? 0).toFixed(1)} fps, ${server.dropped ?? 0} dropped`;
+    ui.audioDelay.textContent = server.audio_frames ? `${ms(server.audio_delay_ms)} (target ${ms(server.audio_target_ms)})` : "no audio";
+    const timings = Object.entries(server.timings || {}).map(([k, v]) => `${k} ${v.toFixed(1)}`);
+    ui.timings.textContent = timings.length ? `${timings.join(" · ")} ms` : "–";
+    if (rtt !== null && server.latency_ms !== null) {
+      // Network both ways + server pipeline + the browser's own jitter buffer; encode/decode are not counted.
+      ui.roundTrip.textContent = `≈ ${ms(rtt + server.latency_ms + (jitterMs || 0))}`;
+    }
+  }
+}
+
+function stop() {
+  if (session) {
+    const { pc, stream, channel, timer } = session;
+    session = null;
+    clearInterval(timer);
+    try { if (channel.readyState === "open") channel.send(JSON.stringify({ type: "bye" })); } catch { /* closing anyway */ }
+    stream.getTracks().forEach((t) => t.stop());
+    pc.close();
+  }
+  ui.local.srcObject = null;
+  ui.remote.srcObject = null;
+  ui.start.disabled = false;
+  ui.stop.disabled = true;
+  if (document.body.dataset.state !== "error") setState("idle", "idle");
+}
+
+ui.start.addEventListener("click", start);
+ui.stop.addEventListener("click", stop);
+for (const el of [ui.direction, ui.colour, ui.label]) el.addEventListener("change", sendOptions);
+ui.monitor.addEventListener("change", () => { ui.remote.muted = !ui.monitor.checked; });
+window.addEventListener("pagehide", stop);

@@ -1,0 +1,375 @@
+"""aiortc media tracks of one peer: swapped video (a worker thread runs the face-swap processor) and delayed audio.
+
+Flow per peer (newest frame wins at every hand-off, nothing queues up):
+
+  browser video -> RemoteStreamTrack.recv() -> reader task -> LatestSlot (thread-safe, 1 slot)
+      -> worker thread: processor.process(bgr) -> loop.call_soon_threadsafe -> AsyncLatest (1 slot)
+      -> SwappedVideoTrack.recv() -> aiortc encoder -> browser
+
+  browser audio -> reader task -> FIFO stamped with arrival time
+      -> DelayedAudioTrack.recv() releases each frame at arrival + (measured video latency) -> browser
+
+The video latency is measured per frame from the moment the decoded frame reaches us to the moment the swapped
+frame is handed to the encoder; the audio is held back by the median of that over the last second, so sound and
+picture leave the server together (lip sync within +-45 ms, ITU-R BT.1359). pts and time_base of every video frame
+are kept, so the browser's jitter buffer sees the camera's own timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from realtime.types import Image
+
+log = logging.getLogger("swapcam.webrtc")
+
+# Frames larger than this (longest side) are scaled down before processing: a hostile or misconfigured client
+# must not be able to make one peer's worker eat the box with 4K frames.
+MAX_SIDE = 1280
+LATENCY_WINDOW_S = 1.0  # the audio delay follows the median video latency over this window
+MAX_AUDIO_DELAY_S = 1.0  # never hold audio longer than this, whatever the video does
+AUDIO_BUFFER_FRAMES = 100  # 2 s of 20 ms frames; beyond that the oldest is dropped
+
+
+class Processor(Protocol):
+    """What the worker thread drives: the live pipeline's FaceSwapProcessor, or anything with the same shape."""
+
+    last_timings: dict[str, float]
+
+    def process(self, image: Image, t: float | None = None) -> Image: ...
+
+    def close(self) -> None: ...
+
+
+class LatestSlot:
+    """A one-slot, thread-safe hand-off: ``put`` replaces whatever is waiting (counting a drop), ``get`` waits."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: Any = None
+        self._full = False
+        self._closed = False
+        self.dropped = 0
+
+    def put(self, item: Any) -> None:
+        with self._cond:
+            if self._full:
+                self.dropped += 1
+            self._item, self._full = item, True
+            self._cond.notify()
+
+    def get(self, timeout: float) -> Any | None:
+        """The newest item, or None on timeout or once closed."""
+        with self._cond:
+            if not self._full and not self._closed:
+                self._cond.wait(timeout)
+            if not self._full:
+                return None
+            item, self._item, self._full = self._item, None, False
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._item, self._full = None, False
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class AsyncLatest:
+    """The event-loop side one-slot hand-off: newest item wins, ``get`` awaits, ``end`` wakes waiters with an error."""
+
+    def __init__(self) -> None:
+        self._item: Any = None
+        self._full = False
+        self._ended = False
+        self._event = asyncio.Event()
+        self.dropped = 0
+
+    def put(self, item: Any) -> None:
+        if self._ended:
+            return
+        if self._full:
+            self.dropped += 1
+        self._item, self._full = item, True
+        self._event.set()
+
+    def end(self) -> None:
+        self._ended = True
+        self._event.set()
+
+    async def get(self) -> Any:
+        while not self._full:
+            if self._ended:
+                raise MediaStreamError("track ended")
+            self._event.clear()
+            await self._event.wait()
+        item, self._item, self._full = self._item, None, False
+        return item
+
+
+@dataclass
+class VideoStats:
+    """Counters of one peer's video path; read from the event loop, written by the loop and the worker."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    errors: int = 0
+
+    def __post_init__(self) -> None:
+        self.out_times: collections.deque[float] = collections.deque(maxlen=120)
+        self.latencies: collections.deque[tuple[float, float]] = collections.deque(maxlen=300)  # (t_out, seconds)
+        self.arrivals: collections.deque[float] = collections.deque(maxlen=60)
+        self.timings: dict[str, float] = {}
+
+    def record_out(self, t_in: float, t_out: float) -> None:
+        self.frames_out += 1
+        self.out_times.append(t_out)
+        self.latencies.append((t_out, t_out - t_in))
+
+    def fps(self, now: float, window: float = 2.0) -> float:
+        times = [t for t in self.out_times if t >= now - window]
+        if len(times) < 2:
+            return 0.0
+        span = max(times[-1] - times[0], 1e-6)
+        return (len(times) - 1) / span
+
+    def frame_interval_s(self) -> float | None:
+        """Median time between incoming frames (1/fps of the camera as it reaches us)."""
+        times = list(self.arrivals)
+        if len(times) < 3:
+            return None
+        return statistics.median(b - a for a, b in zip(times, times[1:]))
+
+    def latency_s(self, now: float, window: float = LATENCY_WINDOW_S) -> float | None:
+        """Median capture->send latency of the frames sent in the last ``window`` seconds (None before any)."""
+        recent = [lat for t, lat in self.latencies if t >= now - window]
+        if not recent:
+            recent = [lat for _, lat in list(self.latencies)[-5:]]
+        return statistics.median(recent) if recent else None
+
+
+class VideoWorker:
+    """One peer's processing thread. Owns the processor: it is built, used and closed in this thread only
+    (mediapipe's tracking graph keeps per-stream state and must not be driven from two threads)."""
+
+    def __init__(self, make_processor: Callable[[], Processor], loop: asyncio.AbstractEventLoop,
+                 deliver: Callable[[av.VideoFrame, float], None], stats: VideoStats, name: str) -> None:
+        self._make_processor = make_processor
+        self._loop = loop
+        self._deliver = deliver
+        self._stats = stats
+        self.inbox = LatestSlot()
+        self._configure: list[Callable[[Processor], None]] = []
+        self._configure_lock = threading.Lock()
+        self.error: BaseException | None = None
+        self.processor: Processor | None = None  # set by the thread; read-only for everyone else
+        self.ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def reconfigure(self, change: Callable[[Processor], None]) -> None:
+        """Queue a change (direction, colour mode, label) to apply between two frames, in the worker thread."""
+        with self._configure_lock:
+            self._configure.append(change)
+
+    def _apply_changes(self, processor: Processor) -> None:
+        with self._configure_lock:
+            changes, self._configure = self._configure, []
+        for change in changes:
+            change(processor)
+
+    def _run(self) -> None:
+        processor = None
+        try:
+            processor = self.processor = self._make_processor()
+            self.ready.set()
+            while not self.inbox.closed:
+                item = self.inbox.get(timeout=0.25)
+                if item is None:
+                    continue
+                frame, t_in = item
+                self._apply_changes(processor)
+                if max(frame.width, frame.height) > MAX_SIDE:
+                    scale = MAX_SIDE / max(frame.width, frame.height)
+                    frame_small = frame.reformat(width=int(frame.width * scale) // 2 * 2,
+                                                 height=int(frame.height * scale) // 2 * 2)
+                    image = frame_small.to_ndarray(format="bgr24")
+                else:
+                    image = frame.to_ndarray(format="bgr24")
+                # The frame's own time (pts) drives the landmark smoothing: camera timing, not our scheduling jitter.
+                t_frame = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
+                swapped = processor.process(image, t_frame)
+                out = av.VideoFrame.from_ndarray(swapped, format="bgr24")
+                out.pts, out.time_base = frame.pts, frame.time_base
+                self._stats.timings = dict(processor.last_timings)
+                try:
+                    self._loop.call_soon_threadsafe(self._deliver, out, t_in)
+                except RuntimeError:  # the event loop is closed: the server is shutting down
+                    break
+        except BaseException as exc:  # noqa: BLE001 - reported to the peer and the log, then the track ends
+            self.error = exc
+            self._stats.errors += 1
+            log.exception("swap worker %s failed", self._thread.name)
+            try:
+                self._loop.call_soon_threadsafe(self._deliver, None, 0.0)
+            except RuntimeError:
+                pass
+        finally:
+            self.ready.set()
+            if processor is not None:
+                processor.close()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop and join the thread (idempotent). The processor is closed by the thread on its way out."""
+        self.inbox.close()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("swap worker %s did not stop within %.1f s", self._thread.name, timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+class SwappedVideoTrack(MediaStreamTrack):
+    """The video track the server sends back: the peer's camera, face-swapped by its worker thread."""
+
+    kind = "video"
+
+    def __init__(self, source: MediaStreamTrack, make_processor: Callable[[], Processor], name: str) -> None:
+        super().__init__()
+        self.source = source
+        self.stats = VideoStats()
+        self._outbox = AsyncLatest()
+        loop = asyncio.get_running_loop()
+        self.worker = VideoWorker(make_processor, loop, self._deliver, self.stats, name)
+        self._reader = asyncio.ensure_future(self._read())
+
+    @property
+    def dropped(self) -> int:
+        return self.worker.inbox.dropped + self._outbox.dropped
+
+    def _deliver(self, frame: av.VideoFrame | None, t_in: float) -> None:
+        if frame is None:  # the worker died: end the track so the peer is closed
+            self._outbox.end()
+            return
+        self._outbox.put((frame, t_in))
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                frame = await self.source.recv()
+                t_in = time.perf_counter()
+                self.stats.frames_in += 1
+                self.stats.arrivals.append(t_in)
+                self.worker.inbox.put((frame, t_in))
+        except (MediaStreamError, asyncio.CancelledError):
+            pass
+        finally:
+            self.worker.inbox.close()
+            self._outbox.end()
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError("track stopped")
+        frame, t_in = await self._outbox.get()
+        self.stats.record_out(t_in, time.perf_counter())
+        return frame
+
+    def latency_s(self) -> float | None:
+        return self.stats.latency_s(time.perf_counter())
+
+    def stop(self) -> None:
+        """End the track, stop the reader and the worker thread (idempotent; joins the thread briefly)."""
+        super().stop()
+        self._reader.cancel()
+        self._outbox.end()
+        self.worker.stop()
+
+
+class DelayedAudioTrack(MediaStreamTrack):
+    """The peer's microphone, sent back ``delay()`` seconds after it arrived (the measured video latency)."""
+
+    kind = "audio"
+
+    def __init__(self, source: MediaStreamTrack, delay: Callable[[], float | None]) -> None:
+        super().__init__()
+        self.source = source
+        self._delay = delay
+        self._buffer: collections.deque[tuple[av.AudioFrame, float]] = collections.deque()
+        self._arrived = asyncio.Event()
+        self._ended = False
+        self.frames_in = 0
+        self.frames_out = 0
+        self.dropped = 0
+        self.frame_duration_s = 0.02  # updated from the frames themselves (Opus in WebRTC: 20 ms)
+        self.applied: collections.deque[tuple[float, float, float]] = collections.deque(maxlen=500)  # (t_out, applied, target)
+        self._reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                frame = await self.source.recv()
+                self.frames_in += 1
+                if frame.sample_rate:
+                    self.frame_duration_s = frame.samples / frame.sample_rate
+                self._buffer.append((frame, time.perf_counter()))
+                if len(self._buffer) > AUDIO_BUFFER_FRAMES:
+                    self._buffer.popleft()
+                    self.dropped += 1
+                self._arrived.set()
+        except (MediaStreamError, asyncio.CancelledError):
+            pass
+        finally:
+            self._ended = True
+            self._arrived.set()
+
+    def target_delay(self) -> float:
+        delay = self._delay()
+        return 0.0 if delay is None else min(max(delay, 0.0), MAX_AUDIO_DELAY_S)
+
+    async def recv(self) -> av.AudioFrame:
+        while not self._buffer:
+            if self._ended or self.readyState != "live":
+                raise MediaStreamError("audio track ended")
+            self._arrived.clear()
+            await self._arrived.wait()
+        frame, t_in = self._buffer[0]
+        target = self.target_delay()
+        wait = t_in + target - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if not self._buffer or self._buffer[0][0] is not frame:  # dropped as too old while we slept
+            return await self.recv()
+        self._buffer.popleft()
+        now = time.perf_counter()
+        self.frames_out += 1
+        self.applied.append((now, now - t_in, target))
+        return frame
+
+    def applied_delay_s(self, window: float = LATENCY_WINDOW_S) -> float | None:
+        now = time.perf_counter()
+        recent = [applied for t, applied, _ in self.applied if t >= now - window]
+        return statistics.median(recent) if recent else None
+
+    def stop(self) -> None:
+        super().stop()
+        self._reader.cancel()
+        self._ended = True
+        self._arrived.set()
+        self._buffer.clear()
