@@ -497,7 +497,7 @@ class SwapServer:
         except Exception as exc:  # aiortc's SDP parser raises ValueError, KeyError, IndexError... on garbage
             raise HttpError(400, f"could not use the SDP offer: {type(exc).__name__}: {exc}") from None
         if peer.video is None:
-            raise HttpError(400, "the offer has no video track to swap (send the camera with addTrack, sendrecv)")
+            raise HttpError(400, "the SDP offer has no video track to swap (send the camera with addTrack, sendrecv)")
         await peer.pc.setLocalDescription(await peer.pc.createAnswer())
         return peer.pc.localDescription
 

@@ -1,0 +1,352 @@
+"""The WebRTC service with real aiortc peers in-process (loopback only) and the real pipeline + shipped demo model.
+
+What must hold: swapped frames come back (face changed, background not), audio comes back delayed by the measured
+video latency (lip sync), per-peer options change the picture, bad requests get the right 4xx/503 while other
+peers keep being served, peers that never connect are dropped, and after a peer leaves nothing of it is left
+(asyncio tasks, threads, OS threads, peer entries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("aiortc")
+pytest.importorskip("aiohttp")
+
+from tests._webrtc_fixtures import (  # noqa: E402
+    LOOPBACK,
+    clip_landmarks,
+    demo_factory,
+    face_regions,
+    native_thread_count,
+    new_threads,
+    region_diff,
+    serving,
+    snapshot_threads,
+    wait_for,
+)
+
+from realtime.errors import SwapcamError  # noqa: E402
+from realtime.webrtc import bench, server as srv  # noqa: E402
+
+CLIP_FRAMES = 60
+
+
+# ------------------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def clip():
+    from realtime.samples import synthetic_clip
+
+    return synthetic_clip("astronaut", n_frames=CLIP_FRAMES, size=(640, 480), fps=30.0, seed=3)
+
+
+@pytest.fixture(scope="module")
+def factory(clip):
+    factory = demo_factory()
+    # One frame through the pipeline first: onnxruntime and mediapipe start process-wide thread pools on first use;
+    # those are not a peer's to free, so the leak checks below must start after them.
+    processor = factory.create(srv.PeerOptions())
+    processor.process(clip.frames[0])
+    processor.close()
+    return factory
+
+
+def make_server(factory, **config) -> srv.SwapServer:
+    config.setdefault("ice_addresses", LOOPBACK)
+    config.setdefault("stats_interval_s", 0.25)
+    return srv.SwapServer(factory, srv.ServeConfig(**config))
+
+
+async def connect(base_url: str, frames, **kwargs) -> bench.ClientPeer:
+    import aiohttp
+
+    with srv.ice_addresses(LOOPBACK):
+        client = bench.ClientPeer(frames, **kwargs)
+        async with aiohttp.ClientSession() as http:
+            await client.connect(base_url, http)
+    return client
+
+
+def label_box(shape) -> tuple[slice, slice]:
+    """Bottom-right corner where realtime.overlay.draw_label puts the 'synthetic video' label."""
+    h, w = shape[:2]
+    return slice(h - 40, h), slice(w - 190, w)
+
+
+# ------------------------------------------------------------------------------------------------ fast unit tests
+def test_frame_id_code_round_trip_and_checksum():
+    import cv2
+
+    image = np.full((480, 640, 3), 90, np.uint8)
+    for frame_id in (0, 1, 77, 4095, 4096 + 5):
+        stamp = bench.stamp_id(image, frame_id)
+        luma = cv2.cvtColor(stamp, cv2.COLOR_BGR2GRAY)
+        assert bench.read_id(luma) == frame_id % 4096
+    assert not np.shares_memory(stamp, image) and image.max() == 90  # the input is not drawn on
+    assert bench.read_id(np.full((480, 640), 90, np.uint8)) is None  # no strip: checksum fails
+    corrupted = cv2.cvtColor(bench.stamp_id(image, 1234), cv2.COLOR_BGR2GRAY)
+    x0, y0, _, y1 = bench.code_box(640)
+    corrupted[y0:y1, x0 : x0 + bench.CODE_BLOCK] = 255 - corrupted[y0:y1, x0 : x0 + bench.CODE_BLOCK]
+    assert bench.read_id(corrupted) is None
+
+
+def test_parse_options_validates_every_field():
+    base = srv.PeerOptions()
+    assert base.label is True  # the visible label is on by default
+    got = srv.parse_options({"direction": "b2a", "colour": "none", "label": False}, base, ("a2b", "b2a"))
+    assert got == srv.PeerOptions("b2a", "none", False)
+    assert srv.parse_options(None, base, ("a2b",)) is base
+    for bad, word in [({"direction": "b2a"}, "direction"), ({"colour": "sepia"}, "colour"),
+                      ({"label": "yes"}, "label"), ({"volume": 3}, "volume"), ([1], "object")]:
+        with pytest.raises(ValueError, match=word):
+            srv.parse_options(bad, base, ("a2b",))
+
+
+def test_serve_arguments_fail_with_one_line(tmp_path):
+    parser = argparse.ArgumentParser()
+    srv.add_arguments(parser)
+    for argv, word in [(["--port", "0"], "--port"), (["--max-peers", "0"], "--max-peers"),
+                       (["--ice-address", "eth0"], "--ice-address"), (["--stun", "google.com"], "--stun")]:
+        with pytest.raises(SwapcamError, match=word):
+            srv.config_from_args(parser.parse_args(argv))
+    with pytest.raises(SwapcamError, match="go together"):
+        srv._ssl_context(str(tmp_path / "c.pem"), None)
+    with pytest.raises(SwapcamError, match="does not exist"):
+        srv._ssl_context(str(tmp_path / "c.pem"), str(tmp_path / "k.pem"))
+    config = srv.config_from_args(parser.parse_args([]))
+    assert config.host == "127.0.0.1" and config.max_peers == 4 and config.default_options.label is True
+
+
+def test_cli_serve_bad_model_is_one_line(capsys, tmp_path):
+    from realtime.cli import main
+
+    assert main(["serve", "--model", str(tmp_path / "missing.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.onnx" in err[0] and err[0].startswith("swapcam serve: error:")
+
+
+def test_static_table_is_the_package_folder_only():
+    files = srv.load_static(srv.STATIC_DIR)
+    assert {"index.html", "app.js", "style.css"} <= set(files)
+    assert all("/" not in name and not name.startswith(".") for name in files)
+    assert files["app.js"][1].startswith("text/javascript")
+
+
+# ------------------------------------------------------------------------------------------ in-process real peers
+@pytest.mark.slow
+def test_peer_gets_swapped_video_and_synced_audio_then_everything_is_freed(factory, clip, portrait_landmarks):
+    frames = clip.frames
+    landmarks = [clip_landmarks(portrait_landmarks["astronaut"], t) for t in clip.transforms]
+
+    async def scenario():
+        gc.collect()
+        threads_before = snapshot_threads()
+        native_before = native_thread_count()
+        tasks_before = asyncio.all_tasks()
+        server = make_server(factory)
+        async with serving(server) as url:
+            client = await connect(url, frames, keep=40)  # default options: label on
+            await wait_for(lambda: len(client.kept) >= 12 and client.result.audio_frames >= 50, 40,
+                           "12 swapped frames with readable ids and 50 audio frames back")
+            with_label = dict(client.kept)
+            assert len(server.peers) == 1
+            peer = next(iter(server.peers.values()))
+            assert peer.pc.connectionState == "connected"
+
+            # Options over the data channel: label off, colour none. The reply echoes what the server applied.
+            client.send({"type": "options", "label": False, "colour": "none"})
+            await wait_for(lambda: any(m.get("type") == "options" for m in client.messages), 5, "options reply")
+            reply = [m for m in client.messages if m.get("type") == "options"][-1]
+            assert reply["options"] == {"direction": "a2b", "colour": "none", "label": False}
+            client.send({"type": "options", "colour": "sepia"})
+            await wait_for(lambda: any(m.get("type") == "error" for m in client.messages), 5, "error reply")
+            assert "sepia" in [m for m in client.messages if m.get("type") == "error"][-1]["message"]
+            await asyncio.sleep(0.5)  # frames already in flight still carry the label
+            client.kept.clear()
+            await wait_for(lambda: len(client.kept) >= 12, 30, "12 frames after the options change")
+            without_label = dict(client.kept)
+
+            # Lip sync: each audio frame was held for the target delay, and the target follows the video latency.
+            await wait_for(lambda: len(peer.audio.applied) >= 100, 10, "100 delayed audio frames")
+            recent = list(peer.audio.applied)[-50:]
+            errors_ms = [abs(applied - target) * 1000 for _, applied, target in recent]
+            assert statistics.median(errors_ms) < 10, f"audio held {errors_ms} ms off its target"
+            video_latency = peer.video.latency_s()
+            expected = peer.audio_delay_s()
+            assert video_latency is not None and 0 < video_latency < 1.0
+            assert abs(max(expected, 0.0) - peer.audio.target_delay()) < 0.045
+            applied_now = statistics.median(a for _, a, _ in recent)
+            assert abs(applied_now - max(expected, 0.0)) < 0.045, (applied_now, expected, video_latency)
+            stats = peer.stats()
+            assert stats["fps"] > 0 and stats["frames_out"] > 20 and stats["audio_frames"] > 50
+            assert client.result.server_stats.get("type") == "stats"  # pushed over the data channel
+
+            # Close from the client side (like a closed tab): the server frees the peer on its own.
+            await client.close()
+            await wait_for(lambda: not server.peers, 15, "the server to drop the closed peer")
+            assert not peer.video.worker.alive
+            assert peer.video.worker.processor._closed  # mediapipe graph released
+        await asyncio.sleep(0.2)
+        leftover = [t for t in asyncio.all_tasks() - tasks_before if t is not asyncio.current_task()]
+        assert not leftover, f"tasks left behind: {leftover}"
+        assert not new_threads(threads_before), f"threads left behind: {new_threads(threads_before)}"
+        return with_label, without_label, native_before
+
+    with_label, without_label, native_before = asyncio.run(scenario())
+    # OS threads (mediapipe's C++ graph, libvpx, opus) are gone too; the loop's executor threads went with the loop.
+    assert native_thread_count() <= native_before
+
+    # Swapped frames: the face changed, the background did not (paste-back touches only the face box).
+    shape = frames[0].shape[:2]
+    face_d, back_d = [], []
+    for frame_id, received in without_label.items():
+        sent = bench.stamp_id(frames[frame_id % len(frames)], frame_id)
+        inner, background = face_regions(landmarks[frame_id % len(frames)], shape)
+        face_d.append(region_diff(received, sent, inner))
+        back_d.append(region_diff(received, sent, background))
+    assert statistics.median(face_d) > 3 * statistics.median(back_d), (face_d, back_d)
+    assert statistics.median(face_d) > 12, face_d
+    assert statistics.median(back_d) < 6, back_d
+    # The visible label was there by default and went away when the page turned it off.
+    rows, cols = label_box(shape)
+    on = [region_diff(img[rows, cols], bench.stamp_id(frames[i % len(frames)], i)[rows, cols],
+                      np.ones((rows.stop - rows.start, cols.stop - cols.start), bool)) for i, img in with_label.items()]
+    off = [region_diff(img[rows, cols], bench.stamp_id(frames[i % len(frames)], i)[rows, cols],
+                       np.ones((rows.stop - rows.start, cols.stop - cols.start), bool)) for i, img in without_label.items()]
+    assert statistics.median(on) > 20 > 6 > statistics.median(off), (on, off)
+
+
+@pytest.mark.slow
+def test_bad_requests_get_4xx_and_other_peers_keep_being_served(factory, clip):
+    import aiohttp
+
+    frames = clip.frames
+
+    async def scenario():
+        server = make_server(factory, max_peers=2, max_body_bytes=64 * 1024)
+        async with serving(server) as url:
+            first = await connect(url, frames)
+            await wait_for(lambda: first.result.matched >= 5, 40, "the first peer to be served")
+
+            async with aiohttp.ClientSession() as http:
+                async def post(data=None, json_body=None, headers=None):
+                    async with http.post(f"{url}/offer", data=data, json=json_body, headers=headers) as r:
+                        assert r.content_type == "application/json", r.content_type
+                        body = await r.json()
+                        assert isinstance(body.get("error"), str) and body["error"], body
+                        return r.status, body["error"]
+
+                offer = first.pc.localDescription.sdp
+                status, msg = await post(json_body={"sdp": "v=0\r\nthis is not an sdp\r\n", "type": "offer"})
+                assert status == 400 and "SDP" in msg
+                status, msg = await post(json_body={"sdp": "v=0\r\nm=video x y z\r\na=rtpmap:zz\r\n", "type": "offer"})
+                assert status == 400 and "SDP" in msg
+                status, msg = await post(json_body={"sdp": offer.replace("a=ice-ufrag", "a=ice-uf"), "type": "offer"})
+                assert status == 400 and "SDP" in msg
+                status, msg = await post(json_body={"sdp": "hello", "type": "offer"})
+                assert status == 400 and "sdp" in msg
+                status, msg = await post(data=b"{not json", headers={"Content-Type": "application/json"})
+                assert status == 400 and "JSON" in msg
+                status, msg = await post(json_body=[1, 2])
+                assert status == 400 and "object" in msg
+                status, msg = await post(json_body={"sdp": offer, "type": "answer"})
+                assert status == 400 and "offer" in msg
+                status, msg = await post(json_body={"sdp": offer, "type": "offer", "options": {"colour": "x"}})
+                assert status == 400 and "colour" in msg
+                status, msg = await post(data=offer.encode(), headers={"Content-Type": "application/sdp"})
+                assert status == 415 and "application/json" in msg
+                huge = json.dumps({"sdp": "v=0" + "a" * 70_000, "type": "offer"}).encode()
+                status, msg = await post(data=huge, headers={"Content-Type": "application/json"})
+                assert status == 413 and "limit" in msg
+
+                async def chunks():  # no Content-Length: the limit must hold while reading
+                    for _ in range(20):
+                        yield b"a" * 8192
+
+                status, msg = await post(data=chunks(), headers={"Content-Type": "application/json"})
+                assert status == 413, msg
+
+                # No directory listing, nothing outside the package table.
+                for path in ("/static/", "/static/..%2Fserver.py", "/static/../server.py", "/server.py", "/static"):
+                    async with http.get(url + path) as r:
+                        assert r.status == 404, path
+                async with http.get(f"{url}/") as r:
+                    page = await r.text()
+                    assert r.status == 200 and "swapcam" in page and "Content-Security-Policy" in r.headers
+                async with http.get(f"{url}/health") as r:
+                    assert (await r.json())["peers"] == 1  # no bad request kept a slot
+
+            # The served peer never noticed, and a good peer after all that is served too.
+            served = first.result.matched
+            await wait_for(lambda: first.result.matched >= served + 10, 20, "the first peer to keep receiving frames")
+            second = await connect(url, frames)
+            await wait_for(lambda: second.result.matched >= 5, 40, "a second peer after the bad requests")
+            # One onnxruntime session per direction, shared by all peers (each has its own tracker).
+            processors = [p.video.worker.processor for p in server.peers.values()]
+            assert len(processors) == 2 and processors[0] is not processors[1]
+            assert processors[0].swapper is processors[1].swapper is factory.swappers["a2b"]
+            # Full: the next offer gets 503 with a message; nobody is dropped for it.
+            async with aiohttp.ClientSession() as http:
+                async with http.post(f"{url}/offer", json={"sdp": first.pc.localDescription.sdp, "type": "offer"}) as r:
+                    assert r.status == 503 and "full" in (await r.json())["error"]
+            assert len(server.peers) == 2
+
+            # Room is made by closing a peer; an audio-only offer is refused (nothing to swap); a new peer is served.
+            await second.close()
+            await wait_for(lambda: len(server.peers) == 1, 15, "the closed peer to be dropped")
+            from aiortc import RTCConfiguration, RTCPeerConnection
+
+            with srv.ice_addresses(LOOPBACK):
+                audio_only = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                audio_only.addTrack(bench.make_tone_track())
+                await audio_only.setLocalDescription(await audio_only.createOffer())
+            async with aiohttp.ClientSession() as http:
+                async with http.post(f"{url}/offer", json={"sdp": audio_only.localDescription.sdp, "type": "offer"}) as r:
+                    assert r.status == 400 and "video" in (await r.json())["error"]
+            await audio_only.close()
+            assert len(server.peers) == 1
+            third = await connect(url, frames)
+            await wait_for(lambda: third.result.matched >= 5, 30, "a new peer after the bad requests")
+            for client in (first, third):
+                await client.close()
+            await wait_for(lambda: not server.peers, 15, "all peers dropped")
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.slow
+def test_peer_that_never_connects_is_dropped_after_the_ice_timeout(factory):
+    import aiohttp
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    async def scenario():
+        threads_before = snapshot_threads()
+        server = make_server(factory, connect_timeout_s=1.5)
+        async with serving(server) as url:
+            with srv.ice_addresses(LOOPBACK):
+                pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                pc.addTrack(bench.make_clip_track([np.zeros((480, 640, 3), np.uint8)]))
+                await pc.setLocalDescription(await pc.createOffer())
+            await pc.close()  # the browser vanished right after sending its offer
+            async with aiohttp.ClientSession() as http:
+                async with http.post(f"{url}/offer", json={"sdp": pc.localDescription.sdp, "type": "offer"}) as r:
+                    assert r.status == 200
+            assert len(server.peers) == 1
+            peer = next(iter(server.peers.values()))
+            await wait_for(lambda: not server.peers, 10, "the unconnected peer to time out")
+            assert "did not connect" in peer.close_reason
+            assert not peer.video.worker.alive
+        await asyncio.sleep(0.1)
+        assert not new_threads(threads_before), new_threads(threads_before)
+
+    start = time.perf_counter()
+    asyncio.run(scenario())
+    assert time.perf_counter() - start < 15
