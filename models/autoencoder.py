@@ -1,0 +1,200 @@
+"""The classic deepfakes swap autoencoder: one shared encoder, one decoder per identity.
+
+Training reconstructs A through decoder A and B through decoder B; because the encoder is shared, its latent code
+describes pose, expression and lighting in a way both decoders understand, so ``decoder_b(encoder(face_a))`` draws
+B with A's pose and expression. Every upscale is sub-pixel (conv -> PixelShuffle): transposed convolutions leave
+checkerboard artefacts that the live compositor would paste right into the face.
+
+Shapes: faces are N x 3 x S x S float RGB in [0, 1]; decoders return (face N x 3 x S x S, mask N x 1 x S x S), both
+through a sigmoid so they stay in [0, 1] (the contract's value range) without clamping in the exported graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from realtime.errors import SwapcamError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture hyper-parameters. Saved inside every checkpoint so a run rebuilds its own model exactly."""
+
+    name: str
+    size: int  # face crop side the model sees, pixels
+    enc_channels: tuple[int, ...]  # one strided 5x5 conv per entry: size -> size / 2**len
+    latent: int  # dense bottleneck width
+    bottleneck_channels: int  # channels of the reshaped dense output (at size / 2**len)
+    dec_channels: tuple[int, ...]  # one sub-pixel upscale per entry after the encoder's own upscale
+    res_blocks: int = 0  # residual blocks after each decoder upscale (capacity for hd)
+
+    def __post_init__(self) -> None:
+        down = 2 ** len(self.enc_channels)
+        if self.size % down:
+            raise SwapcamError(f"preset {self.name!r}: size {self.size} is not divisible by {down}")
+        # encoder upscales once, then one decoder upscale per entry must bring us back to `size`
+        if 2 * 2 ** len(self.dec_channels) != down:
+            raise SwapcamError(f"preset {self.name!r}: {len(self.dec_channels)} decoder upscales cannot undo {len(self.enc_channels)} downscales")
+
+    @property
+    def bottleneck_side(self) -> int:
+        return self.size // 2 ** len(self.enc_channels)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        data = dict(data)
+        for key in ("enc_channels", "dec_channels"):
+            data[key] = tuple(data[key])
+        return cls(**data)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # 64 px, ~0.27 GFLOP per face (encoder + one decoder, 1 MAC = 2 FLOP): trains on a 2-core CPU; ~8 MB as ONNX.
+    "tiny": ModelConfig("tiny", 64, (32, 64, 128, 256), latent=128, bottleneck_channels=128, dec_channels=(96, 48, 16)),
+    # 128 px: a laptop GPU or a patient CPU.
+    "lite": ModelConfig("lite", 128, (48, 96, 192, 384), latent=256, bottleneck_channels=384, dec_channels=(192, 96, 48),
+                        res_blocks=1),
+    # 256 px: for GPUs.
+    "hd": ModelConfig("hd", 256, (64, 128, 256, 512, 512), latent=512, bottleneck_channels=512,
+                      dec_channels=(512, 256, 128, 64), res_blocks=1),
+}
+
+
+def get_preset(name: str) -> ModelConfig:
+    if name not in PRESETS:
+        raise SwapcamError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+class Upscale(nn.Module):
+    """Sub-pixel upscale x2: 3x3 conv to 4x channels, then PixelShuffle (depth-to-space in ONNX)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout * 4, 3, padding=1)
+        self.act = nn.LeakyReLU(0.1)
+        self.shuffle = nn.PixelShuffle(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.act(self.conv(x)))
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.conv2(self.act(self.conv1(x))))
+
+
+class Encoder(nn.Module):
+    """Strided 5x5 convs -> flatten -> dense latent -> dense -> reshape -> one sub-pixel upscale."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 3
+        for cout in config.enc_channels:
+            layers += [nn.Conv2d(cin, cout, 5, stride=2, padding=2), nn.LeakyReLU(0.1)]
+            cin = cout
+        self.convs = nn.Sequential(*layers)
+        side = config.bottleneck_side
+        self.side, self.bc = side, config.bottleneck_channels
+        self.to_latent = nn.Linear(cin * side * side, config.latent)
+        self.from_latent = nn.Linear(config.latent, config.bottleneck_channels * side * side)
+        self.upscale = Upscale(config.bottleneck_channels, config.bottleneck_channels // 2)
+        self.out_channels = config.bottleneck_channels // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.convs(x)
+        x = self.to_latent(torch.flatten(x, 1))
+        x = self.from_latent(x).reshape(-1, self.bc, self.side, self.side)
+        return self.upscale(x)
+
+
+class Decoder(nn.Module):
+    """Sub-pixel upscale blocks (+ optional residual blocks) -> RGB face and a learned 1-channel mask."""
+
+    def __init__(self, config: ModelConfig, in_channels: int) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        cin = in_channels
+        for cout in config.dec_channels:
+            blocks.append(Upscale(cin, cout))
+            blocks += [ResBlock(cout) for _ in range(config.res_blocks)]
+            cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.to_face = nn.Conv2d(cin, 3, 3, padding=1)
+        self.to_mask = nn.Conv2d(cin, 1, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.blocks(z)
+        return torch.sigmoid(self.to_face(x)), torch.sigmoid(self.to_mask(x))
+
+
+class SwapAutoencoder(nn.Module):
+    """Shared encoder + decoder A + decoder B. ``forward(x, "a"|"b")`` decodes with that identity's decoder."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder_a = Decoder(config, self.encoder.out_channels)
+        self.decoder_b = Decoder(config, self.encoder.out_channels)
+
+    def decoder(self, identity: str) -> Decoder:
+        if identity not in ("a", "b"):
+            raise ValueError(f"identity={identity!r}, expected 'a' or 'b'")
+        return self.decoder_a if identity == "a" else self.decoder_b
+
+    def forward(self, x: torch.Tensor, identity: str = "a") -> tuple[torch.Tensor, torch.Tensor]:
+        check_faces(x, self.config.size)
+        return self.decoder(identity)(self.encoder(x))
+
+
+class Swapper(nn.Module):
+    """Encoder + one decoder: the graph that gets exported (A->B is encoder + decoder B)."""
+
+    def __init__(self, model: SwapAutoencoder, target: str) -> None:
+        super().__init__()
+        self.encoder = model.encoder
+        self.decoder = model.decoder(target)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.decoder(self.encoder(x))
+
+
+def check_faces(x: torch.Tensor, size: int) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"faces is a {type(x).__name__}, expected a torch.Tensor N x 3 x {size} x {size}")
+    if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != size or x.shape[3] != size:
+        raise ValueError(f"faces has shape {tuple(x.shape)}, expected N x 3 x {size} x {size}")
+
+
+def build_model(preset: str | ModelConfig) -> SwapAutoencoder:
+    config = get_preset(preset) if isinstance(preset, str) else preset
+    return SwapAutoencoder(config)
+
+
+def forward_flops(config: ModelConfig) -> float:
+    """FLOPs (multiply-add = 2) of encoder + one decoder for one face, counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    swapper = Swapper(SwapAutoencoder(config), "b").eval()
+    x = torch.zeros(1, 3, config.size, config.size)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        swapper(x)
+    return float(counter.get_total_flops())
+
+
+__all__ = ["ModelConfig", "PRESETS", "get_preset", "Encoder", "Decoder", "SwapAutoencoder", "Swapper", "build_model",
+           "forward_flops"]

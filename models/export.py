@@ -1,0 +1,191 @@
+"""Export a trained run to ONNX: the encoder + the other identity's decoder as one graph, parity-checked.
+
+``--format swapcam`` (default): ``in_face`` N x 3 x S x S float32 RGB [0, 1] -> ``out_face``, ``out_mask`` (see
+models/contract.py). ``--format dfm``: the DeepFaceLab/DeepFaceLive contract (NHWC, BGR, ``in_face:0`` ->
+``out_face_mask:0``, ``out_celeb_face:0``, ``out_celeb_face_mask:0``). Either way the ``swapcam.*`` metadata (size,
+coverage, template, colour order, value range, preset, steps, PSNR, identities) goes into the ONNX
+``metadata_props``, readable with ``onnx`` or onnxruntime alone. ``--fp16`` stores the weights as float16 (half the
+file) while the graph still takes and computes float32, so callers need not change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from models.contract import (DFM_INPUT, DFM_OUT_FACE, DFM_OUT_FACE_MASK, DFM_OUT_MASK, INPUT_NAME, OUTPUT_FACE,
+                             OUTPUT_MASK, ModelInfo, check_io_names)
+from realtime.errors import SwapcamError
+
+OPSET = 17
+DIRECTIONS = ("a2b", "b2a")
+FORMATS = ("swapcam", "dfm")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="training run folder (holding checkpoint.pt) or a checkpoint file")
+    parser.add_argument("--direction", default="a2b", help="a2b: the graph turns face A into B; b2a: the reverse")
+    parser.add_argument("--out", required=True, help="output .onnx (or .dfm with --format dfm)")
+    parser.add_argument("--format", default="swapcam", help="swapcam (NCHW RGB, in_face/out_face/out_mask) or dfm "
+                                                             "(DeepFaceLive: NHWC BGR, in_face:0 ...)")
+    parser.add_argument("--fp16", action="store_true", help="store weights as float16 (compute and I/O stay float32)")
+    parser.add_argument("--no-check", action="store_true", help="skip the torch vs onnxruntime parity check")
+
+
+# --------------------------------------------------------------------------------------------------- graphs
+def _graph_module(model, direction: str, fmt: str):
+    """The nn.Module to export for a direction and format (built lazily: torch only imported here)."""
+    import torch
+    from torch import nn
+
+    source, target = ("a", "b") if direction == "a2b" else ("b", "a")
+
+    class SwapcamGraph(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = model.encoder
+            self.decoder = model.decoder(target)
+
+        def forward(self, in_face: torch.Tensor):
+            return self.decoder(self.encoder(in_face))
+
+    class DfmGraph(nn.Module):
+        """NHWC BGR in and out. The mask of the input face comes from the source identity's own decoder."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = model.encoder
+            self.src_decoder = model.decoder(source)
+            self.dst_decoder = model.decoder(target)
+
+        def forward(self, in_face: torch.Tensor):
+            rgb = in_face.permute(0, 3, 1, 2).flip(1)
+            z = self.encoder(rgb)
+            _, src_mask = self.src_decoder(z)
+            face, mask = self.dst_decoder(z)
+            return src_mask.permute(0, 2, 3, 1), face.flip(1).permute(0, 2, 3, 1), mask.permute(0, 2, 3, 1)
+
+    return (SwapcamGraph() if fmt == "swapcam" else DfmGraph()).eval()
+
+
+def _io(fmt: str, size: int):
+    if fmt == "swapcam":
+        return [INPUT_NAME], [OUTPUT_FACE, OUTPUT_MASK], (1, 3, size, size)
+    return [DFM_INPUT], [DFM_OUT_MASK, DFM_OUT_FACE, DFM_OUT_FACE_MASK], (1, size, size, 3)
+
+
+def _weights_to_fp16(proto) -> None:
+    """Store float32 initializers as float16 followed by a Cast back to float32: half the bytes, float32 compute."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = proto.graph
+    casts = []
+    for init in list(graph.initializer):
+        if init.data_type != TensorProto.FLOAT or init.name.startswith("_"):
+            continue
+        arr = numpy_helper.to_array(init)
+        if arr.size < 16:  # scalars/shape constants: not worth a Cast
+            continue
+        half_name = init.name + "__fp16"
+        graph.initializer.remove(init)
+        graph.initializer.append(numpy_helper.from_array(arr.astype(np.float16), half_name))
+        casts.append(helper.make_node("Cast", [half_name], [init.name], to=TensorProto.FLOAT, name=init.name + "__cast"))
+    for node in reversed(casts):
+        graph.node.insert(0, node)
+    onnx.checker.check_model(proto)
+
+
+def export_model(checkpoint: str | Path, out: str | Path, direction: str = "a2b", fmt: str = "swapcam",
+                 fp16: bool = False, check: bool = True) -> dict:
+    """Export; returns {"path", "info", "max_abs_diff"}. Raises SwapcamError for a bad direction/format/checkpoint."""
+    import onnx
+    import torch
+
+    from models.autoencoder import ModelConfig, SwapAutoencoder
+    from training.faceset import atomic_write_bytes
+    from training.train import find_checkpoint, load_checkpoint
+
+    if direction not in DIRECTIONS:
+        raise SwapcamError(f"--direction {direction!r}: choose a2b or b2a")
+    if fmt not in FORMATS:
+        raise SwapcamError(f"--format {fmt!r}: choose swapcam or dfm")
+    state = load_checkpoint(find_checkpoint(checkpoint))
+    config = ModelConfig.from_dict(state["model_config"])
+    model = SwapAutoencoder(config)
+    model.load_state_dict(state["model"])
+    model.eval()
+    graph = _graph_module(model, direction, fmt)
+    inputs, outputs, shape = _io(fmt, config.size)
+    names = list(state.get("identities") or ["A", "B"])
+    psnr = {k: float(v) for k, v in (state.get("psnr") or {}).items()}
+    info = ModelInfo(
+        size=config.size, coverage=float(state.get("coverage", 1.6)), format=fmt,
+        layout="NCHW" if fmt == "swapcam" else "NHWC", colour_order="RGB" if fmt == "swapcam" else "BGR",
+        value_range=(0.0, 1.0), preset=config.name, steps=int(state["step"]), psnr=psnr,
+        identities=tuple(names) if direction == "a2b" else tuple(reversed(names)), direction=direction,
+    )
+    info.validate(str(out))
+    example = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+    buf = io.BytesIO()
+    dynamic = {inputs[0]: {0: "batch"}} | {name: {0: "batch"} for name in outputs}
+    # The TorchScript exporter (dynamo=False) gives a plain static graph with stable names; PixelShuffle becomes
+    # DepthToSpace(CRD), which every onnxruntime provider runs.
+    torch.onnx.export(graph, (example,), buf, input_names=inputs, output_names=outputs, dynamic_axes=dynamic,
+                      opset_version=OPSET, do_constant_folding=True, dynamo=False)
+    proto = onnx.load_from_string(buf.getvalue())
+    if fp16:
+        _weights_to_fp16(proto)
+    del proto.metadata_props[:]
+    for key, value in info.to_metadata().items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = "swapcam"
+    onnx.checker.check_model(proto)
+    out = Path(out)
+    atomic_write_bytes(out, proto.SerializeToString())
+    result = {"path": str(out), "info": info, "max_abs_diff": None, "bytes": out.stat().st_size}
+    if check:
+        result["max_abs_diff"] = parity(graph, out, shape)
+    return result
+
+
+def parity(graph, path: str | Path, shape: tuple[int, ...], batch: int = 3, seed: int = 1) -> float:
+    """Max |torch - onnxruntime| over all outputs for a random batch (also proves the dynamic batch axis works)."""
+    import onnxruntime as ort
+    import torch
+
+    x = np.random.default_rng(seed).random((batch,) + tuple(shape[1:]), dtype=np.float32)
+    with torch.no_grad():
+        expected = [t.numpy() for t in graph(torch.from_numpy(x))]
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x})
+    return max(float(np.abs(e - g).max()) for e, g in zip(expected, got))
+
+
+def read_info(path: str | Path) -> tuple[ModelInfo, str]:
+    """(ModelInfo, format) of an exported model, using onnx only (no torch): what the live loop does."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    fmt = check_io_names([i.name for i in proto.graph.input], [o.name for o in proto.graph.output], str(path))
+    return ModelInfo.from_metadata(meta, str(path)), fmt
+
+
+def run(args: argparse.Namespace) -> int:
+    result = export_model(args.run, args.out, args.direction, args.format, args.fp16, check=not args.no_check)
+    info = result["info"]
+    line = (f"wrote {result['path']} ({result['bytes'] / 1e6:.1f} MB, {args.format}, {info.direction}: "
+            f"{info.identities[0]} -> {info.identities[1]}, {info.size} px, coverage {info.coverage}, step {info.steps})")
+    if result["max_abs_diff"] is not None:
+        line += f"; torch vs onnxruntime max abs diff {result['max_abs_diff']:.2e}"
+    print(line)
+    if result["max_abs_diff"] is not None and result["max_abs_diff"] > (2e-3 if args.fp16 else 1e-4):
+        print(f"swapcam export: warning: parity {result['max_abs_diff']:.2e} is above tolerance", file=sys.stderr)
+        return 1
+    return 0

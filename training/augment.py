@@ -1,0 +1,120 @@
+"""Training augmentation: the classic deepfakes random warp plus an albumentations pipeline. Seeded, deterministic.
+
+One sample is built in three steps:
+
+1. ``geometry_colour`` (albumentations: horizontal flip, small affine, colour jitter) applied to the face *and* its
+   masks (landmark hull, loss-priority map), so masks follow their faces. Its output is the training **target**.
+2. :func:`random_warp`: a smooth random displacement field (a coarse grid of Gaussian offsets, interpolated) applied to
+   the target only. The model sees the warped face and must draw the unwarped one; this is what stops the shared
+   encoder from learning an identity map and makes it describe the face instead.
+3. ``degrade`` (albumentations: blur, noise) on the **input** only: the live camera is blurrier and noisier than
+   the training crops, and the model should not learn to paint noise.
+
+Every sample has its own seed (from the run seed, the step and the sample's position), so a batch is a pure function
+of ``(seed, step)``: a resumed run draws exactly the batches the uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    warp: float = 1.0  # random-warp strength; 1.0 ~ classic deepfakes (offsets ~ 2.5 % of the crop side)
+    flip: float = 0.5  # probability of a horizontal flip
+    rotate: float = 10.0  # degrees, +-
+    scale: float = 0.05  # +- fraction
+    shift: float = 0.05  # +- fraction of the crop side
+    colour: float = 0.8  # probability of colour jitter
+    blur: float = 0.15  # probability of a small blur on the input
+    noise: float = 0.25  # probability of sensor-like noise on the input
+
+
+def sample_seed(seed: int, step: int, stream: int, index: int) -> int:
+    """A 32-bit seed unique to (run seed, step, stream, sample index); SeedSequence mixes them well."""
+    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, step, stream, index]).generate_state(1)[0])
+
+
+def random_warp(image: np.ndarray, rng: np.random.Generator, amount: float = 1.0, grid: int = 5) -> np.ndarray:
+    """Warp ``image`` (HxWxC) by a smooth random field: Gaussian offsets on a ``grid`` x ``grid`` lattice, bicubically
+    interpolated to every pixel, border reflected. ``amount`` 0 returns a copy.
+    """
+    h, w = image.shape[:2]
+    if amount <= 0:
+        return image.copy()
+    sigma = 0.025 * amount * min(h, w)
+    coarse = rng.normal(0.0, sigma, size=(2, grid, grid)).astype(np.float32)
+    dx = cv2.resize(coarse[0], (w, h), interpolation=cv2.INTER_CUBIC)
+    dy = cv2.resize(coarse[1], (w, h), interpolation=cv2.INTER_CUBIC)
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(image, xs + dx, ys + dy, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+class Augmenter:
+    """Builds (input, target, mask, weight) samples. Holds the two albumentations pipelines; no other state."""
+
+    def __init__(self, config: AugmentConfig = AugmentConfig()) -> None:
+        import albumentations as A
+
+        self.config = config
+        c = config
+        self.geometry_colour = A.Compose([
+            A.HorizontalFlip(p=c.flip),
+            A.Affine(scale=(1 - c.scale, 1 + c.scale), translate_percent=(-c.shift, c.shift), rotate=(-c.rotate, c.rotate),
+                     interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_LINEAR,
+                     border_mode=cv2.BORDER_REFLECT_101, fill_mask=0, p=1.0 if c.rotate or c.scale or c.shift else 0.0),
+            A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=c.colour),
+        ], seed=0)
+        self.degrade = A.Compose([
+            A.GaussianBlur(blur_limit=(3, 3), sigma_limit=(0.3, 0.9), p=c.blur),
+            A.GaussNoise(std_range=(0.01, 0.04), p=c.noise),
+        ], seed=0)
+
+    def sample(self, image: np.ndarray, mask: np.ndarray, weight: np.ndarray, seed: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One sample from a BGR uint8 crop and its float32 masks: (input, target) HxWx3 uint8 BGR, mask, weight HxW.
+
+        The reflected border that the affine invents gets weight 0: it is not face, so the loss ignores it.
+        """
+        valid = np.ones(mask.shape, np.float32)
+        self.geometry_colour.set_random_seed(seed)
+        out = self.geometry_colour(image=image, masks=[mask, weight, valid])
+        target = out["image"]
+        mask_t, weight_t, valid_t = out["masks"]
+        rng = np.random.default_rng(seed)
+        warped = random_warp(target, rng, self.config.warp)
+        self.degrade.set_random_seed(seed ^ 0x5A5A5A5A)
+        warped = self.degrade(image=warped)["image"]
+        weight_t = np.asarray(weight_t, np.float32) * (np.asarray(valid_t, np.float32) > 0.5)
+        return warped, target, np.asarray(mask_t, np.float32), weight_t
+
+    def batch(self, images: np.ndarray, masks: np.ndarray, weights: np.ndarray, indices: np.ndarray, seed: int,
+              step: int, stream: int) -> dict[str, np.ndarray]:
+        """A batch as float32 NCHW arrays, RGB in [0, 1] (the model's contract): input, target, mask, weight."""
+        inputs, targets, ms, ws = [], [], [], []
+        for k, i in enumerate(indices):
+            x, y, m, w = self.sample(images[i], masks[i], weights[i], sample_seed(seed, step, stream, k))
+            inputs.append(x)
+            targets.append(y)
+            ms.append(m)
+            ws.append(w)
+        return {
+            "input": to_nchw_rgb(np.stack(inputs)),
+            "target": to_nchw_rgb(np.stack(targets)),
+            "mask": np.stack(ms)[:, None].astype(np.float32),
+            "weight": np.stack(ws)[:, None].astype(np.float32),
+        }
+
+
+def to_nchw_rgb(images_bgr: np.ndarray) -> np.ndarray:
+    """N x H x W x 3 uint8 BGR -> N x 3 x H x W float32 RGB in [0, 1]."""
+    return np.ascontiguousarray(images_bgr[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+
+
+def to_bgr_uint8(faces_rgb: np.ndarray) -> np.ndarray:
+    """N x 3 x H x W float RGB [0, 1] -> N x H x W x 3 uint8 BGR."""
+    return np.clip(np.asarray(faces_rgb).transpose(0, 2, 3, 1)[..., ::-1] * 255.0 + 0.5, 0, 255).astype(np.uint8)

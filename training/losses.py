@@ -1,0 +1,62 @@
+"""Training losses: weighted L1/MSE reconstruction + DSSIM + mask loss, and PSNR.
+
+Tensors are N x C x H x W float in [0, 1]. ``weight`` (N x 1 x H x W) carries the eye/mouth priority and zeroes
+pixels that augmentation invented (reflected borders).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _gaussian_window(size: int, sigma: float, channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    coords = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 7, sigma: float = 1.5) -> torch.Tensor:
+    """Per-pixel SSIM (Wang et al. 2004) with a Gaussian window; 'valid' borders (no padding bias)."""
+    c = x.shape[1]
+    w = _gaussian_window(window, sigma, c, x.device, x.dtype)
+    c1, c2 = 0.01**2, 0.03**2
+    mu_x, mu_y = F.conv2d(x, w, groups=c), F.conv2d(y, w, groups=c)
+    sxx = F.conv2d(x * x, w, groups=c) - mu_x**2
+    syy = F.conv2d(y * y, w, groups=c) - mu_y**2
+    sxy = F.conv2d(x * y, w, groups=c) - mu_x * mu_y
+    return ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
+
+
+def dssim(x: torch.Tensor, y: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """Structural dissimilarity (1 - SSIM) / 2, averaged: 0 for identical images."""
+    return ((1.0 - ssim_map(x, y, window)) / 2.0).mean()
+
+
+def weighted_recon(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    if kind == "l1":
+        err = (x - y).abs()
+    elif kind == "mse":
+        err = (x - y) ** 2
+    else:
+        raise ValueError(f"loss kind {kind!r}, expected 'l1' or 'mse'")
+    return (err * weight).sum() / (weight.sum() * x.shape[1]).clamp_min(1e-6)
+
+
+def reconstruction_loss(face: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, target_mask: torch.Tensor,
+                        weight: torch.Tensor, kind: str = "l1", dssim_weight: float = 1.0, mask_weight: float = 1.0
+                        ) -> torch.Tensor:
+    """Loss of one identity's batch: priority-weighted L1/MSE + DSSIM on the face + MSE of the learned mask vs hull."""
+    loss = weighted_recon(face, target, weight, kind)
+    if dssim_weight:
+        loss = loss + dssim_weight * dssim(face, target)
+    if mask_weight:
+        loss = loss + mask_weight * F.mse_loss(mask, target_mask)
+    return loss
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean PSNR in dB over the batch, images in [0, 1]."""
+    mse = ((x.float() - y.float()) ** 2).flatten(1).mean(dim=1).clamp_min(1e-10)
+    return (10.0 * torch.log10(1.0 / mse)).mean()
