@@ -228,8 +228,8 @@ def _probe(path: Path) -> str | None:
 def run_align(paths: list[Path], job: AlignJob) -> None:
     from realtime.landmarks import create_detector
 
+    detector = create_detector(job.backend, mode="static", max_faces=job.max_faces)  # may fail: before any output
     job.out.mkdir(parents=True, exist_ok=True)
-    detector = create_detector(job.backend, mode="static", max_faces=job.max_faces)
     try:
         for path in paths:
             source = str(path)

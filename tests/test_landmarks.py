@@ -177,3 +177,125 @@ def test_detector_options_and_lifecycle():
     detector.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         detector.detect(np.zeros((64, 64, 3), np.uint8))
+
+
+# ---------------------------------------------------------------- face-alignment FAN backend
+#
+# No real FAN weights exist offline. These tests save *randomly initialised* weights of the library's own network
+# classes (face_alignment.models.FAN, the S3FD net) where the library looks for them (the torch hub cache under
+# TORCH_HOME), then run the library's real loading and inference code through FanDetector. The landmarks are
+# garbage with random weights; the tests check the code path, shapes, types and coordinate frame, not accuracy.
+
+
+@pytest.fixture(scope="module")
+def fan_torch_home(tmp_path_factory):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("face_alignment")
+    from face_alignment.detection.sfd.net_s3fd import s3fd
+    from face_alignment.models import FAN
+
+    from realtime.landmarks.fan_backend import fan_weight_files
+
+    home = tmp_path_factory.mktemp("torch_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(home))
+        files = fan_weight_files("sfd")
+        assert all(str(p).startswith(str(home)) for p in files.values())  # the library's lookup follows TORCH_HOME
+        files["2DFAN-4"].parent.mkdir(parents=True)
+        torch.manual_seed(0)
+        torch.save(FAN(4).state_dict(), files["2DFAN-4"])
+        detector_net = s3fd()
+        with torch.no_grad():
+            # Random S3FD weights score every anchor ~0.5, right at the library's threshold; make every anchor a
+            # confident "face" with its prior box (zero box regression), so the detector deterministically proposes
+            # boxes and FAN runs on them. Still the library's class, file format and loading path.
+            for name, module in detector_net.named_children():
+                if name.endswith("_mbox_conf") or name.endswith("_mbox_loc"):
+                    module.weight.zero_()
+                    module.bias.zero_()
+                    if name.endswith("_mbox_conf"):
+                        module.bias[-1] = 10.0
+        torch.save(detector_net.state_dict(), files["s3fd"])
+        yield home
+
+
+@pytest.mark.slow
+def test_fan_with_mediapipe_boxes_runs_the_library_path(fan_torch_home, astronaut):
+    detector = create_detector("fan", face_detector="mediapipe", flip_input=False)
+    try:
+        assert isinstance(detector, LandmarkDetector)
+        image = astronaut.image
+        faces = detector.detect(image)
+        assert len(faces) == 1
+        face = faces[0]
+        assert face.landmarks.shape == (68, 2) and face.landmarks.dtype == np.float32
+        assert face.raw.shape == (68, 2) and face.raw.dtype == np.float32
+        assert 0.0 <= face.confidence <= 1.0
+        h, w = image.shape[:2]
+        assert np.all(face.landmarks >= 0) and np.all(face.landmarks[:, 0] < w) and np.all(face.landmarks[:, 1] < h)
+        # FAN's heatmap coordinates were mapped back into *image* pixels around the face box (not left in the
+        # 64x64 heatmap or 256x256 crop frame): the points lie in the region FAN was shown.
+        cx, cy = astronaut.face_center
+        assert np.all(np.abs(face.landmarks - [cx, cy]) < 2.5 * astronaut.face_size)
+        assert np.ptp(face.landmarks, axis=0).max() > 10  # not all collapsed onto the crop origin
+        assert detector.detect(np.full((240, 320, 3), 128, np.uint8)) == []  # no face box -> no landmarks
+        with pytest.raises(TypeError, match="float32"):
+            detector.detect(image.astype(np.float32))
+    finally:
+        detector.close()
+        detector.close()
+
+
+@pytest.mark.slow
+def test_fan_with_the_library_s3fd_detector(fan_torch_home, astronaut):
+    small = cv2_resize(astronaut.image, (128, 128))
+    detector = create_detector("fan", max_faces=2, flip_input=False)  # face_detector="sfd", the library default
+    try:
+        faces = detector.detect(small)
+        assert 1 <= len(faces) <= 2
+        for face in faces:
+            assert face.landmarks.shape == (68, 2) and face.landmarks.dtype == np.float32
+            assert np.all(np.isfinite(face.landmarks))
+            assert 0.0 <= face.confidence <= 1.0
+    finally:
+        detector.close()
+
+
+def cv2_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def test_fan_without_weights_fails_in_one_line(tmp_path, monkeypatch, capsys, astronaut):
+    pytest.importorskip("face_alignment")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(SwapcamError) as info:
+        create_detector("fan")
+    message = str(info.value)
+    assert "\n" not in message and "not found" in message
+    assert str(tmp_path / "hub" / "checkpoints" / "2DFAN4") in message and "s3fd" in message
+    assert list(tmp_path.iterdir()) == []  # nothing downloaded, nothing created
+    # and through the CLI: one line, exit 2
+    import cv2
+
+    from realtime.cli import main
+
+    cv2.imwrite(str(tmp_path / "a.png"), astronaut.image)
+    assert main(["align", str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--landmarks", "fan"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("swapcam align: error: face-alignment weights not found")
+    assert not (tmp_path / "out").exists()
+
+
+def test_fan_corrupt_weights_fail_in_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("face_alignment")
+    from realtime.landmarks.fan_backend import fan_weight_files
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    files = fan_weight_files("mediapipe")
+    files["2DFAN-4"].parent.mkdir(parents=True)
+    files["2DFAN-4"].write_bytes(b"truncated download")
+    with pytest.raises(SwapcamError) as info:
+        create_detector("fan", face_detector="mediapipe")
+    assert "\n" not in str(info.value) and str(files["2DFAN-4"]) in str(info.value)
