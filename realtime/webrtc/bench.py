@@ -113,8 +113,10 @@ def make_clip_track(frames: list[Image], fps: float = 30.0):
     return ClipTrack()
 
 
-def make_tone_track(frequency: float = 440.0, sample_rate: int = 48000):
-    """A microphone stand-in: a sine tone in 20 ms frames, paced in real time."""
+def make_tone_track(frequency: float = 440.0, sample_rate: int = 48000, burst_every: int = 0):
+    """A microphone stand-in: a sine tone in 20 ms frames, paced in real time. With ``burst_every`` = N, only every
+    Nth frame carries the tone (a click train, silence between) and ``bursts[j]`` records when burst frame j was
+    handed to the encoder, so its return can be timed against the video."""
     import av
     from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -125,6 +127,7 @@ def make_tone_track(frequency: float = 440.0, sample_rate: int = 48000):
             super().__init__()
             self.samples = sample_rate // 50
             self.count = 0
+            self.bursts: dict[int, float] = {}
             self._start: float | None = None
 
         async def recv(self):
@@ -137,11 +140,14 @@ def make_tone_track(frequency: float = 440.0, sample_rate: int = 48000):
                 if wait > 0:
                     await asyncio.sleep(wait)
             t = (self.count * self.samples + np.arange(self.samples)) / sample_rate
-            pcm = (0.3 * 32767 * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
+            loud = burst_every <= 0 or self.count % burst_every == 0
+            pcm = (0.3 * 32767 * np.sin(2 * np.pi * frequency * t) * loud).astype(np.int16)
             frame = av.AudioFrame.from_ndarray(pcm[None, :], format="s16", layout="mono")
             frame.sample_rate = sample_rate
             frame.pts = self.count * self.samples
             frame.time_base = fractions.Fraction(1, sample_rate)
+            if burst_every > 0 and loud:
+                self.bursts[self.count] = time.perf_counter()
             self.count += 1
             return frame
 
@@ -187,12 +193,12 @@ class ClientPeer:
     """An in-process browser stand-in: sends a clip (and a tone), receives the swapped video and the audio back."""
 
     def __init__(self, frames: list[Image], fps: float = 30.0, audio: bool = True, keep: int = 0,
-                 options: dict | None = None) -> None:
+                 options: dict | None = None, audio_burst_every: int = 0) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection
 
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.video = make_clip_track(frames, fps)
-        self.audio = make_tone_track() if audio else None
+        self.audio = make_tone_track(burst_every=audio_burst_every) if audio else None
         self.options = options
         self.result = PeerResult()
         self.kept: dict[int, np.ndarray] = {}  # frame id -> received BGR frame (the first ``keep`` matched ones)
@@ -278,6 +284,47 @@ class ClientPeer:
             task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=2.0)
+
+
+class SyncProbe:
+    """Lip sync as it leaves the server: for a ClientPeer that sends a click train (``audio_burst_every=25``), the time
+    from a click's capture to its departure from the server, minus the same for video frames (matched by frame id).
+    Both ends run on this process's clock, so no clock sync is involved. Positive: audio leaves later than video."""
+
+    CLICK_RMS = 1500.0  # the clicks are ~7000 RMS (0.3 full scale sine), silence ~0; Opus keeps them far apart
+
+    def __init__(self, peer_session) -> None:
+        self.video: list[tuple[int, float]] = []
+        self.audio: list[tuple[float, float]] = []
+        peer_session.video.probe = self._on_video
+        if peer_session.audio is not None:
+            peer_session.audio.probe = self._on_audio
+
+    def _on_video(self, frame, t_out: float) -> None:
+        frame_id = read_id(frame.to_ndarray(format="gray"))
+        if frame_id is not None and len(self.video) < 10_000:
+            self.video.append((frame_id, t_out))
+
+    def _on_audio(self, frame, t_out: float) -> None:
+        if len(self.audio) < 50_000:
+            pcm = frame.to_ndarray().astype(np.float32)
+            self.audio.append((t_out, float(np.sqrt(np.mean(pcm * pcm)))))
+
+    def offset(self, client: "ClientPeer") -> dict[str, Any] | None:
+        sent = client.video.sent
+        video = [t - sent[i] for i, t in self.video if i in sent and t > sent[i]]
+        bursts = sorted(client.audio.bursts.values()) if client.audio is not None else []
+        clicks = []
+        for (_, previous), (t, rms) in zip(self.audio, self.audio[1:]):
+            if rms > self.CLICK_RMS >= previous:
+                before = [b for b in bursts if b <= t]
+                if before and t - before[-1] < 0.45:  # clicks every 0.5 s (burst_every=25): the latest one
+                    clicks.append(t - before[-1])
+        if not video or not clicks:
+            return None
+        video_ms, audio_ms = statistics.median(video) * 1000, statistics.median(clicks) * 1000
+        return {"video_ms": round(video_ms, 1), "audio_ms": round(audio_ms, 1), "offset_ms": round(audio_ms - video_ms, 1),
+                "clicks": len(clicks), "frames": len(video)}
 
 
 # ------------------------------------------------------------------------------------------------- the benchmark

@@ -255,6 +255,7 @@ class SwappedVideoTrack(MediaStreamTrack):
         super().__init__()
         self.source = source
         self.stats = VideoStats()
+        self.probe: Callable[[av.VideoFrame, float], None] | None = None  # sees every sent frame (tests, bench)
         self._outbox = AsyncLatest()
         loop = asyncio.get_running_loop()
         self.worker = VideoWorker(make_processor, loop, self._deliver, self.stats, name)
@@ -288,7 +289,10 @@ class SwappedVideoTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError("track stopped")
         frame, t_in = await self._outbox.get()
-        self.stats.record_out(t_in, time.perf_counter())
+        t_out = time.perf_counter()
+        self.stats.record_out(t_in, t_out)
+        if self.probe is not None:
+            self.probe(frame, t_out)
         return frame
 
     def latency_s(self) -> float | None:
@@ -318,6 +322,7 @@ class DelayedAudioTrack(MediaStreamTrack):
         self.frames_out = 0
         self.dropped = 0
         self.frame_duration_s = 0.02  # updated from the frames themselves (Opus in WebRTC: 20 ms)
+        self.probe: Callable[[av.AudioFrame, float], None] | None = None  # sees every sent frame (tests, bench)
         self.applied: collections.deque[tuple[float, float, float]] = collections.deque(maxlen=500)  # (t_out, applied, target)
         self._reader = asyncio.ensure_future(self._read())
 
@@ -360,6 +365,8 @@ class DelayedAudioTrack(MediaStreamTrack):
         now = time.perf_counter()
         self.frames_out += 1
         self.applied.append((now, now - t_in, target))
+        if self.probe is not None:
+            self.probe(frame, now)
         return frame
 
     def applied_delay_s(self, window: float = LATENCY_WINDOW_S) -> float | None:
