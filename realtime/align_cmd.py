@@ -226,9 +226,7 @@ def _probe(path: Path) -> str | None:
 
 
 def run_align(paths: list[Path], job: AlignJob) -> None:
-    from realtime.landmarks import create_detector
-
-    detector = create_detector(job.backend, mode="static", max_faces=job.max_faces)  # may fail: before any output
+    detector = _create_quietly(job.backend, job.max_faces)  # may fail: before any output is written
     job.out.mkdir(parents=True, exist_ok=True)
     try:
         for path in paths:
@@ -260,6 +258,27 @@ def run_align(paths: list[Path], job: AlignJob) -> None:
                                "preview": preview})
     finally:
         detector.close()
+
+
+def _create_quietly(backend: str, max_faces: int):
+    """mediapipe's C++ side prints INFO/WARNING lines (XNNPACK, feedback tensors, NORM_RECT) when its graph starts
+    and first sees a face; create the detector and run it once on the built-in portrait with that output captured,
+    so the user sees only swapcam's lines. (A one-thread command-line tool: redirecting stderr briefly is safe.)
+    Errors still surface as exceptions with their own message."""
+    from realtime.landmarks import create_detector
+
+    if backend != "mediapipe":
+        return create_detector(backend, mode="static", max_faces=max_faces)
+    from realtime.samples import portrait
+    from realtime.swapper import _captured_native_output
+
+    with _captured_native_output():
+        detector = create_detector(backend, mode="static", max_faces=max_faces)
+        try:
+            detector.detect(portrait("astronaut").image)
+        except Exception:  # the warm-up is a nicety; a real problem shows on the first real image
+            pass
+    return detector
 
 
 def _align_video(detector, path: Path, name: str, job: AlignJob) -> tuple[int, int, str]:

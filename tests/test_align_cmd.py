@@ -159,3 +159,29 @@ def test_same_stem_does_not_overwrite(media, tmp_path):
 def test_bad_options(media, tmp_path, capsys, extra, words):
     assert main(["align", str(media / "astronaut.png"), "--out", str(tmp_path / "o"), *extra]) == 2
     assert words in capsys.readouterr().err
+
+
+def test_grey_rgba_and_16bit_files_are_read_as_bgr(tmp_path, astronaut):
+    """Image files in other layouts are converted on reading (the detector itself only takes HxWx3 uint8)."""
+    image = astronaut.image
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    rgba = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
+    deep = image.astype(np.uint16) * 257
+    for name, data in (("grey.png", grey), ("rgba.png", rgba), ("deep.png", deep)):
+        cv2.imwrite(str(tmp_path / name), data)
+    out = tmp_path / "out"
+    assert main(["align", str(tmp_path / "grey.png"), str(tmp_path / "rgba.png"), str(tmp_path / "deep.png"),
+                 "--out", str(out)]) == 0
+    doc = _load(out)
+    assert [i["faces"] for i in doc["inputs"]] == [1, 1, 1]
+    boxes = np.array([r["bbox"] for r in doc["faces"]])
+    assert np.ptp(boxes, axis=0).max() <= 6  # the same face found in all three
+
+
+def test_clean_output_in_a_fresh_process(media, tmp_path):
+    """A user running the command sees swapcam's summary line, not mediapipe's C++ log lines."""
+    proc = subprocess.run([sys.executable, "-m", "realtime.cli", "align", str(media / "grace_hopper.png"),
+                           "--out", str(tmp_path / "o")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert proc.stdout.startswith("1 face(s) from 1 input(s)") and proc.stdout.count("\n") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -248,7 +249,7 @@ def test_fan_with_mediapipe_boxes_runs_the_library_path(fan_torch_home, astronau
 
 @pytest.mark.slow
 def test_fan_with_the_library_s3fd_detector(fan_torch_home, astronaut):
-    small = cv2_resize(astronaut.image, (128, 128))
+    small = cv2.resize(astronaut.image, (128, 128), interpolation=cv2.INTER_AREA)
     detector = create_detector("fan", max_faces=2, flip_input=False)  # face_detector="sfd", the library default
     try:
         faces = detector.detect(small)
@@ -261,12 +262,6 @@ def test_fan_with_the_library_s3fd_detector(fan_torch_home, astronaut):
         detector.close()
 
 
-def cv2_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    import cv2
-
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
 def test_fan_without_weights_fails_in_one_line(tmp_path, monkeypatch, capsys, astronaut):
     pytest.importorskip("face_alignment")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
@@ -277,8 +272,6 @@ def test_fan_without_weights_fails_in_one_line(tmp_path, monkeypatch, capsys, as
     assert str(tmp_path / "hub" / "checkpoints" / "2DFAN4") in message and "s3fd" in message
     assert list(tmp_path.iterdir()) == []  # nothing downloaded, nothing created
     # and through the CLI: one line, exit 2
-    import cv2
-
     from realtime.cli import main
 
     cv2.imwrite(str(tmp_path / "a.png"), astronaut.image)
