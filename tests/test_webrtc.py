@@ -125,6 +125,60 @@ def test_serve_arguments_fail_with_one_line(tmp_path):
     assert config.host == "127.0.0.1" and config.max_peers == 4 and config.default_options.label is True
 
 
+def _self_signed(tmp_path):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_https_with_cert_and_key(tmp_path):
+    """--cert/--key: the page and the API are served over TLS (what browsers need for a camera off localhost)."""
+    import aiohttp
+    from aiohttp import web
+
+    cert, key = _self_signed(tmp_path)
+    context = srv._ssl_context(cert, key)
+    (tmp_path / "bad.pem").write_text("not a certificate")
+    with pytest.raises(SwapcamError, match="cannot load TLS"):
+        srv._ssl_context(str(tmp_path / "bad.pem"), key)
+
+    class NoModels:
+        directions = ("a2b",)
+
+    async def scenario():
+        runner = web.AppRunner(srv.SwapServer(NoModels()).app())
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"https://127.0.0.1:{port}/health", ssl=False) as r:
+                    assert r.status == 200 and (await r.json())["status"] == "ok"
+                with pytest.raises(aiohttp.ClientError):  # plain http to the TLS port gets nowhere
+                    async with http.get(f"http://127.0.0.1:{port}/health") as r:
+                        await r.read()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(scenario())
+
+
 def test_cli_serve_bad_model_is_one_line(capsys, tmp_path):
     from realtime.cli import main
 
@@ -359,3 +413,43 @@ def test_peer_that_never_connects_is_dropped_after_the_ice_timeout(factory):
     start = time.perf_counter()
     asyncio.run(scenario())
     assert time.perf_counter() - start < 15
+
+
+@pytest.mark.slow
+def test_a_failing_swap_ends_the_peer_with_a_message_not_a_hang(clip):
+    """If the processor raises (a bug, a bad model), the peer is told why and everything it held is freed."""
+
+    class Broken:
+        last_timings: dict = {}
+
+        def process(self, image, t=None):
+            raise RuntimeError("model exploded")
+
+        def close(self):
+            self.closed = True
+
+    class BrokenFactory:
+        directions = ("a2b",)
+
+        def create(self, options):
+            return Broken()
+
+        def configure(self, processor, options):
+            pass
+
+    async def scenario():
+        threads_before = snapshot_threads()
+        server = make_server(BrokenFactory())
+        async with serving(server) as url:
+            client = await connect(url, clip.frames)
+            peer = next(iter(server.peers.values()))
+            await wait_for(lambda: not server.peers, 20, "the failed peer to be closed")
+            assert peer.close_reason == "swap worker failed"
+            assert peer.video.worker.processor.closed
+            errors = [m["message"] for m in client.messages if m.get("type") == "error"]
+            assert errors and "model exploded" in errors[0], client.messages
+            await client.close()
+        await asyncio.sleep(0.1)
+        assert not new_threads(threads_before), new_threads(threads_before)
+
+    asyncio.run(scenario())

@@ -353,14 +353,19 @@ async def bench_peers(server, frames: list[Image], peers: int, seconds: float, w
         with ice_addresses(("127.0.0.1",)):
             async with aiohttp.ClientSession() as http:
                 for _ in range(peers):
-                    client = ClientPeer(frames, fps=fps)
+                    client = ClientPeer(frames, fps=fps, audio_burst_every=25)
                     clients.append(client)
                     await client.connect(base_url, http)
+        probes = [SyncProbe(server.peers[client.answer["peer_id"]]) for client in clients]
         await asyncio.sleep(warmup)
-        for client in clients:
+        for client, probe in zip(clients, probes):
             client.reset()
+            probe.video.clear()
+            probe.audio.clear()
         await asyncio.sleep(seconds)
         results = [client.result.summary() for client in clients]
+        for result, client, probe in zip(results, clients, probes):
+            result["lip_sync"] = probe.offset(client)
     finally:
         for client in clients:
             await client.close()
@@ -411,9 +416,11 @@ def run(args: argparse.Namespace) -> int:
         result = asyncio.run(bench_peers(server, clip.frames, n, args.seconds, args.warmup))
         runs.append(result)
         for i, peer in enumerate(result["per_peer"]):
+            sync = peer["lip_sync"] or {}
             print(f"peers={n} peer{i}: {peer['fps']:5.1f} fps  round trip p50 {peer['rtt_p50_ms']} ms  "
                   f"p95 {peer['rtt_p95_ms']} ms  (server pipeline {peer['server'].get('latency_ms')} ms, "
-                  f"audio delay {peer['server'].get('audio_delay_ms')} ms, {peer['audio_frames']} audio frames)")
+                  f"audio held {peer['server'].get('audio_delay_ms')} ms, lip sync at the server's output "
+                  f"{sync.get('offset_ms')} ms, {peer['audio_frames']} audio frames back)")
         print(f"peers={n}: mean {result['fps_mean']} fps per peer, worst p95 {result['rtt_p95_ms_max']} ms", flush=True)
     report = {"benchmark": "webrtc", "size": [640, 480], "clip_fps": 30, "cpu_count": os.cpu_count(),
               "model": str(args.model or "demo"), "runs": runs}

@@ -518,6 +518,9 @@ async def _json_errors(request, handler):
         if exc.status < 400:
             raise
         return _error(exc.status, exc.reason or exc.text or "error")
+    except Exception as exc:  # a bug, not the client's fault: log it in full, tell the client in one line
+        log.exception("%s %s failed", request.method, request.path)
+        return _error(500, f"internal error ({type(exc).__name__}); see the server log")
 
 
 async def _security_headers(request, response) -> None:
@@ -543,7 +546,7 @@ def load_static(folder: Path) -> dict[str, tuple[bytes, str]]:
 # ---------------------------------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
-                        help="swap model (.onnx, swapcam or DFM) for direction a2b; default: the shipped demo model "
+                        help="swap model (.onnx, swapcam or DFM) for direction a2b; unset: the shipped demo model "
                              "(astronaut <-> Grace Hopper, both directions)")
     parser.add_argument("--model-b2a", default=None, help="model for the reverse direction (enables the page's swap-direction toggle)")
     parser.add_argument("--host", default="127.0.0.1",
@@ -554,7 +557,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cert", default=None, help="TLS certificate (PEM) to serve https")
     parser.add_argument("--key", default=None, help="TLS private key (PEM) for --cert")
     parser.add_argument("--providers", default="auto", help="onnxruntime providers: auto, cpu, cuda, tensorrt")
-    parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: onnxruntime's choice)")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (unset: onnxruntime's choice)")
     parser.add_argument("--connect-timeout", type=float, default=20.0, help="seconds a peer may take to connect (ICE) before it is dropped")
     parser.add_argument("--ice-address", action="append", default=None,
                         help="gather ICE candidates only on this local address (repeatable; default: all interfaces)")
