@@ -12,16 +12,8 @@ Fixtures (all read-only by convention; copy before you draw on an image):
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-# Make `import realtime` work under plain `pytest` from any directory, without installing the package.
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 CLIP_FRAMES = 30
 CLIP_SIZE = (640, 480)
