@@ -94,11 +94,16 @@ def test_demo_page_in_headless_chromium_swaps_the_fake_camera(tmp_path, portrait
                                              timeout=10_000)
                 await asyncio.sleep(2.0)  # let the bitrate ramp up so the picture is sharp enough to compare
                 frames = [decode_data_url(await page.evaluate(GRAB_REMOTE_FRAME)) for _ in range(3)]
-                fps_text = await page.text_content("#fps")
-                audio_text = await page.text_content("#audio-delay")
                 shot = tmp_path / "page.png"
                 await page.screenshot(path=str(shot), full_page=True)
                 shutil.copy(shot, Path("/tmp") / "swapcam-webrtc-page.png")  # for a human look after a run
+                # The page's label toggle reaches the server (data channel) and the label leaves the picture.
+                await page.uncheck("#label")
+                await wait_for(lambda: next(iter(server.peers.values())).options.label is False, 5, "label off on the server")
+                await asyncio.sleep(1.5)
+                unlabelled = [decode_data_url(await page.evaluate(GRAB_REMOTE_FRAME)) for _ in range(3)]
+                fps_text = await page.text_content("#fps")
+                audio_text = await page.text_content("#audio-delay")
                 assert len(server.peers) == 1
                 peer = next(iter(server.peers.values()))
                 await wait_for(lambda: peer.audio is not None and peer.audio.frames_out > 20, 10,
@@ -107,16 +112,16 @@ def test_demo_page_in_headless_chromium_swaps_the_fake_camera(tmp_path, portrait
                 await wait_for(lambda: not server.peers, 15, "the server to free the peer after Stop")
                 assert not peer.video.worker.alive
                 assert not [line for line in console if line.startswith("error")], console
-                return frames, fps_text, audio_text
+                return frames, unlabelled, fps_text, audio_text
             finally:
                 await browser.close()
 
-    frames, fps_text, audio_text = asyncio.run(scenario())
+    frames, unlabelled, fps_text, audio_text = asyncio.run(scenario())
     assert float(re.sub(r"[^0-9.]", "", fps_text)) > 0, fps_text
     assert "ms" in audio_text, audio_text
 
-    face_d, back_d, label_d = [], [], []
-    for received in frames:
+    face_d, back_d, label_d, unlabelled_d = [], [], [], []
+    for received, plain in zip(frames, unlabelled):
         h, w = received.shape[:2]
         source = cv2.resize(still, (w, h), interpolation=cv2.INTER_AREA) if (w, h) != (640, 480) else still
         pts = landmarks * np.array([w / 640, h / 480], np.float32)
@@ -126,8 +131,11 @@ def test_demo_page_in_headless_chromium_swaps_the_fake_camera(tmp_path, portrait
         face_d.append(region_diff(received, source, inner))
         back_d.append(region_diff(received, source, background & ~label))
         label_d.append(region_diff(received, source, label))
+        if plain.shape == received.shape:
+            unlabelled_d.append(region_diff(plain, source, label))
     # The swapped face differs from the camera's; the background is the camera's, up to two VP8 round trips.
     assert statistics.median(face_d) > 3 * statistics.median(back_d), (face_d, back_d)
     assert statistics.median(face_d) > 12, face_d
     assert statistics.median(back_d) < 8, back_d
     assert statistics.median(label_d) > statistics.median(back_d) + 5, (label_d, back_d)
+    assert unlabelled_d and statistics.median(unlabelled_d) < statistics.median(label_d) - 5, (unlabelled_d, label_d)

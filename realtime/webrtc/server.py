@@ -98,6 +98,14 @@ class PipelineFactory:
         self.swappers = {direction: Swapper(path, providers=providers, threads=threads) for direction, path in models.items()}
         self.directions = tuple(self.swappers)
 
+    def direction_names(self) -> dict[str, str]:
+        """'a2b' -> 'astronaut -> grace_hopper', from each model's metadata (what the page shows)."""
+        names = {}
+        for direction, swapper in self.swappers.items():
+            source, target = swapper.info.identities
+            names[direction] = f"{source} → {target}"
+        return names
+
     @classmethod
     def from_args(cls, model: str | None, model_b2a: str | None, providers: str, threads: int | None) -> "PipelineFactory":
         from models.contract import demo_model_path
@@ -460,7 +468,12 @@ class SwapServer:
         log.info("peer %s: connected signalling (%d/%d peers)", peer.id, len(self.peers), self.config.max_peers)
         return web.json_response({"sdp": answer.sdp, "type": answer.type, "peer_id": peer.id,
                                   "options": peer.options.to_json(), "directions": list(self.factory.directions),
+                                  "direction_names": self._direction_names(),
                                   "colours": list(COLOURS)})
+
+    def _direction_names(self) -> dict[str, str]:
+        names = getattr(self.factory, "direction_names", None)
+        return names() if callable(names) else {d: d for d in self.factory.directions}
 
     async def _read_offer(self, request) -> tuple[Any, PeerOptions]:
         from aiohttp import web

@@ -87,7 +87,7 @@ async function start() {
     const answer = await response.json();
     if (!response.ok) throw new Error(answer.error || `server said ${response.status}`);
     session.peerId = answer.peer_id;
-    fillDirections(answer.directions || ["a2b"], answer.options.direction);
+    fillDirections(answer.directions || ["a2b"], answer.options.direction, answer.direction_names || {});
     await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
   } catch (err) {
     showError(`Could not connect: ${err.message}`);
@@ -98,8 +98,9 @@ async function start() {
   session.timer = setInterval(updateStats, 1000);
 }
 
-function fillDirections(directions, selected) {
-  ui.direction.replaceChildren(...directions.map((d) => new Option(DIRECTION_NAMES[d] || d, d, false, d === selected)));
+function fillDirections(directions, selected, names) {
+  const text = (d) => names[d] || DIRECTION_NAMES[d] || d;
+  ui.direction.replaceChildren(...directions.map((d) => new Option(text(d), d, false, d === selected)));
   ui.direction.disabled = directions.length < 2;
 }
 
