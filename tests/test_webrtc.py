@@ -110,6 +110,34 @@ def test_parse_options_validates_every_field():
             srv.parse_options(bad, base, ("a2b",))
 
 
+def test_backlog_is_measured_from_arrival_minus_pts():
+    from realtime.webrtc.tracks import VideoStats
+
+    stats = VideoStats()
+    t0 = 1000.0
+    for i in range(60):  # 2 s at 30 fps arriving 20 ms after capture: no backlog
+        stats.record_in(t0 + i / 30 + 0.020, i / 30)
+    assert stats.backlog_s(t0 + 2.0) == pytest.approx(0.0, abs=1e-6)
+    assert stats.in_fps() == pytest.approx(30.0, rel=1e-3)
+    for i in range(60, 90):  # then each frame arrives 10 ms later than the one before: a queue builds
+        stats.record_in(t0 + i / 30 + 0.020 + (i - 59) * 0.010, i / 30)
+    assert 0.2 < stats.backlog_s(t0 + 3.3) < 0.31
+
+
+def test_rate_hint_policy_lowers_under_backlog_and_recovers():
+    nxt = srv.next_max_fps
+    assert nxt(None, 30, None, 10) is None  # nothing measured: no limit
+    assert nxt(0.01, 30, None, 10) is None  # no backlog: no limit
+    assert nxt(0.5, 30, None, 10) == 22  # backlog: 25 % fewer frames
+    assert nxt(0.5, 30, 22, 1.0) == 22  # ... but give the last change time to work
+    assert nxt(0.5, 20, 22, 3.0) == 15
+    assert nxt(0.5, 5, 5, 3.0) == 5  # never below MIN_FPS
+    assert nxt(0.1, 20, 15, 30) == 15  # between the thresholds: keep
+    assert nxt(0.01, 15, 15, 2.0) == 15  # recovered, but not for long enough
+    assert nxt(0.01, 15, 15, 6.0) == 20
+    assert nxt(0.01, 25, 25, 6.0) is None  # back to the camera's own rate
+
+
 def test_serve_arguments_fail_with_one_line(tmp_path):
     parser = argparse.ArgumentParser()
     srv.add_arguments(parser)

@@ -95,12 +95,15 @@ def make_clip_track(frames: list[Image], fps: float = 30.0):
         async def recv(self):
             if self.readyState != "live":
                 raise MediaStreamError
+            now = time.perf_counter()
             if self._start is None:
-                self._start = time.perf_counter()
+                self._start = now
             else:
-                wait = self._start + self.count / self.fps - time.perf_counter()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                self._start += 1.0 / self.fps  # the next frame's due time (fps may change: the server's rate hint)
+                if self._start > now:
+                    await asyncio.sleep(self._start - now)
+                elif now - self._start > 1.0:  # far behind (a stall): restart the clock instead of bursting
+                    self._start = now
             i = self.count
             self.count += 1
             image = stamp_id(self.frames[i % len(self.frames)], i)
@@ -197,6 +200,7 @@ class ClientPeer:
         from aiortc import RTCConfiguration, RTCPeerConnection
 
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.max_fps = fps
         self.video = make_clip_track(frames, fps)
         self.audio = make_tone_track(burst_every=audio_burst_every) if audio else None
         self.options = options
@@ -222,6 +226,8 @@ class ClientPeer:
         self.messages.append(message)
         if message.get("type") == "stats":
             self.result.server_stats = message
+        elif message.get("type") == "rate":  # the server is overloaded (or recovered): send what it asks for
+            self.video.fps = float(message.get("max_fps") or self.max_fps)
 
     def _on_track(self, track) -> None:
         self._tasks.append(asyncio.ensure_future(self._consume(track)))

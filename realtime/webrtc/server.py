@@ -76,6 +76,28 @@ def parse_options(raw: object, base: PeerOptions, directions: tuple[str, ...]) -
     return dataclasses.replace(base, **changes)
 
 
+# ------------------------------------------------------------------------------------------------------ overload
+BACKLOG_HIGH_S = 0.15  # incoming frames this much later than usual: frames are queueing (CPU overload)
+BACKLOG_LOW_S = 0.04
+MIN_FPS, MAX_FPS = 5, 30
+
+
+def next_max_fps(backlog_s: float | None, fps_in: float, current: int | None, since_change_s: float) -> int | None:
+    """The frame rate to ask the browser for (None: no limit). Newest-frame-wins inside the server cannot help
+    when frames queue before they reach it (aiortc decodes every frame, in order), so the only lever is the
+    sender: ask for 25 % fewer frames while a backlog builds, give 5 fps back after 5 s without one."""
+    if backlog_s is None:
+        return current
+    if backlog_s > BACKLOG_HIGH_S and since_change_s > 2.0:
+        base = min(fps_in, current) if current else fps_in
+        lowered = max(MIN_FPS, int(base * 0.75)) if base > 0 else MIN_FPS
+        return lowered if current is None or lowered < current else current
+    if backlog_s < BACKLOG_LOW_S and current is not None and since_change_s > 5.0:
+        raised = current + 5
+        return None if raised >= MAX_FPS else raised
+    return current
+
+
 # ------------------------------------------------------------------------------------------------ processor factory
 class ProcessorFactory(Protocol):
     """Builds one processor per peer (in the peer's worker thread) and applies option changes to it."""
@@ -229,6 +251,8 @@ class PeerSession:
         self.audio = None  # DelayedAudioTrack
         self.channel = None
         self.close_reason = ""
+        self.max_fps: int | None = None  # the frame rate the browser was asked to keep to (overload), None: any
+        self._max_fps_changed = time.perf_counter()
         self._closing: asyncio.Future | None = None
         self._tasks: set[asyncio.Task] = set()
         self.pc.on("track", self._on_track)
@@ -328,7 +352,9 @@ class PeerSession:
         if self.video is not None:
             vs = self.video.stats
             latency = self.video.latency_s()
+            backlog = vs.backlog_s(now)
             out.update(fps=round(vs.fps(now), 2), frames_in=vs.frames_in, frames_out=vs.frames_out,
+                       backlog_ms=None if backlog is None else round(backlog * 1000, 1), max_fps=self.max_fps,
                        dropped=self.video.dropped, errors=vs.errors,
                        latency_ms=None if latency is None else round(latency * 1000, 1),
                        timings={k: round(float(v), 2) for k, v in vs.timings.items()})
@@ -339,9 +365,21 @@ class PeerSession:
                        audio_target_ms=round(self.audio.target_delay() * 1000, 1))
         return out
 
+    def _adapt_rate(self) -> None:
+        now = time.perf_counter()
+        stats = self.video.stats
+        wanted = next_max_fps(stats.backlog_s(now), stats.in_fps(), self.max_fps, now - self._max_fps_changed)
+        if wanted != self.max_fps:
+            log.info("peer %s: asking the browser for %s fps (incoming backlog %.0f ms)", self.id,
+                     wanted or "any", 1000 * (stats.backlog_s(now) or 0))
+            self.max_fps, self._max_fps_changed = wanted, now
+            self._send({"type": "rate", "max_fps": wanted})
+
     async def _send_stats(self) -> None:
         while True:
             await asyncio.sleep(self.server.config.stats_interval_s)
+            if self.video is not None:
+                self._adapt_rate()
             self._send(self.stats())
             if self.video is not None and self.video.worker.error is not None:
                 self._send({"type": "error", "message": f"swap failed: {self.video.worker.error}"})

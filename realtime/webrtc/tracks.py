@@ -133,6 +133,7 @@ class VideoStats:
         self.out_times: collections.deque[float] = collections.deque(maxlen=120)
         self.latencies: collections.deque[tuple[float, float]] = collections.deque(maxlen=300)  # (t_out, seconds)
         self.arrivals: collections.deque[float] = collections.deque(maxlen=60)
+        self.lags: collections.deque[tuple[float, float]] = collections.deque(maxlen=600)  # (t_in, t_in - pts s)
         self.timings: dict[str, float] = {}
 
     def record_out(self, t_in: float, t_out: float) -> None:
@@ -153,6 +154,26 @@ class VideoStats:
         if len(times) < 3:
             return None
         return statistics.median(b - a for a, b in zip(times, times[1:]))
+
+    def record_in(self, t_in: float, pts_s: float | None) -> None:
+        self.frames_in += 1
+        self.arrivals.append(t_in)
+        if pts_s is not None:
+            self.lags.append((t_in, t_in - pts_s))
+
+    def in_fps(self) -> float:
+        interval = self.frame_interval_s()
+        return 1.0 / interval if interval else 0.0
+
+    def backlog_s(self, now: float, recent: float = 0.5, history: float = 10.0) -> float | None:
+        """How far behind the camera the incoming frames are, beyond the best seen lately: (arrival - pts) now
+        minus its minimum over ``history`` seconds. It grows when frames queue before they reach us (aiortc's
+        decoder queue is unbounded, so an overloaded CPU shows up here as seconds of delay)."""
+        window = [(t, lag) for t, lag in self.lags if t >= now - history]
+        latest = [lag for t, lag in window if t >= now - recent]
+        if len(latest) < 3:
+            return None
+        return statistics.median(latest) - min(lag for _, lag in window)
 
     def latency_s(self, now: float, window: float = LATENCY_WINDOW_S) -> float | None:
         """Median capture->send latency of the frames sent in the last ``window`` seconds (None before any)."""
@@ -276,8 +297,8 @@ class SwappedVideoTrack(MediaStreamTrack):
             while True:
                 frame = await self.source.recv()
                 t_in = time.perf_counter()
-                self.stats.frames_in += 1
-                self.stats.arrivals.append(t_in)
+                pts_s = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
+                self.stats.record_in(t_in, pts_s)
                 self.worker.inbox.put((frame, t_in))
         except (MediaStreamError, asyncio.CancelledError):
             pass

@@ -114,11 +114,25 @@ function onServerMessage(text) {
   let message;
   try { message = JSON.parse(text); } catch { return; }
   if (message.type === "stats") session.lastServer = message;
+  else if (message.type === "rate") applyRate(message.max_fps);
   else if (message.type === "error") showError(`Server: ${message.message}`);
   else if (message.type === "options") {
     const o = message.options;
     ui.direction.value = o.direction; ui.colour.value = o.colour; ui.label.checked = o.label;
   }
+}
+
+// The server asks for fewer frames when they queue up before reaching it (its CPU is overloaded); fewer frames
+// keep the latency bounded instead of growing. null lifts the limit.
+async function applyRate(maxFps) {
+  if (!session) return;
+  const sender = session.pc.getSenders().find((s) => s.track && s.track.kind === "video");
+  if (!sender) return;
+  const params = sender.getParameters();
+  if (!params.encodings || !params.encodings.length) return;
+  if (maxFps) params.encodings[0].maxFramerate = maxFps;
+  else delete params.encodings[0].maxFramerate;
+  try { await sender.setParameters(params); } catch (err) { console.warn(`setParameters: ${err.message}`); }
 }
 
 const ms = (v) => (v === null || v === undefined ? "–" : `${Math.round(v)} ms`);
@@ -148,7 +162,8 @@ async function updateStats() {
   const server = session.lastServer;
   if (server) {
     ui.serverLatency.textContent = ms(server.latency_ms);
-    ui.serverFps.textContent = `${(server.fps ?? 0).toFixed(1)} fps, ${server.dropped ?? 0} dropped`;
+    const limit = server.max_fps ? `, asked camera for ≤ ${server.max_fps} fps (server busy)` : "";
+    ui.serverFps.textContent = `${(server.fps ?? 0).toFixed(1)} fps, ${server.dropped ?? 0} dropped${limit}`;
     ui.audioDelay.textContent = server.audio_frames ? `${ms(server.audio_delay_ms)} (target ${ms(server.audio_target_ms)})` : "no audio";
     const timings = Object.entries(server.timings || {}).map(([k, v]) => `${k} ${v.toFixed(1)}`);
     ui.timings.textContent = timings.length ? `${timings.join(" · ")} ms` : "–";
