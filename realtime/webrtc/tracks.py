@@ -259,7 +259,7 @@ class VideoWorker:
         self.inbox.close()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
-            if self._thread.is_alive():
+            if self._thread.is_alive() and timeout > 0:
                 log.warning("swap worker %s did not stop within %.1f s", self._thread.name, timeout)
 
     @property
@@ -320,11 +320,12 @@ class SwappedVideoTrack(MediaStreamTrack):
         return self.stats.latency_s(time.perf_counter())
 
     def stop(self) -> None:
-        """End the track, stop the reader and the worker thread (idempotent; joins the thread briefly)."""
+        """End the track, stop the reader and tell the worker thread to stop (idempotent, does not block the loop:
+        the worker finishes its current frame and closes the processor; ``worker.alive`` says when it is done)."""
         super().stop()
         self._reader.cancel()
         self._outbox.end()
-        self.worker.stop()
+        self.worker.stop(timeout=0)
 
 
 class DelayedAudioTrack(MediaStreamTrack):
