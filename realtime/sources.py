@@ -112,8 +112,8 @@ class CameraSource(_Source):
 
     def _open_once(self) -> cv2.VideoCapture | None:
         # OpenCV prints several WARN/ERROR lines for an absent camera; our own message says it once, plainly.
-        previous = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        previous = cv2.getLogLevel()
+        cv2.setLogLevel(0)  # 0 = silent
         try:
             api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
             cap = cv2.VideoCapture(self.device, api)
@@ -121,7 +121,7 @@ class CameraSource(_Source):
                 cap.release()
                 return None
         finally:
-            cv2.utils.logging.setLogLevel(previous)
+            cv2.setLogLevel(previous)
         width, height, fps, mjpg = self.want
         if mjpg:
             cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
@@ -298,9 +298,3 @@ def open_source(spec: str | int, pace: str = "realtime", n_frames: int | None = 
     if suffix in IMAGE_EXTS:
         return image_source(path, pace, n_frames, fps or 30.0)
     return VideoFileSource(path, pace, loop)
-
-
-def first_frame(source) -> np.ndarray | None:
-    """Peek helper for tests/tools: read one frame's image (consumes it)."""
-    frame = source.read()
-    return None if frame is None else frame.image

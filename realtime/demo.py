@@ -1,0 +1,121 @@
+"""The main demo: the live pipeline (same threads as `swapcam live`) on the built-in synthetic camera clip of the
+astronaut portrait, with the shipped demo model (astronaut -> Grace Hopper). Needs no camera and no downloads.
+
+Writes the swapped video (MP4 with a metadata note that it is synthetic) and a side-by-side preview PNG (camera |
+swapped), then prints the benchmark summary. --window / --vcam also show it live when a display / virtual camera
+is there (the demo goes on without them otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from realtime.errors import SwapcamError
+from realtime.live import add_pipeline_arguments, run_pipeline
+from realtime.pipeline import format_summary
+from realtime.samples import PORTRAITS
+
+log = logging.getLogger("swapcam.demo")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="demo-out/swapped.mp4", help="output video (a preview PNG is written beside it)")
+    parser.add_argument("--model", default=None, help="swap model (default: the shipped demo model for --direction)")
+    parser.add_argument("--direction", default="a2b", choices=("a2b", "b2a"),
+                        help="demo model direction: a2b = astronaut -> Grace Hopper (clip of the astronaut), b2a = the reverse")
+    parser.add_argument("--frames", type=int, default=150, help="frames of the synthetic clip to swap (30 fps)")
+    parser.add_argument("--providers", default="auto", help="onnxruntime provider: auto, cpu, cuda, tensorrt")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    parser.add_argument("--window", action="store_true", help="also show the output in a window (when a display is available)")
+    parser.add_argument("--vcam", action="store_true", help="also send the output to the virtual camera (when one is set up)")
+    parser.add_argument("--no-label", dest="demo_label", action="store_false",
+                        help="leave out the visible 'synthetic video' label (on by default in the demo)")
+    parser.add_argument("--json", default=None, help="also write the benchmark summary as JSON")
+    add_pipeline_arguments(parser)
+
+
+def _optional_sink(kind: str, width: int, height: int, fps: float):
+    from realtime.sinks import open_sink
+
+    try:
+        return open_sink(kind, width, height, fps)
+    except SwapcamError as exc:
+        print(f"(skipping --{'vcam' if kind == 'vcam' else 'window'}: {exc})")
+        return None
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise SwapcamError(f"could not encode the preview {path}")
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data.tobytes())
+    os.replace(tmp, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.contract import demo_model_path
+    from realtime.live import options_from_args
+    from realtime.sinks import TeeSink
+    from realtime.sinks.file import FileSink
+    from realtime.sources import synthetic_source
+    from realtime.swapper import Swapper
+
+    if args.frames < 2:
+        raise SwapcamError(f"--frames {args.frames}: expected >= 2")
+    out = Path(args.out)
+    if out.suffix.lower() != ".mp4":
+        raise SwapcamError(f"--out {out}: use an .mp4 file name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = Path(args.model) if args.model else demo_model_path(args.direction)
+    swapper = Swapper(model, providers=args.providers, threads=args.threads)
+    portrait = "astronaut" if args.direction == "a2b" else "grace_hopper"
+    if args.model is None:
+        portrait = swapper.info.identities[0] if swapper.info.identities[0] in PORTRAITS else portrait
+    print(f"model {swapper.describe()}")
+    live_view = args.window or args.vcam
+    # Written to a file, every frame counts (fast pace); shown live, the clip plays at 30 fps like a camera.
+    source = synthetic_source(portrait, pace="realtime" if live_view else "fast", n_frames=args.frames)
+    options = options_from_args(args, label=args.demo_label or args.label)
+    sinks = [FileSink(out, source.width, source.height, source.fps)]
+    if args.window:
+        sinks.append(_optional_sink("window", source.width, source.height, source.fps))
+    if args.vcam:
+        sinks.append(_optional_sink("vcam", source.width, source.height, source.fps))
+    sink = TeeSink([s for s in sinks if s is not None])
+    preview: dict[str, np.ndarray] = {}
+    middle = args.frames // 2
+
+    def keep_preview(frame, image) -> None:
+        # The first frame with a face at or after the clip's middle: a representative pose, not the start-up.
+        if "swapped" not in preview and frame.index >= middle and frame.faces:
+            preview["camera"], preview["swapped"] = frame.image, image
+
+    try:
+        summary, interrupted = run_pipeline(swapper, source, sink, options, max_frames=args.frames, on_frame=keep_preview)
+    finally:
+        sink.close()
+        source.close()
+    preview_path = out.with_name(out.stem + "_preview.png")
+    if preview:
+        _write_png(preview_path, np.hstack([preview["camera"], preview["swapped"]]))
+    print(format_summary(summary))
+    print(f"wrote {out} ({summary['frames_out']} frames, metadata note: synthetic)")
+    if preview:
+        print(f"wrote {preview_path} (camera | swapped)")
+    else:
+        print("no frame with a face after the clip's middle: no preview written")
+    if args.json:
+        path = Path(args.json)
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_text(json.dumps({"model": str(model), "source": source.describe(), **summary}, indent=2))
+        os.replace(tmp, path)
+        print(f"wrote {path}")
+    return 130 if interrupted else 0

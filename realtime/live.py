@@ -1,0 +1,148 @@
+"""Run the live face swap: a camera, video file, image or the synthetic clip in; a virtual camera, window, MP4 file
+or nothing out. Stages run in threads with one-slot hand-offs (newest frame wins). Ctrl-C stops cleanly.
+
+Examples:
+  swapcam live --model ab.onnx --source 0 --sink vcam --label
+  swapcam live --model ab.onnx --source 0 --sink window --hud
+  swapcam live --model ab.onnx --source talk.mp4 --sink file:out.mp4 --pace fast
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from realtime.colour import COLOUR_MODES
+from realtime.errors import SwapcamError
+from realtime.pipeline import FaceSwapProcessor, LiveRunner, PipelineOptions, format_summary
+from realtime.sources import PACES
+from realtime.swapper import PROVIDER_CHOICES, Swapper
+
+log = logging.getLogger("swapcam.live")
+
+
+def default_model() -> str | None:
+    from models.contract import DEMO_MODELS
+
+    path = DEMO_MODELS["a2b"]
+    return str(path) if path.exists() else None
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None,
+                        help="swap model: a swapcam .onnx (from `swapcam export`) or a DeepFaceLab/DeepFaceLive .dfm; "
+                             "default: the shipped demo model (astronaut -> Grace Hopper)")
+    parser.add_argument("--providers", default="auto", choices=PROVIDER_CHOICES,
+                        help="onnxruntime execution provider: auto = TensorRT/CUDA when they really run, else CPU")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="onnxruntime intra-op threads for the swap (default: onnxruntime's choice, one per core)")
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-faces", type=int, default=1, help="swap up to this many faces per frame")
+    parser.add_argument("--colour", default="rct", choices=COLOUR_MODES,
+                        help="colour transfer to the camera's face: rct = Reinhard in LAB inside the mask, "
+                             "hist = histogram matching, none")
+    parser.add_argument("--hud", action="store_true", help="draw fps and per-stage milliseconds on the output")
+    parser.add_argument("--label", action="store_true", help="stamp a visible 'synthetic video' label on the output")
+    parser.add_argument("--no-smoothing", action="store_true", help="turn off One Euro smoothing of the landmarks")
+    parser.add_argument("--min-cutoff", type=float, default=PipelineOptions.min_cutoff,
+                        help="One Euro min cutoff in Hz (lower = steadier face at rest, more lag)")
+    parser.add_argument("--beta", type=float, default=PipelineOptions.beta,
+                        help="One Euro speed coefficient per px/s (higher = less lag when the head moves)")
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, default_source: str) -> None:
+    parser.add_argument("--source", default=default_source,
+                        help="camera index (0), device path (/dev/video0), video file, image, or 'synthetic' / "
+                             "'synthetic:grace_hopper' (the built-in clip)")
+    parser.add_argument("--width", type=int, default=640, help="capture width (camera) / synthetic clip width")
+    parser.add_argument("--height", type=int, default=480, help="capture height (camera) / synthetic clip height")
+    parser.add_argument("--fps", type=float, default=30.0, help="camera frame rate to request")
+    parser.add_argument("--mjpg", action="store_true", help="ask the camera for MJPG (more fps over USB 2 at high resolutions)")
+    parser.add_argument("--camera-retry", type=float, default=3.0,
+                        help="seconds to keep retrying an absent or unplugged camera before giving up")
+    parser.add_argument("--loop", action="store_true", help="loop a video file source")
+
+
+def options_from_args(args: argparse.Namespace, label: bool | None = None) -> PipelineOptions:
+    options = PipelineOptions(colour=args.colour, max_faces=args.max_faces, label=args.label if label is None else label,
+                              hud=args.hud, smoothing=not args.no_smoothing, min_cutoff=args.min_cutoff, beta=args.beta)
+    options.validate()
+    return options
+
+
+def load_swapper(args: argparse.Namespace) -> Swapper:
+    model = args.model or default_model()
+    if model is None:
+        raise SwapcamError("no --model given and the demo model is missing; rebuild it with `swapcam build-demo-model`")
+    if args.threads is not None and args.threads < 1:
+        raise SwapcamError(f"--threads {args.threads}: expected >= 1")
+    swapper = Swapper(model, providers=args.providers, threads=args.threads)
+    log.info("model %s", swapper.describe())
+    return swapper
+
+
+def open_source_from_args(args: argparse.Namespace, pace: str, n_frames: int | None = None):
+    from realtime.sources import open_source
+
+    if args.width < 64 or args.height < 64:
+        raise SwapcamError(f"--width/--height {args.width}x{args.height}: expected at least 64x64")
+    return open_source(args.source, pace=pace, n_frames=n_frames, width=args.width, height=args.height,
+                       fps=args.fps, mjpg=args.mjpg, retry_s=args.camera_retry, loop=args.loop)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    add_source_arguments(parser, default_source="0")
+    parser.add_argument("--sink", default="vcam",
+                        help="vcam (virtual camera; vcam:/dev/videoN for a given device), window, file:PATH.mp4, null")
+    parser.add_argument("--vcam-backend", default=None,
+                        help="pyvirtualcam backend name (default: the platform's: v4l2loopback on Linux, obs elsewhere)")
+    parser.add_argument("--pace", default="realtime", choices=PACES,
+                        help="video/image/synthetic sources: realtime = play at the file's fps like a camera, "
+                             "fast = as fast as possible, every frame processed")
+    parser.add_argument("--frames", type=int, default=None, help="stop after this many frames (default: until the source ends or Ctrl-C)")
+    add_pipeline_arguments(parser)
+
+
+def run_pipeline(swapper: Swapper, source, sink, options: PipelineOptions, max_frames: int | None = None,
+                 on_frame=None) -> tuple[dict, bool]:
+    """Wire processor + runner for one source and sink; returns (summary dict, interrupted)."""
+    interrupted = False
+    with FaceSwapProcessor(swapper, options) as processor:
+        runner = LiveRunner(source, processor, sink, max_frames=max_frames, on_frame=on_frame)
+        try:
+            stats = runner.run()
+        except KeyboardInterrupt:
+            interrupted = True
+            stats = runner.stats
+    return stats.summary(warmup=10), interrupted
+
+
+def run(args: argparse.Namespace) -> int:
+    from realtime.sinks import check_sink_spec, open_sink
+
+    check_sink_spec(args.sink)
+    if args.frames is not None and args.frames < 1:
+        raise SwapcamError(f"--frames {args.frames}: expected >= 1")
+    options = options_from_args(args)
+    swapper = load_swapper(args)
+    source = open_source_from_args(args, args.pace)
+    try:
+        log.info("source %s", source.describe())
+        sink = open_sink(args.sink, source.width, source.height, source.fps, vcam_backend=args.vcam_backend)
+        try:
+            log.info("sink %s (Ctrl-C to stop)", args.sink)
+            summary, interrupted = run_pipeline(swapper, source, sink, options, args.frames)
+        finally:
+            sink.close()
+    finally:
+        source.close()
+    if interrupted:
+        print("stopped (Ctrl-C)")
+    print(format_summary(summary))
+    if args.sink.startswith("file:"):
+        print(f"wrote {Path(args.sink[5:])} ({summary['frames_out']} frames)")
+    return 0

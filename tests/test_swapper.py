@@ -1,0 +1,205 @@
+"""Session factory + Swapper: real onnxruntime sessions on small graphs built with onnx.helper (tests/_live_fixtures)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import pytest
+
+from _live_fixtures import _ellipse_mask, colour_shift_model
+from models.contract import ModelInfo
+from realtime.errors import ContractError, SwapcamError
+from realtime import swapper as swapper_mod
+from realtime.swapper import Swapper, create_session, nvidia_device_count
+
+GAIN = (1.0, 0.8, 1.2)  # RGB order (the swapcam contract)
+OFFSET = (0.1, -0.05, 0.0)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("swapper_models")
+
+
+@pytest.fixture(scope="module")
+def swapcam_model(model_dir):
+    return colour_shift_model(model_dir / "shift.onnx", size=64, gain=GAIN, offset=OFFSET)
+
+
+@pytest.fixture(scope="module")
+def swapper(swapcam_model):
+    return Swapper(swapcam_model)
+
+
+def _crops(n: int, size: int = 64, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def _reference_shift_bgr(crop: np.ndarray, gain, offset) -> np.ndarray:
+    """Independent numpy version of the test graph on a BGR crop (gain/offset given in RGB order)."""
+    rgb = crop[..., ::-1].astype(np.float64) / 255.0
+    out = np.clip(rgb * np.array(gain) + np.array(offset), 0, 1)
+    return np.round(out[..., ::-1] * 255.0)
+
+
+def test_swap_matches_reference_and_returns_contract_types(swapper):
+    assert swapper.info.size == 64 and swapper.info.format == "swapcam"
+    crops = _crops(3)
+    faces, masks = swapper.swap(crops)
+    assert len(faces) == len(masks) == 3
+    for crop, face, mask in zip(crops, faces, masks):
+        assert face.shape == (64, 64, 3) and face.dtype == np.uint8
+        assert mask.shape == (64, 64) and mask.dtype == np.float32
+        assert 0.0 <= mask.min() and mask.max() <= 1.0
+        np.testing.assert_allclose(face, _reference_shift_bgr(crop, GAIN, OFFSET), atol=1)
+        np.testing.assert_array_equal(mask, _ellipse_mask(64))
+    assert swapper.swap([]) == ([], [])
+
+
+def test_all_crops_in_one_session_run(swapper):
+    calls = []
+    real_run = swapper.session.run
+
+    def counting_run(*args, **kwargs):
+        calls.append(args[1][swapper.input_name].shape)
+        return real_run(*args, **kwargs)
+
+    swapper.session.run = counting_run
+    try:
+        faces, _ = swapper.swap(_crops(4, seed=1))
+    finally:
+        del swapper.session.run
+    assert calls == [(4, 3, 64, 64)]
+    singles = [swapper.swap([c])[0][0] for c in _crops(4, seed=1)]
+    for batched, single in zip(faces, singles):
+        np.testing.assert_array_equal(batched, single)
+
+
+def test_swapper_is_thread_safe(swapper):
+    crops = _crops(2, seed=2)
+    expected = swapper.swap(crops)[0]
+    errors, results = [], []
+
+    def worker():
+        try:
+            for _ in range(20):
+                results.append(swapper.swap(crops)[0])
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(results) == 80
+    for faces in results:
+        for got, want in zip(faces, expected):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_bad_crops_raise_naming_the_problem(swapper):
+    with pytest.raises(ValueError, match="crop 1 .*64x64x3 uint8"):
+        swapper.swap([_crops(1)[0], np.zeros((32, 32, 3), np.uint8)])
+    with pytest.raises(ValueError, match="crop 0"):
+        swapper.swap([np.zeros((64, 64, 3), np.float32)])
+
+
+def test_dfm_without_metadata_loads_with_size_from_shape(model_dir, caplog):
+    # DFM: NHWC, BGR order, so gain/offset apply to B, G, R.
+    path = colour_shift_model(model_dir / "plain.dfm", size=48, gain=(1.0, 1.0, 1.0), offset=(0.3, 0.0, 0.0),
+                              layout="dfm", with_meta=False)
+    with caplog.at_level(logging.WARNING, logger="swapcam.swapper"):
+        sw = Swapper(path)
+    assert sw.kind == "dfm" and sw.info.size == 48 and sw.info.coverage == ModelInfo(size=48).coverage
+    assert any("DFM without swapcam metadata" in r.getMessage() for r in caplog.records)
+    crop = _crops(1, size=48, seed=3)[0]
+    face, mask = sw.swap([crop])
+    expected = np.clip(crop.astype(np.float64) / 255 + np.array([0.3, 0, 0]), 0, 1) * 255
+    np.testing.assert_allclose(face[0], np.round(expected), atol=1)
+    assert mask[0].shape == (48, 48)
+
+
+def test_missing_file(model_dir):
+    with pytest.raises(SwapcamError, match="does not exist"):
+        Swapper(model_dir / "nope.onnx")
+
+
+def test_corrupt_file(model_dir):
+    bad = model_dir / "corrupt.onnx"
+    bad.write_bytes(b"\x08\x07this is not a protobuf at all" * 10)
+    with pytest.raises(ContractError, match="corrupt.onnx"):
+        Swapper(bad)
+
+
+def test_wrong_tensor_names(model_dir):
+    path = colour_shift_model(model_dir / "names.onnx", input_name="image")
+    with pytest.raises(ContractError, match=r"in=\['image'\].*match neither"):
+        Swapper(path)
+
+
+def test_wrong_channel_count(model_dir):
+    path = colour_shift_model(model_dir / "rgba.onnx", channels=4)
+    with pytest.raises(ContractError, match="4 channels"):
+        Swapper(path)
+
+
+def test_metadata_size_differs_from_graph(model_dir):
+    path = colour_shift_model(model_dir / "size.onnx", size=64, meta={"swapcam.size": "128"})
+    with pytest.raises(ContractError, match="differs from metadata size 128"):
+        Swapper(path)
+
+
+def test_swapcam_graph_without_metadata(model_dir):
+    path = colour_shift_model(model_dir / "nometa.onnx", with_meta=False)
+    with pytest.raises(ContractError, match="swapcam.size"):
+        Swapper(path)
+
+
+def test_wrong_template_in_metadata(model_dir):
+    path = colour_shift_model(model_dir / "tmpl.onnx", meta={"swapcam.template": "dlib-5pt"})
+    with pytest.raises(ContractError, match="template='dlib-5pt'"):
+        Swapper(path)
+
+
+def test_format_metadata_contradicts_tensors(model_dir):
+    path = colour_shift_model(model_dir / "fmt.onnx", meta={"swapcam.format": "dfm"})
+    with pytest.raises(ContractError, match="metadata says format='dfm'"):
+        Swapper(path)
+
+
+def test_provider_is_said_once_in_one_line(swapcam_model, caplog):
+    swapper_mod._said.clear()
+    with caplog.at_level(logging.INFO, logger="swapcam.swapper"):
+        Swapper(swapcam_model, threads=1)
+        Swapper(swapcam_model, threads=1)
+    lines = [r.getMessage() for r in caplog.records if "onnxruntime" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0]
+    if nvidia_device_count() == 0:
+        assert "running on CPU (1 threads)" in lines[0]
+
+
+@pytest.mark.skipif(nvidia_device_count() > 0, reason="checks the fallback on a machine without an NVIDIA GPU")
+def test_gpu_request_falls_back_quietly_without_gpu(swapcam_model, capfd, caplog):
+    # An explicit list makes the factory really try CUDA: onnxruntime-gpu then prints red errors and falls back.
+    swapper_mod._said.clear()
+    with caplog.at_level(logging.INFO, logger="swapcam.swapper"):
+        session = create_session(swapcam_model, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    captured = capfd.readouterr()
+    assert "onnxruntime:" not in captured.err and "EP Error" not in captured.out + captured.err
+    lines = [r.getMessage() for r in caplog.records if "running on" in r.getMessage()]
+    assert len(lines) == 1 and "CPU" in lines[0] and "could not start" in lines[0]
+    with pytest.raises(SwapcamError, match="no NVIDIA driver"):
+        create_session(swapcam_model, providers="cuda")
+
+
+def test_bad_provider_and_threads(swapcam_model):
+    with pytest.raises(SwapcamError, match="providers='gpu'"):
+        create_session(swapcam_model, providers="gpu")
+    with pytest.raises(SwapcamError, match="threads=0"):
+        create_session(swapcam_model, threads=0)
