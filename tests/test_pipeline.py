@@ -1,0 +1,237 @@
+"""The per-frame processor and the threaded runner: real mediapipe, real onnxruntime, the synthetic clip.
+
+Most tests use a known "swap" (tests/_live_fixtures.colour_shift_model: the input face with a colour shift and an
+elliptical mask), so every changed pixel can be accounted for. The identity test uses the shipped demo model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+from skimage.color import rgb2lab
+
+from _live_fixtures import colour_shift_model
+from realtime.align import alignment_matrix, transform_points
+from realtime.compose import hull_mask
+from realtime.errors import SwapcamError
+from realtime.pipeline import FaceSwapProcessor, LatestSlot, LiveRunner, PipelineOptions
+from realtime.sinks.null import NullSink
+from realtime.sources import FramesSource
+from realtime.swapper import Swapper
+
+NO_OVERLAY = dict(hud=False, label=False)
+
+
+@pytest.fixture(scope="module")
+def shift_swapper(tmp_path_factory):
+    path = colour_shift_model(tmp_path_factory.mktemp("pipeline") / "shift.onnx", size=64,
+                              gain=(0.7, 1.0, 1.3), offset=(0.15, -0.1, 0.05))
+    return Swapper(path)
+
+
+def _box_outside(shape, bbox) -> np.ndarray:
+    x0, y0, x1, y1 = bbox
+    outside = np.ones(shape[:2], bool)
+    outside[max(0, y0):max(0, y1 + 1), max(0, x0):max(0, x1 + 1)] = False
+    return outside
+
+
+# -- hand-offs -----------------------------------------------------------------------------------------------------
+def test_latest_slot_newest_wins_and_counts_drops():
+    slot = LatestSlot()
+    assert slot.put(1) is False
+    assert slot.put(2) is True and slot.put(3) is True
+    assert slot.get() == 3 and slot.dropped == 2
+    assert slot.get(timeout=0.05) is None
+    slot.close()
+    assert slot.get() is LatestSlot.CLOSED
+
+
+def test_latest_slot_blocking_put_waits_for_the_consumer():
+    slot = LatestSlot()
+    slot.put("a", block=True)
+    done = threading.Event()
+
+    def producer():
+        slot.put("b", block=True)
+        done.set()
+
+    threading.Thread(target=producer, daemon=True).start()
+    assert not done.wait(0.2)  # the slot is full: the producer waits, nothing is dropped
+    assert slot.get() == "a"
+    assert done.wait(2.0) and slot.get() == "b" and slot.dropped == 0
+
+
+# -- processor ------------------------------------------------------------------------------------------------------
+def test_swaps_inside_face_box_only_and_never_touches_input(shift_swapper, astronaut_clip):
+    with FaceSwapProcessor(shift_swapper, PipelineOptions(colour="none", **NO_OVERLAY)) as proc:
+        swapped_frames = 0
+        for i, frame in enumerate(astronaut_clip.frames[:12]):
+            before = frame.copy()
+            out = proc.process(frame, t=i / 10)
+            np.testing.assert_array_equal(frame, before)  # input untouched
+            assert out.shape == frame.shape and out.dtype == np.uint8
+            assert len(proc.last_faces) == 1
+            face = proc.last_faces[0]
+            outside = _box_outside(frame.shape, face.bbox)
+            np.testing.assert_array_equal(out[outside], frame[outside])
+            changed = np.any(out != frame, axis=2)
+            x0, y0, x1, y1 = face.bbox
+            box_area = (x1 - x0) * (y1 - y0)
+            if changed.sum() > 0.3 * box_area:  # the colour-shifted face covers most of its box
+                swapped_frames += 1
+        assert swapped_frames == 12
+        assert set(proc.last_timings) >= {"landmarks", "smooth", "align", "swap", "colour", "compose", "overlay", "total"}
+
+
+def test_frame_without_face_passes_through_unchanged(shift_swapper, astronaut_clip):
+    rng = np.random.default_rng(0)
+    empty = np.clip(rng.normal(120, 20, (480, 640, 3)), 0, 255).astype(np.uint8)  # noise, no face
+    with FaceSwapProcessor(shift_swapper, PipelineOptions(**NO_OVERLAY)) as proc:
+        out = proc.process(empty, 0.0)
+        np.testing.assert_array_equal(out, empty)
+        assert proc.last_faces == []
+        proc.process(astronaut_clip.frames[0], 0.1)  # a face, tracked ...
+        assert len(proc.last_faces) == 1
+        out = proc.process(empty, 0.2)  # ... then gone: the frame must not carry a stale paste
+        np.testing.assert_array_equal(out, empty)
+
+
+def test_several_faces_in_one_session_run(shift_swapper, astronaut_clip, grace_hopper_clip):
+    frame = np.hstack([astronaut_clip.frames[0], grace_hopper_clip.frames[0]])  # 1280x480, two faces
+    calls = []
+    real_run = shift_swapper.session.run
+
+    def counting_run(*args, **kwargs):
+        calls.append(args[1][shift_swapper.input_name].shape[0])
+        return real_run(*args, **kwargs)
+
+    shift_swapper.session.run = counting_run
+    try:
+        with FaceSwapProcessor(shift_swapper, PipelineOptions(colour="none", max_faces=2, **NO_OVERLAY)) as proc:
+            out = proc.process(frame, 0.0)
+            faces = proc.last_faces
+    finally:
+        del shift_swapper.session.run
+    assert len(faces) == 2 and calls == [2]
+    changed = np.any(out != frame, axis=2)
+    assert changed[:, :640].sum() > 2000 and changed[:, 640:].sum() > 2000
+    with FaceSwapProcessor(shift_swapper, PipelineOptions(colour="none", max_faces=1, **NO_OVERLAY)) as proc:
+        proc.process(frame, 0.0)
+        assert len(proc.last_faces) == 1
+
+
+def test_rct_pasted_face_matches_camera_face_colour(shift_swapper, astronaut_clip):
+    """The pasted face's masked LAB mean/std (skimage, independent of OpenCV's LAB) match the camera's face."""
+    frame = astronaut_clip.frames[3]
+    results = {}
+    for mode in ("none", "rct"):
+        with FaceSwapProcessor(shift_swapper, PipelineOptions(colour=mode, smoothing=False, **NO_OVERLAY)) as proc:
+            out = proc.process(frame, 0.0)
+            landmarks = proc.last_faces[0].landmarks
+        size = 128
+        matrix = alignment_matrix(landmarks, size, shift_swapper.info.coverage)
+        crop_in = cv2.warpAffine(frame, matrix, (size, size))
+        crop_out = cv2.warpAffine(out, matrix, (size, size))
+        # The solid part of the blend mask: the landmark hull, well inside its feathered edge, where the model's
+        # elliptical mask is 1 -- there the output pixel is the colour-transferred face.
+        hull = hull_mask(transform_points(landmarks, matrix), size)
+        region = cv2.erode(hull, np.ones((15, 15), np.uint8)) > 0.5
+        assert region.sum() > 1500
+
+        def stats(img):
+            px = rgb2lab(img[..., ::-1])[region]
+            return px.mean(axis=0), px.std(axis=0)
+
+        results[mode] = (stats(crop_out), stats(crop_in))
+    (none_mean, _), (cam_mean, cam_std) = results["none"]
+    (rct_mean, rct_std), _ = results["rct"]
+    assert np.abs(none_mean - cam_mean).max() > 8  # without transfer the shifted face is visibly off
+    np.testing.assert_allclose(rct_mean, cam_mean, atol=2.5)
+    np.testing.assert_allclose(rct_std, cam_std, rtol=0.2, atol=1.0)
+
+
+def test_label_and_hud_are_drawn_only_when_asked(shift_swapper, astronaut_clip):
+    frame = astronaut_clip.frames[0]
+    outs = {}
+    for name, opts in {"plain": {}, "label": {"label": True}, "hud": {"hud": True}}.items():
+        with FaceSwapProcessor(shift_swapper, PipelineOptions(**{**NO_OVERLAY, **opts})) as proc:
+            outs[name] = proc.process(frame, 0.0)
+    corner_br = (slice(440, 480), slice(480, 640))
+    corner_tl = (slice(0, 30), slice(0, 200))
+    assert np.array_equal(outs["plain"][corner_br], frame[corner_br])
+    assert not np.array_equal(outs["label"][corner_br], frame[corner_br])
+    assert np.array_equal(outs["label"][corner_tl], frame[corner_tl])
+    assert not np.array_equal(outs["hud"][corner_tl], frame[corner_tl])
+
+
+def test_bad_options():
+    with pytest.raises(SwapcamError, match="colour='lab'"):
+        PipelineOptions(colour="lab").validate()
+    with pytest.raises(SwapcamError, match="max_faces=0"):
+        PipelineOptions(max_faces=0).validate()
+
+
+def test_close_is_idempotent(shift_swapper):
+    proc = FaceSwapProcessor(shift_swapper, PipelineOptions(**NO_OVERLAY))
+    proc.close()
+    proc.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        proc.process(np.zeros((64, 64, 3), np.uint8))
+
+
+# -- threaded runner ------------------------------------------------------------------------------------------------
+def test_runner_processes_every_frame_of_a_file_like_source(shift_swapper, astronaut_clip):
+    source = FramesSource(astronaut_clip.frames, 30.0, pace="fast", n_frames=40)
+    sink = NullSink()
+    with FaceSwapProcessor(shift_swapper, PipelineOptions(**NO_OVERLAY)) as proc:
+        stats = LiveRunner(source, proc, sink).run()
+    summary = stats.summary()
+    assert sink.frames == 40 == summary["frames_out"] == summary["frames_in"]
+    assert summary["dropped_total"] == 0 and summary["frames_with_face"] == 40
+    for stage in ("landmarks", "swap", "colour", "compose", "sink"):
+        assert summary["stages_ms"][stage]["p50"] is not None
+    assert summary["latency_ms"]["p50"] > 0 and summary["fps"] > 0
+
+
+class SlowSink(NullSink):
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def send(self, image) -> bool:
+        time.sleep(self.delay)
+        return super().send(image)
+
+
+def test_live_source_drops_stale_frames_and_latency_stays_bounded(shift_swapper, astronaut_clip):
+    # Camera-like source at 30 fps, a sink that needs 80 ms per frame: a queue would grow latency by ~50 ms per
+    # frame (to seconds over 60 frames); newest-frame-wins keeps it to about one sink time plus the stages.
+    source = FramesSource(astronaut_clip.frames, 30.0, pace="realtime", n_frames=60)
+    sink = SlowSink(0.08)
+    with FaceSwapProcessor(shift_swapper, PipelineOptions(**NO_OVERLAY)) as proc:
+        stats = LiveRunner(source, proc, sink).run()
+    summary = stats.summary()
+    assert summary["dropped_total"] > 20
+    assert summary["frames_out"] + summary["dropped_total"] <= 60
+    assert summary["latency_ms"]["p95"] < 400
+
+
+class FailingSource(FramesSource):
+    def read(self):
+        if self._index == 5:
+            raise SwapcamError("camera 0 stopped delivering frames and could not be reopened")
+        return super().read()
+
+
+def test_source_error_stops_the_run_and_reaches_the_caller(shift_swapper, astronaut_clip):
+    source = FailingSource(astronaut_clip.frames, 30.0, pace="fast")
+    with FaceSwapProcessor(shift_swapper, PipelineOptions(**NO_OVERLAY)) as proc:
+        runner = LiveRunner(source, proc, NullSink())
+        with pytest.raises(SwapcamError, match="stopped delivering"):
+            runner.run()
+    assert not any(t.name.startswith("swapcam-") and t.is_alive() for t in threading.enumerate())
