@@ -86,6 +86,11 @@ class FaceSwapProcessor:
         self.last_timings: dict[str, float] = {}
         self.last_faces: list[Face] = []
 
+    def warmup(self) -> None:
+        """One inference on a blank batch: onnxruntime's first run allocates and would otherwise stall frame 1."""
+        blank = np.zeros((self.size, self.size, 3), np.uint8)
+        self.swapper.swap([blank] * self.options.max_faces)
+
     # -- landmarks half -------------------------------------------------------------------------------------
     def _smooth(self, faces: list[Face], t: float) -> list[Face]:
         from realtime.landmarks.one_euro import OneEuroFilter
@@ -409,6 +414,7 @@ class LiveRunner:
         """Run until the source ends, ``max_frames`` are captured, the sink closes or Ctrl-C. Returns the stats."""
         threads = [threading.Thread(target=self._guard(body), name=f"swapcam-{name}", daemon=True)
                    for name, body in (("capture", self._capture), ("landmarks", self._landmarks), ("inference", self._inference))]
+        self.processor.warmup()
         self.stats.started = time.perf_counter()
         for thread in threads:
             thread.start()
