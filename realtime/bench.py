@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=300, help="frames to run (the first %d are warm-up, left out of the percentiles)" % WARMUP_FRAMES)
     parser.add_argument("--pace", default="realtime", choices=PACES,
                         help="realtime = feed at the source's fps like a camera (latency, drops); fast = as fast as possible (ceiling fps)")
-    parser.add_argument("--sink", default="null", help="where frames go while measuring: null (default), file:PATH.mp4, vcam, window")
+    parser.add_argument("--sink", default="null", help="where frames go while measuring: null, file:PATH.mp4, vcam, window")
     parser.add_argument("--json", default=None, help="write the full results to this JSON file")
     add_pipeline_arguments(parser)
 

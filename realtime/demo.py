@@ -27,11 +27,12 @@ log = logging.getLogger("swapcam.demo")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo-out/swapped.mp4", help="output video (a preview PNG is written beside it)")
-    parser.add_argument("--model", default=None, help="swap model (default: the shipped demo model for --direction)")
+    parser.add_argument("--model", default=None, help="swap model; when left out, the shipped demo model for --direction")
     parser.add_argument("--direction", default="a2b", choices=("a2b", "b2a"),
                         help="demo model direction: a2b = astronaut -> Grace Hopper (clip of the astronaut), b2a = the reverse")
     parser.add_argument("--frames", type=int, default=150, help="frames of the synthetic clip to swap (30 fps)")
-    parser.add_argument("--providers", default="auto", help="onnxruntime provider: auto, cpu, cuda, tensorrt")
+    parser.add_argument("--providers", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"),
+                        help="onnxruntime execution provider: auto = TensorRT/CUDA when they really run, else CPU")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     parser.add_argument("--window", action="store_true", help="also show the output in a window (when a display is available)")
     parser.add_argument("--vcam", action="store_true", help="also send the output to the virtual camera (when one is set up)")

@@ -1,10 +1,7 @@
 """Run the live face swap: a camera, video file, image or the synthetic clip in; a virtual camera, window, MP4 file
 or nothing out. Stages run in threads with one-slot hand-offs (newest frame wins). Ctrl-C stops cleanly.
-
-Examples:
-  swapcam live --model ab.onnx --source 0 --sink vcam --label
-  swapcam live --model ab.onnx --source 0 --sink window --hud
-  swapcam live --model ab.onnx --source talk.mp4 --sink file:out.mp4 --pace fast
+Example: `swapcam live --model ab.onnx --source 0 --sink vcam --label`; a file: `--source talk.mp4 --sink
+file:out.mp4 --pace fast`.
 """
 
 from __future__ import annotations
@@ -32,11 +29,11 @@ def default_model() -> str | None:
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="swap model: a swapcam .onnx (from `swapcam export`) or a DeepFaceLab/DeepFaceLive .dfm; "
-                             "default: the shipped demo model (astronaut -> Grace Hopper)")
+                             "when left out, the shipped demo model (astronaut -> Grace Hopper)")
     parser.add_argument("--providers", default="auto", choices=PROVIDER_CHOICES,
                         help="onnxruntime execution provider: auto = TensorRT/CUDA when they really run, else CPU")
     parser.add_argument("--threads", type=int, default=None,
-                        help="onnxruntime intra-op threads for the swap (default: onnxruntime's choice, one per core)")
+                        help="onnxruntime intra-op threads for the swap; when left out, onnxruntime's choice (one per core)")
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,11 +96,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sink", default="vcam",
                         help="vcam (virtual camera; vcam:/dev/videoN for a given device), window, file:PATH.mp4, null")
     parser.add_argument("--vcam-backend", default=None,
-                        help="pyvirtualcam backend name (default: the platform's: v4l2loopback on Linux, obs elsewhere)")
+                        help="pyvirtualcam backend name; when left out, the platform's (v4l2loopback on Linux, obs elsewhere)")
     parser.add_argument("--pace", default="realtime", choices=PACES,
                         help="video/image/synthetic sources: realtime = play at the file's fps like a camera, "
                              "fast = as fast as possible, every frame processed")
-    parser.add_argument("--frames", type=int, default=None, help="stop after this many frames (default: until the source ends or Ctrl-C)")
+    parser.add_argument("--frames", type=int, default=None, help="stop after this many frames; when left out, run until the source ends or Ctrl-C")
     add_pipeline_arguments(parser)
 
 

@@ -235,6 +235,16 @@ class Swapper:
         for dim, name in ((height, "height"), (width, "width")):
             if dim is not None and dim != info.size:
                 raise ContractError(f"{where}: input {name} {dim} (shape {shape}) differs from metadata size {info.size}")
+        declared = {o.name: list(o.shape) for o in outputs}
+        face_name = contract.OUTPUT_FACE if kind == "swapcam" else contract.DFM_OUT_FACE
+        mask_name = contract.OUTPUT_MASK if kind == "swapcam" else contract.DFM_OUT_FACE_MASK
+        for name, channels_out in ((face_name, 3), (mask_name, 1)):
+            dims = declared[name]
+            if len(dims) != 4:
+                raise ContractError(f"{where}: output {name!r} has shape {dims}, expected 4-D")
+            c_out = dims[1] if kind == "swapcam" else dims[3]
+            if isinstance(c_out, int) and c_out != channels_out:
+                raise ContractError(f"{where}: output {name!r} has {c_out} channels (shape {dims}), expected {channels_out}")
         self.info: ModelInfo = info
         self.kind = kind
         self.input_name = inputs[0].name

@@ -137,3 +137,23 @@ def test_ctrl_c_stops_cleanly(models, tmp_path):
     assert "stopped (Ctrl-C)" in stdout and "sustained fps" in stdout
     with av.open(str(out)) as c:  # the file was finished and moved into place
         assert sum(1 for _ in c.decode(video=0)) > 5
+
+
+@pytest.mark.slow
+def test_demo_writes_video_preview_and_summary(tmp_path, capsys):
+    import cv2
+
+    out = tmp_path / "demo" / "swapped.mp4"
+    rc = main(["demo", "--frames", "40", "--out", str(out), "--json", str(tmp_path / "demo.json")])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "sustained fps" in printed and "latency" in printed
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 40
+        assert "synthetic" in c.metadata.get("comment", "")
+    preview = cv2.imread(str(tmp_path / "demo" / "swapped_preview.png"))
+    assert preview.shape == (480, 1280, 3)
+    camera, swapped = preview[:, :640], preview[:, 640:]
+    assert np.any(camera != swapped)
+    data = json.loads((tmp_path / "demo.json").read_text())
+    assert data["frames_out"] == 40 and data["frames_with_face"] >= 38

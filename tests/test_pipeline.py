@@ -235,3 +235,60 @@ def test_source_error_stops_the_run_and_reaches_the_caller(shift_swapper, astron
         with pytest.raises(SwapcamError, match="stopped delivering"):
             runner.run()
     assert not any(t.name.startswith("swapcam-") and t.is_alive() for t in threading.enumerate())
+
+
+# -- identity: the shipped demo model -------------------------------------------------------------------------------
+def _identity_features(image, landmarks, size=64, coverage=1.6):
+    """Blurred, z-normalised grey levels of the inner face (landmark hull, eroded) of an aligned crop.
+
+    Alignment removes pose and scale, z-normalising removes brightness and contrast, the blur (sigma 2 px at 64 px)
+    removes the detail a 64 px model cannot draw anyway; what is left is the face's shading layout -- eye, brow,
+    nose and mouth shapes and positions -- which is what tells these two people apart.
+    """
+    matrix = alignment_matrix(landmarks, size, coverage)
+    crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA)
+    hull = hull_mask(transform_points(landmarks, matrix), size)
+    region = cv2.erode(hull, np.ones((7, 7), np.uint8)) > 0.5
+    grey = cv2.GaussianBlur(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY).astype(np.float32), (0, 0), 2.0)
+    return grey, region
+
+
+def _z(values):
+    return (values - values.mean()) / (values.std() + 1e-6)
+
+
+def identity_distances(swapper, clip_frames, reference_b, reference_b_landmarks):
+    """Per frame: (d(out, A), d(out, B), d(A, B)) with d = mean |z_out - z_ref| over the shared inner-face region."""
+    grey_b, region_b = _identity_features(reference_b, reference_b_landmarks, coverage=swapper.info.coverage)
+    rows = []
+    with FaceSwapProcessor(swapper, PipelineOptions(colour="none", smoothing=False, **NO_OVERLAY)) as proc:
+        for i, frame in enumerate(clip_frames):
+            out = proc.process(frame, i / 10)
+            assert len(proc.last_faces) == 1
+            landmarks = proc.last_faces[0].landmarks
+            grey_out, region = _identity_features(out, landmarks, coverage=swapper.info.coverage)
+            grey_a, _ = _identity_features(frame, landmarks, coverage=swapper.info.coverage)
+            region = region & region_b
+            za, zb, zo = _z(grey_a[region]), _z(grey_b[region]), _z(grey_out[region])
+            rows.append((np.abs(zo - za).mean(), np.abs(zo - zb).mean(), np.abs(za - zb).mean()))
+    return np.array(rows)
+
+
+# The output must sit closer to B than to A by at least this share of the A-B distance. A pass-through or a
+# colour-only change scores about -1 (it IS A); a model that ignores its input and draws B's portrait scores +1.
+IDENTITY_MARGIN = 0.1
+
+
+@pytest.mark.slow
+def test_demo_model_turns_the_face_into_the_other_identity(astronaut_clip, grace_hopper, portrait_landmarks, shift_swapper):
+    from models.contract import demo_model_path
+
+    swapper = Swapper(demo_model_path("a2b"))
+    frames = astronaut_clip.frames[::3]
+    rows = identity_distances(swapper, frames, grace_hopper.image, portrait_landmarks["grace_hopper"])
+    score = (rows[:, 0] - rows[:, 1]) / rows[:, 2]  # (d(out,A) - d(out,B)) / d(A,B), per frame
+    assert np.median(score) > IDENTITY_MARGIN, score.round(2)
+    assert (score > 0).mean() >= 0.8, score.round(2)
+    # The same metric on a model that does not change identity (colour shift only) must fail: it can tell.
+    control = identity_distances(shift_swapper, frames[:3], grace_hopper.image, portrait_landmarks["grace_hopper"])
+    assert np.all((control[:, 0] - control[:, 1]) / control[:, 2] < -0.5)
