@@ -36,6 +36,7 @@ CUDA = "CUDAExecutionProvider"
 TENSORRT = "TensorrtExecutionProvider"
 _SHORT = {CPU: "cpu", CUDA: "cuda", TENSORRT: "tensorrt"}
 PROVIDER_CHOICES = ("auto", "cpu", "cuda", "tensorrt")
+DFM_MORPH_INPUT = "morph_value:0"
 
 _said: set[str] = set()  # provider lines already printed: "said once", not once per peer/session
 _said_lock = threading.Lock()
@@ -206,6 +207,14 @@ class Swapper:
         where = str(self.path)
         inputs = self.session.get_inputs()
         outputs = self.session.get_outputs()
+        # DeepFaceLive's SAEHD exports add a scalar 'morph_value:0' input (how far to go from the source face to
+        # the celebrity: 1.0 = full swap). It is fed a constant; the face contract is checked on the rest.
+        self._extra_inputs: dict[str, np.ndarray] = {}
+        morph = [i for i in inputs if i.name == DFM_MORPH_INPUT]
+        if morph and len(inputs) == 2:
+            self._extra_inputs[DFM_MORPH_INPUT] = np.ones([d if isinstance(d, int) else 1 for d in morph[0].shape] or [],
+                                                          np.float32)
+            inputs = [i for i in inputs if i.name != DFM_MORPH_INPUT]
         kind = contract.check_io_names([i.name for i in inputs], [o.name for o in outputs], where)
         meta = dict(self.session.get_modelmeta().custom_metadata_map or {})
         shape = list(inputs[0].shape)
@@ -272,10 +281,12 @@ class Swapper:
 
     def _run(self, tensor: np.ndarray) -> list[np.ndarray]:
         if not self._use_iobinding:
-            return self.session.run(self.output_names, {self.input_name: tensor})
+            return self.session.run(self.output_names, {self.input_name: tensor, **self._extra_inputs})
         # On CUDA, IO binding copies the input once and lets onnxruntime allocate the outputs on the device.
         binding = self.session.io_binding()
         binding.bind_cpu_input(self.input_name, tensor)
+        for name, value in self._extra_inputs.items():
+            binding.bind_cpu_input(name, value)
         for name in self.output_names:
             binding.bind_output(name, "cuda")
         self.session.run_with_iobinding(binding)

@@ -22,7 +22,8 @@ def _ellipse_mask(size: int) -> np.ndarray:
 
 def colour_shift_model(path: Path, size: int = 64, gain=(1.0, 1.0, 1.0), offset=(0.2, -0.1, 0.0), *,
                        layout: str = "swapcam", input_name: str | None = None, channels: int = 3,
-                       meta: dict | None = None, with_meta: bool = True, mask: np.ndarray | None = None) -> Path:
+                       meta: dict | None = None, with_meta: bool = True, mask: np.ndarray | None = None,
+                       morph_input: bool = False) -> Path:
     """Write a tiny swap graph. layout 'swapcam' (NCHW RGB) or 'dfm' (NHWC BGR). ``gain``/``offset`` per channel in
     the model's own channel order; the face output is clip(x * gain + offset, 0, 1)."""
     import onnx
@@ -53,9 +54,15 @@ def colour_shift_model(path: Path, size: int = 64, gain=(1.0, 1.0, 1.0), offset=
     inits = [numpy_helper.from_array(g, "gain"), numpy_helper.from_array(o, "offset"),
              numpy_helper.from_array(mask_t, "mask_const"), numpy_helper.from_array(np.float32(0), "zero"),
              numpy_helper.from_array(np.float32(1), "one")]
+    inputs = [x]
+    offset_name = "offset"
+    if morph_input:  # DeepFaceLive SAEHD style: the offset is scaled by the scalar 'morph_value:0'
+        inputs.append(helper.make_tensor_value_info("morph_value:0", TensorProto.FLOAT, [1]))
+        offset_name = "morphed_offset"
     nodes = [
+        *([helper.make_node("Mul", ["offset", "morph_value:0"], ["morphed_offset"])] if morph_input else []),
         helper.make_node("Mul", [in_name, "gain"], ["scaled"]),
-        helper.make_node("Add", ["scaled", "offset"], ["shifted"]),
+        helper.make_node("Add", ["scaled", offset_name], ["shifted"]),
         helper.make_node("Clip", ["shifted", "zero", "one"], [face_name]),
         # mask = 0 * mean(x) + const: depends on the batch size N, constant in content.
         helper.make_node("ReduceMean", [in_name], ["mean"], axes=[reduce_axis], keepdims=1),
@@ -63,7 +70,7 @@ def colour_shift_model(path: Path, size: int = 64, gain=(1.0, 1.0, 1.0), offset=
         helper.make_node("Add", ["zeros", "mask_const"], [mask_name]),
         *extra,
     ]
-    graph = helper.make_graph(nodes, "colour_shift", [x], outs, initializer=inits)
+    graph = helper.make_graph(nodes, "colour_shift", inputs, outs, initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     if with_meta:

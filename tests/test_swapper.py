@@ -124,6 +124,15 @@ def test_dfm_without_metadata_loads_with_size_from_shape(model_dir, caplog):
     assert mask[0].shape == (48, 48)
 
 
+def test_dfm_with_morph_input_runs_a_full_swap(model_dir):
+    path = colour_shift_model(model_dir / "morph.dfm", size=32, offset=(0.0, 0.0, 0.4), layout="dfm",
+                              with_meta=False, morph_input=True)
+    sw = Swapper(path)
+    crop = np.full((32, 32, 3), 100, np.uint8)
+    face, _ = sw.swap([crop])
+    assert face[0][0, 0].tolist() == [100, 100, round(100 + 0.4 * 255)]  # morph 1.0: the whole offset
+
+
 def test_missing_file(model_dir):
     with pytest.raises(SwapcamError, match="does not exist"):
         Swapper(model_dir / "nope.onnx")
