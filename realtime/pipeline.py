@@ -74,17 +74,29 @@ class FaceSwapProcessor:
         self._transfer = colour_transfer(self.options.colour)
         self._template = template_points(self.size, self.coverage)
         self._owns_detector = detector is None
-        if detector is None:
-            from realtime.landmarks import create_detector
-
-            detector = create_detector(self.options.landmarks, mode="tracking", max_faces=self.options.max_faces)
-        self.detector = detector
+        self.detector = detector if detector is not None else self._create_detector()
         self._filters: list = []
         self._last_render: float | None = None
         self._fps: float | None = None
         self._closed = False
         self.last_timings: dict[str, float] = {}
         self.last_faces: list[Face] = []
+
+    def _create_detector(self):
+        """The stream's own tracking detector, started once on a face and then on an empty frame with its native
+        console output captured: mediapipe's C++ start-up lines (XNNPACK, feedback manager, projection warnings)
+        then never reach the user. The empty frame ends the warm-up track, so the first real frame starts clean."""
+        from realtime.landmarks import create_detector
+        from realtime.samples import portrait
+        from realtime.swapper import captured_native_output
+
+        with captured_native_output():
+            detector = create_detector(self.options.landmarks, mode="tracking", max_faces=self.options.max_faces)
+            if self.options.landmarks == "mediapipe":
+                face = portrait("astronaut").image
+                detector.detect(face)
+                detector.detect(np.zeros_like(face))
+        return detector
 
     def warmup(self) -> None:
         """One inference on a blank batch: onnxruntime's first run allocates and would otherwise stall frame 1."""

@@ -94,6 +94,9 @@ def _captured_native_output() -> Iterator[list[str]]:
             lines.extend(sink.read().decode("utf-8", "replace").splitlines())
 
 
+captured_native_output = _captured_native_output  # public name for other stages (mediapipe start-up, doctor)
+
+
 def _requested_providers(providers: str | Sequence[str]) -> tuple[list[str], str]:
     """Expand a provider request into an onnxruntime provider list and a reason used in the one-line report."""
     import onnxruntime as ort
