@@ -107,14 +107,26 @@ class FaceSwapProcessor:
     def _smooth(self, faces: list[Face], t: float) -> list[Face]:
         from realtime.landmarks.one_euro import OneEuroFilter
 
-        if len(faces) != len(self._filters):
-            # A face appeared or left: the index -> person pairing is no longer known, so forget all histories
-            # rather than drag one face's landmarks towards another's.
-            self._filters = [OneEuroFilter(self.options.min_cutoff, self.options.beta, self.options.d_cutoff) for _ in faces]
+        # Pair each face with the filter whose last face centre is nearest (the detector's face order can change
+        # between frames when there are several); a face with no filter within half its size starts a fresh one,
+        # so one person's landmarks are never dragged towards another's.
+        previous = self._filters  # list of (filter, centre)
+        unused = list(range(len(previous)))
+        kept: list = []
         out = []
-        for face, filt in zip(faces, self._filters):
+        for face in faces:
+            centre = face.landmarks.mean(axis=0)
+            reach = 0.5 * float(np.ptp(face.landmarks[:, 0]))
+            best = min(unused, key=lambda j: float(np.linalg.norm(previous[j][1] - centre)), default=None)
+            if best is not None and np.linalg.norm(previous[best][1] - centre) <= reach:
+                unused.remove(best)
+                filt = previous[best][0]
+            else:
+                filt = OneEuroFilter(self.options.min_cutoff, self.options.beta, self.options.d_cutoff)
             smoothed = filt(face.landmarks, t).astype(np.float32)
+            kept.append((filt, centre))
             out.append(Face(landmarks=smoothed, raw=face.raw, confidence=face.confidence, track_id=face.track_id))
+        self._filters = kept
         return out
 
     def find_faces(self, image: Image, t: float | None = None, timings: dict[str, float] | None = None) -> list[Face]:

@@ -173,6 +173,36 @@ def test_one_euro_smoothing_reduces_landmark_jitter(shift_swapper, astronaut):
     assert spread[True] < 0.8 * spread[False], spread
 
 
+class AlternatingDetector:
+    """Two fixed faces reported in alternating order (as a detector may do from frame to frame)."""
+
+    def __init__(self, faces):
+        self.faces, self.calls = faces, 0
+
+    def detect(self, image):
+        self.calls += 1
+        return list(self.faces if self.calls % 2 else self.faces[::-1])
+
+    def close(self):
+        pass
+
+
+def test_smoothing_follows_each_face_when_the_detector_reorders_them(shift_swapper, portrait_landmarks):
+    from realtime.types import Face
+
+    left = portrait_landmarks["astronaut"] * 0.5 + np.float32([20, 100])
+    right = left + np.float32([300, 0])
+    faces = [Face(landmarks=left, raw=left), Face(landmarks=right, raw=right)]
+    proc = FaceSwapProcessor(shift_swapper, PipelineOptions(max_faces=2, **NO_OVERLAY), detector=AlternatingDetector(faces))
+    image = np.zeros((480, 640, 3), np.uint8)
+    for i in range(6):
+        found = proc.find_faces(image, t=i / 30)
+        for face in found:
+            own = left if face.raw is left else right
+            # index pairing would pull each face ~150 px towards the other one
+            assert np.abs(face.landmarks - own).max() < 1e-3
+
+
 def test_label_and_hud_are_drawn_only_when_asked(shift_swapper, astronaut_clip):
     frame = astronaut_clip.frames[0]
     outs = {}
