@@ -102,6 +102,15 @@ def test_demo_page_in_headless_chromium_swaps_the_fake_camera(tmp_path, portrait
                 await wait_for(lambda: next(iter(server.peers.values())).options.label is False, 5, "label off on the server")
                 await asyncio.sleep(1.5)
                 unlabelled = [decode_data_url(await page.evaluate(GRAB_REMOTE_FRAME)) for _ in range(3)]
+                # Swap direction and colour mode from the page reach this peer's processor too.
+                peer = next(iter(server.peers.values()))
+                if len(factory.directions) > 1:
+                    await page.select_option("#direction", "b2a")
+                    await wait_for(lambda: peer.options.direction == "b2a", 5, "direction b2a on the server")
+                    await wait_for(lambda: peer.video.worker.processor.swapper is factory.swappers["b2a"], 5,
+                                   "the processor to use the b2a model")
+                await page.select_option("#colour", "hist")
+                await wait_for(lambda: peer.options.colour == "hist", 5, "colour mode hist on the server")
                 fps_text = await page.text_content("#fps")
                 audio_text = await page.text_content("#audio-delay")
                 assert len(server.peers) == 1

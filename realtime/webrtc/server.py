@@ -18,6 +18,7 @@ import ipaddress
 import json
 import logging
 import ssl
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -119,6 +120,7 @@ class PipelineFactory:
             raise SwapcamError("no swap model given")
         self.swappers = {direction: Swapper(path, providers=providers, threads=threads) for direction, path in models.items()}
         self.directions = tuple(self.swappers)
+        self._create_lock = threading.Lock()
 
     def direction_names(self) -> dict[str, str]:
         """'a2b' -> 'astronaut -> grace_hopper', from each model's metadata (what the page shows)."""
@@ -153,7 +155,11 @@ class PipelineFactory:
     def create(self, options: PeerOptions):
         from realtime.pipeline import FaceSwapProcessor
 
-        return FaceSwapProcessor(self.swappers[options.direction], options=self._pipeline_options(options))
+        # One at a time: FaceSwapProcessor starts its mediapipe tracker with fds 1/2 redirected to a temp file
+        # (realtime.swapper.captured_native_output). Two peers' workers doing that at once restore each other's
+        # temp file as stdout/stderr and the server goes silent for good.
+        with self._create_lock:
+            return FaceSwapProcessor(self.swappers[options.direction], options=self._pipeline_options(options))
 
     def configure(self, processor, options: PeerOptions) -> None:
         """Apply new options to a live processor, keeping its landmark tracker (no re-detection, no new graph).
@@ -655,7 +661,15 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
                        default_options=PeerOptions(colour=args.colour, label=not args.no_label))
 
 
+def _quiet_libraries(verbose: bool) -> None:
+    """aioice/aiortc log every ICE check at INFO; the user needs them only with --verbose."""
+    if not verbose:
+        for name in ("aioice", "aiortc"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def run(args: argparse.Namespace) -> int:
+    _quiet_libraries(getattr(args, "verbose", False))
     try:
         from aiohttp import web
     except ImportError:

@@ -39,6 +39,7 @@ MAX_SIDE = 1280
 LATENCY_WINDOW_S = 1.0  # the audio delay follows the median video latency over this window
 MAX_AUDIO_DELAY_S = 1.0  # never hold audio longer than this, whatever the video does
 AUDIO_BUFFER_FRAMES = 100  # 2 s of 20 ms frames; beyond that the oldest is dropped
+AUDIO_MAX_LATE_S = 0.12  # a frame this much past its due time (the sender was starved) is dropped, not sent late
 
 
 class Processor(Protocol):
@@ -133,7 +134,8 @@ class VideoStats:
         self.out_times: collections.deque[float] = collections.deque(maxlen=120)
         self.latencies: collections.deque[tuple[float, float]] = collections.deque(maxlen=300)  # (t_out, seconds)
         self.arrivals: collections.deque[float] = collections.deque(maxlen=60)
-        self.lags: collections.deque[tuple[float, float]] = collections.deque(maxlen=600)  # (t_in, t_in - pts s)
+        self.lags: collections.deque[tuple[float, float]] = collections.deque(maxlen=60)  # (t_in, t_in - pts s)
+        self.lag_floor: float | None = None
         self.timings: dict[str, float] = {}
 
     def record_out(self, t_in: float, t_out: float) -> None:
@@ -159,21 +161,23 @@ class VideoStats:
         self.frames_in += 1
         self.arrivals.append(t_in)
         if pts_s is not None:
-            self.lags.append((t_in, t_in - pts_s))
+            lag = t_in - pts_s
+            self.lags.append((t_in, lag))
+            self.lag_floor = lag if self.lag_floor is None else min(self.lag_floor, lag)
 
     def in_fps(self) -> float:
         interval = self.frame_interval_s()
         return 1.0 / interval if interval else 0.0
 
-    def backlog_s(self, now: float, recent: float = 0.5, history: float = 10.0) -> float | None:
-        """How far behind the camera the incoming frames are, beyond the best seen lately: (arrival - pts) now
-        minus its minimum over ``history`` seconds. It grows when frames queue before they reach us (aiortc's
-        decoder queue is unbounded, so an overloaded CPU shows up here as seconds of delay)."""
-        window = [(t, lag) for t, lag in self.lags if t >= now - history]
-        latest = [lag for t, lag in window if t >= now - recent]
-        if len(latest) < 3:
+    def backlog_s(self, now: float, recent: float = 0.5) -> float | None:
+        """How far behind the camera the incoming frames are, beyond the best ever seen on this connection:
+        (arrival - pts) now minus its minimum. pts count from the first frame, so the minimum is the queue-free
+        transit time plus a constant; the excess grows when frames queue before they reach us (aiortc decodes
+        every frame from an unbounded queue, so an overloaded CPU shows up here as seconds of delay)."""
+        latest = [lag for t, lag in self.lags if t >= now - recent]
+        if len(latest) < 3 or self.lag_floor is None:
             return None
-        return statistics.median(latest) - min(lag for _, lag in window)
+        return statistics.median(latest) - self.lag_floor
 
     def latency_s(self, now: float, window: float = LATENCY_WINDOW_S) -> float | None:
         """Median capture->send latency of the frames sent in the last ``window`` seconds (None before any)."""
@@ -376,8 +380,13 @@ class DelayedAudioTrack(MediaStreamTrack):
                 raise MediaStreamError("audio track ended")
             self._arrived.clear()
             await self._arrived.wait()
-        frame, t_in = self._buffer[0]
         target = self.target_delay()
+        # When the sender falls behind (CPU starved), sending every late frame would make audio latency grow
+        # without bound; skip what is long overdue, like video's newest-frame-wins, but with a tolerance.
+        while len(self._buffer) > 1 and time.perf_counter() - (self._buffer[0][1] + target) > AUDIO_MAX_LATE_S:
+            self._buffer.popleft()
+            self.dropped += 1
+        frame, t_in = self._buffer[0]
         wait = t_in + target - time.perf_counter()
         if wait > 0:
             await asyncio.sleep(wait)
