@@ -90,25 +90,29 @@ def make_clip_track(frames: list[Image], fps: float = 30.0):
             self.fps = fps
             self.sent: dict[int, float] = {}
             self.count = 0
-            self._start: float | None = None
+            self._due: float | None = None
+            self._origin = 0.0
+            self._last_pts = -1
 
         async def recv(self):
             if self.readyState != "live":
                 raise MediaStreamError
             now = time.perf_counter()
-            if self._start is None:
-                self._start = now
+            if self._due is None:
+                self._origin = self._due = now
             else:
-                self._start += 1.0 / self.fps  # the next frame's due time (fps may change: the server's rate hint)
-                if self._start > now:
-                    await asyncio.sleep(self._start - now)
-                elif now - self._start > 1.0:  # far behind (a stall): restart the clock instead of bursting
-                    self._start = now
+                self._due += 1.0 / self.fps  # the next frame's due time (fps may change: the server's rate hint)
+                if self._due > now:
+                    await asyncio.sleep(self._due - now)
+                elif now - self._due > 1.0:  # far behind (a stall): restart the clock instead of bursting
+                    self._due = now
             i = self.count
             self.count += 1
             image = stamp_id(self.frames[i % len(self.frames)], i)
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-            frame.pts = int(round(i * 90000 / self.fps))
+            # pts from the capture clock, like a camera: strictly increasing whatever the frame rate does
+            frame.pts = max(int(round((self._due - self._origin) * 90000)), self._last_pts + 1)
+            self._last_pts = frame.pts
             frame.time_base = fractions.Fraction(1, 90000)
             self.sent[i % (1 << ID_BITS)] = time.perf_counter()
             return frame
