@@ -111,6 +111,11 @@ def test_demo_page_in_headless_chromium_swaps_the_fake_camera(tmp_path, portrait
                                    "the processor to use the b2a model")
                 await page.select_option("#colour", "hist")
                 await wait_for(lambda: peer.options.colour == "hist", 5, "colour mode hist on the server")
+                # An overloaded server asks for fewer frames; the page applies it to its camera's sender.
+                peer._send({"type": "rate", "max_fps": 10})
+                await page.wait_for_function(
+                    "() => session && session.pc.getSenders().some((s) => s.track && s.track.kind === 'video'"
+                    " && s.getParameters().encodings[0].maxFramerate === 10)", timeout=5_000)
                 fps_text = await page.text_content("#fps")
                 audio_text = await page.text_content("#audio-delay")
                 assert len(server.peers) == 1
