@@ -239,6 +239,11 @@ def is_loopback(host: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------------ one peer
+# The "control" data channel (JSON text, one object per message, at most 4 KiB):
+#   page -> server  {"type": "options", "direction"?, "colour"?, "label"?}   {"type": "ping", "t"}   {"type": "bye"}
+#   server -> page  {"type": "options", "options": {...}} (what was applied)   {"type": "stats", ...} (every second)
+#                   {"type": "rate", "max_fps": N | null} (overloaded: send fewer frames)   {"type": "error", "message"}
+#                   {"type": "pong", "t"}
 class PeerSession:
     """Everything one browser holds on the server: peer connection, tracks, worker thread, data channel, tasks.
     ``close()`` frees all of it (idempotent) and removes the peer from the server."""
