@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted build's training run")
     parser.add_argument("--fp16", action="store_true", help="store weights as float16 (only needed above 15 MB)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--publish-only", action="store_true",
+                        help="skip clips, extraction and training: export WORKDIR/run's current checkpoint")
 
 
 def sha256(path: Path) -> str:
@@ -47,7 +49,6 @@ def sha256(path: Path) -> str:
 
 def build(workdir: Path, out_dir: Path, steps: int, batch: int, lr: float, seed: int, clips: int, frames: int,
           resume: bool = False, fp16: bool = False, progress: bool = True, command: str = "") -> dict:
-    from models.export import export_model
     from realtime.samples import synthetic_clip, write_mp4
     from training.extract import extract, summary
     from training.train import TrainConfig, train
@@ -76,8 +77,31 @@ def build(workdir: Path, out_dir: Path, steps: int, batch: int, lr: float, seed:
     if not resume and (run_dir / "checkpoint.pt").exists():
         raise SwapcamError(f"{run_dir} already holds a training run; pass --resume or remove {workdir}")
     t_train = time.time()
-    result = train(cfg, resume=resume, progress=progress)
+    train(cfg, resume=resume, progress=progress)
     train_s = time.time() - t_train
+    res = publish(run_dir, out_dir, fp16=fp16, command=command, clips=clips, frames=frames, facesets=facesets,
+                  train_s=train_s)
+    return res | {"total_s": time.time() - t0}
+
+
+def publish(run_dir: Path, out_dir: Path, fp16: bool = False, command: str = "", clips: int = 0, frames: int = 0,
+            facesets: dict | None = None, train_s: float = float("nan"), note: str = "") -> dict:
+    """Export both directions of a run's checkpoint into ``out_dir`` with SHA256SUMS and RECIPE.md."""
+    from models.export import export_model
+    from training.train import load_checkpoint
+
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    tcfg = state["train_config"]
+    seed, batch, lr = tcfg["seed"], tcfg["batch"], tcfg["lr"]
+    result = {"step": int(state["step"]), "psnr": state["psnr"]}
+    if facesets is None:
+        from training.extract import summary
+        from training.faceset import read_index
+
+        facesets = {k: summary(read_index(run_dir.parent / "faceset" / k)) for k in ("A", "B")
+                    if (run_dir.parent / "faceset" / k / "faces.json").exists()}
+    n_a = facesets.get("A", {}).get("total_faces", "?")
+    n_b = facesets.get("B", {}).get("total_faces", "?")
     out_dir.mkdir(parents=True, exist_ok=True)
     exported = {}
     for direction in ("a2b", "b2a"):
@@ -109,9 +133,9 @@ They were built offline, from scratch, by one command:
 | seed | {seed} |
 | steps x batch | {result['step']} x {batch} faces per identity, Adam lr {lr} |
 | clips | {clips} synthetic clips x {frames} frames per identity (realtime.samples.synthetic_clip) |
-| faces | A {facesets['A']['total_faces']}, B {facesets['B']['total_faces']} (after near-duplicate removal) |
+| faces | A {n_a}, B {n_b} (after near-duplicate removal) |
 | reconstruction PSNR (unaugmented faceset crops) | A->A {psnr.get('a', float('nan')):.2f} dB, B->B {psnr.get('b', float('nan')):.2f} dB |
-| training wall time | {train_s / 60:.1f} min on {platform.machine()} ({platform.python_version()}, shared 2-core CPU) |
+| training wall time | {'not measured (exported from a checkpoint)' if train_s != train_s else f'{train_s / 60:.1f} min'} on {platform.machine()} ({platform.python_version()}, shared 2-core CPU) |
 | weights | {'float16 (compute float32)' if fp16 else 'float32'} |
 
 Files (`sha256sum -c SHA256SUMS` checks them):
@@ -125,14 +149,5 @@ Contract: input `in_face` N x 3 x 64 x 64 float32 RGB [0, 1]; outputs `out_face`
 Training is deterministic on one machine for a given seed and thread count, but float results differ slightly across
 CPUs and torch versions, so a rebuild gives a model of the same quality, not the same bytes.
 """
-    atomic_write_bytes(out_dir / "RECIPE.md", recipe.encode())
-    return {"psnr": psnr, "steps": result["step"], "sha256": sums, "train_s": train_s, "total_s": time.time() - t0}
-
-
-def run(args: argparse.Namespace) -> int:
-    command = "swapcam build-demo-model " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["build-demo-model"] else ""
-    res = build(Path(args.workdir), Path(args.out_dir), args.steps, args.batch, args.lr, args.seed, args.clips,
-                args.frames, args.resume, args.fp16, progress=not args.no_progress, command=command.strip())
-    print(f"demo model: {res['steps']} steps, PSNR A {res['psnr']['a']:.2f} dB, B {res['psnr']['b']:.2f} dB, "
-          f"{res['train_s'] / 60:.1f} min training; wrote {', '.join(res['sha256'])}")
-    return 0
+    atomic_write_bytes(out_dir / "RECIPE.md", (recipe + note).encode())
+    return {"psnr": psnr, "steps": result["step"], "sha256": sums, "train_s": train_s}

@@ -1,0 +1,183 @@
+"""models.export: torch vs onnxruntime parity, tensor names, metadata round trip, the DFM contract, the demo model."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from _training_fixtures import build_facesets, short_run  # noqa: E402
+from models.autoencoder import ModelConfig, SwapAutoencoder  # noqa: E402
+from models.contract import (DEMO_MODELS, DFM_INPUT_NAMES, DFM_OUTPUT_NAMES, INPUT_NAMES, OUTPUT_NAMES,  # noqa: E402
+                             TEMPLATE_NAME, ModelInfo, check_io_names)
+from models.export import export_model, read_info  # noqa: E402
+from realtime.cli import main as cli_main  # noqa: E402
+from training.train import CHECKPOINT, load_checkpoint  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def run20(tmp_path_factory):
+    build_facesets(str(tmp_path_factory.getbasetemp() / "facesets"))
+    return short_run(str(tmp_path_factory.getbasetemp() / "run20"))
+
+
+@pytest.fixture(scope="module")
+def trained(run20):
+    state = load_checkpoint(run20 / CHECKPOINT)
+    model = SwapAutoencoder(ModelConfig.from_dict(state["model_config"]))
+    model.load_state_dict(state["model"])
+    return model.eval(), state
+
+
+def _session(path: Path):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _faces(n: int, size: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, 3, size, size), dtype=np.float32)
+
+
+@pytest.mark.parametrize("direction", ["a2b", "b2a"])
+def test_swapcam_export_parity_names_metadata(tmp_path, run20, trained, direction):
+    model, state = trained
+    out = tmp_path / f"{direction}.onnx"
+    assert cli_main(["export", str(run20), "--direction", direction, "--out", str(out)]) == 0
+    sess = _session(out)
+    assert [i.name for i in sess.get_inputs()] == list(INPUT_NAMES)
+    assert [o.name for o in sess.get_outputs()] == list(OUTPUT_NAMES)
+    assert sess.get_inputs()[0].type == "tensor(float)"
+    size = state["model_config"]["size"]
+    x = _faces(4, size)  # batch 4: the batch axis is dynamic (the live loop batches all faces of a frame)
+    face, mask = sess.run(None, {"in_face": x})
+    target = "b" if direction == "a2b" else "a"
+    with torch.no_grad():
+        ref_face, ref_mask = model(torch.from_numpy(x), target)
+    assert face.shape == (4, 3, size, size) and mask.shape == (4, 1, size, size)
+    assert np.abs(face - ref_face.numpy()).max() <= 1e-4
+    assert np.abs(mask - ref_mask.numpy()).max() <= 1e-4
+    # the graph really is encoder + the *other* decoder
+    with torch.no_grad():
+        own = model(torch.from_numpy(x), "a" if target == "b" else "b")[0].numpy()
+    assert np.abs(face - own).max() > 1e-3
+
+    # metadata round trip, readable with onnx alone
+    info, fmt = read_info(out)
+    assert fmt == "swapcam"
+    names = tuple(state["identities"])
+    expected = ModelInfo(size=size, coverage=state["coverage"], format="swapcam", layout="NCHW", colour_order="RGB",
+                         value_range=(0.0, 1.0), preset="tiny", steps=state["step"], psnr=state["psnr"],
+                         identities=names if direction == "a2b" else names[::-1], direction=direction)
+    assert info == expected
+    assert info.template == TEMPLATE_NAME and info.coverage == 1.6 and info.size == 64
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta == expected.to_metadata()
+    assert sess.get_modelmeta().custom_metadata_map == meta  # onnxruntime reads the same props
+
+
+def test_dfm_contract(tmp_path, run20, trained):
+    model, state = trained
+    out = tmp_path / "ab.dfm"
+    assert cli_main(["export", str(run20), "--format", "dfm", "--out", str(out)]) == 0
+    sess = _session(out)
+    ins, outs = [i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()]
+    assert ins == list(DFM_INPUT_NAMES) and outs == list(DFM_OUTPUT_NAMES)
+    assert check_io_names(ins, outs) == "dfm"
+    size = state["model_config"]["size"]
+    shape = sess.get_inputs()[0].shape
+    assert shape[1:] == [size, size, 3]  # NHWC
+    rgb = _faces(2, size, seed=4)
+    bgr_nhwc = np.ascontiguousarray(rgb[:, ::-1].transpose(0, 2, 3, 1))
+    src_mask, celeb, celeb_mask = sess.run(None, {"in_face:0": bgr_nhwc})
+    assert src_mask.shape == (2, size, size, 1) and celeb.shape == (2, size, size, 3) and celeb_mask.shape == (2, size, size, 1)
+    with torch.no_grad():
+        x = torch.from_numpy(rgb)
+        z = model.encoder(x)
+        ref_face, ref_mask = model.decoder_b(z)
+        _, ref_src_mask = model.decoder_a(z)
+    # BGR out: channel 0 of out_celeb_face:0 is the blue channel of the RGB reference
+    assert np.abs(celeb - ref_face.numpy()[:, ::-1].transpose(0, 2, 3, 1)).max() <= 1e-4
+    assert np.abs(celeb_mask[..., 0] - ref_mask.numpy()[:, 0]).max() <= 1e-4
+    assert np.abs(src_mask[..., 0] - ref_src_mask.numpy()[:, 0]).max() <= 1e-4
+    info, fmt = read_info(out)
+    assert fmt == "dfm" and info.layout == "NHWC" and info.colour_order == "BGR" and info.format == "dfm"
+
+
+def test_fp16_weights_keep_float32_io(tmp_path, run20, trained):
+    model, state = trained
+    full, half = tmp_path / "f32.onnx", tmp_path / "f16.onnx"
+    export_model(run20, full, check=False)
+    res = export_model(run20, half, fp16=True, check=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    sess = _session(half)
+    assert sess.get_inputs()[0].type == "tensor(float)" and sess.get_outputs()[0].type == "tensor(float)"
+    assert res["max_abs_diff"] < 5e-3  # float16 weight rounding only
+
+
+def test_bad_export_inputs_one_line(tmp_path, run20, capsys):
+    def one_line(argv, needle):
+        assert cli_main(argv) == 2
+        err = [line for line in capsys.readouterr().err.strip().splitlines() if line.strip()]
+        assert len(err) == 1 and err[0].startswith("swapcam export: error:") and needle in err[0], err
+
+    one_line(["export", str(run20), "--direction", "sideways", "--out", str(tmp_path / "x.onnx")], "sideways")
+    one_line(["export", str(run20), "--format", "tflite", "--out", str(tmp_path / "x.onnx")], "tflite")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / CHECKPOINT).write_bytes((run20 / CHECKPOINT).read_bytes()[:5000])
+    one_line(["export", str(bad), "--out", str(tmp_path / "x.onnx")], "corrupt or truncated")
+    one_line(["export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.onnx")], "does not exist")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+# ------------------------------------------------------------------------------------------------ shipped demo model
+def test_demo_models_follow_the_contract():
+    sums = {}
+    sums_file = DEMO_MODELS["a2b"].parent / "SHA256SUMS"
+    for line in sums_file.read_text().splitlines():
+        digest, name = line.split()
+        sums[name] = digest
+    for direction, path in DEMO_MODELS.items():
+        assert path.exists(), f"{path} missing: run `swapcam build-demo-model`"
+        assert path.stat().st_size <= 15_000_000
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == sums[path.name]
+        info, fmt = read_info(path)
+        assert fmt == "swapcam" and info.direction == direction and info.preset == "tiny"
+        expected = ("astronaut", "grace_hopper") if direction == "a2b" else ("grace_hopper", "astronaut")
+        assert info.identities == expected
+        sess = _session(path)
+        assert sess.get_inputs()[0].type == "tensor(float)"
+        face, mask = sess.run(None, {"in_face": _faces(2, info.size)})
+        assert face.shape == (2, 3, info.size, info.size) and 0.0 <= face.min() and face.max() <= 1.0
+    assert (DEMO_MODELS["a2b"].parent / "RECIPE.md").exists()
+
+
+@pytest.mark.slow
+def test_demo_model_turns_astronaut_into_grace_hopper(tmp_path_factory):
+    """The shipped model on faces it never saw (a new clip seed): A->B lands nearer B's faces than A's, and back.
+
+    Same metric as the training test: nearest real aligned face inside the mean landmark hull.
+    """
+    from _training_fixtures import faceset_faces
+    from training.faceset import hull_mask, load_faceset
+
+    sets = build_facesets(str(tmp_path_factory.getbasetemp() / "facesets"))
+    info, _ = read_info(DEMO_MODELS["a2b"])
+    size = info.size
+    faces = {k: faceset_faces(sets[k], size) for k in ("A", "B")}
+    lms = np.concatenate([load_faceset(sets[k], size).landmarks for k in ("A", "B")])
+    region = np.mean([hull_mask(lm, size) for lm in lms], axis=0) > 0.5
+    real = np.concatenate([faces["A"], faces["B"]])[..., region].reshape(len(faces["A"]) + len(faces["B"]), -1)
+    is_b = np.array([False] * len(faces["A"]) + [True] * len(faces["B"]))
+    for direction, src, want_b in (("a2b", "A", True), ("b2a", "B", False)):
+        out = _session(DEMO_MODELS[direction]).run(None, {"in_face": faces[src]})[0]
+        flat = out[..., region].reshape(len(out), -1)
+        d = ((flat[:, None, :] - real[None]) ** 2).sum(-1)
+        nearest_b = is_b[d.argmin(axis=1)]
+        share = nearest_b.mean() if want_b else (~nearest_b).mean()
+        assert share >= 0.9, f"{direction}: only {share:.0%} of outputs are nearest to the target identity"

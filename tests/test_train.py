@@ -1,0 +1,253 @@
+"""training.train with real facesets (mediapipe on synthetic clips) and real torch training on the CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _training_fixtures import build_facesets, faceset_faces, read_metrics, short_run  # noqa: E402
+from models.autoencoder import build_model  # noqa: E402
+from realtime.cli import main as cli_main  # noqa: E402
+from realtime.errors import SwapcamError  # noqa: E402
+from training.faceset import hull_mask, load_faceset, read_index  # noqa: E402
+from training.losses import psnr  # noqa: E402
+from training.train import CHECKPOINT, TrainConfig, load_checkpoint, save_checkpoint, train  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def facesets(tmp_path_factory):
+    return build_facesets(str(tmp_path_factory.getbasetemp() / "facesets"))
+
+
+@pytest.fixture(scope="module")
+def run20(tmp_path_factory, facesets):
+    return short_run(str(tmp_path_factory.getbasetemp() / "run20"))
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _psnr_per_identity(model, faces_a: np.ndarray, faces_b: np.ndarray) -> tuple[float, float]:
+    model.eval()
+    with torch.no_grad():
+        xa, xb = torch.from_numpy(faces_a), torch.from_numpy(faces_b)
+        return float(psnr(model(xa, "a")[0], xa)), float(psnr(model(xb, "b")[0], xb))
+
+
+# ------------------------------------------------------------------------------------------------ learning
+@pytest.mark.slow
+def test_short_training_raises_psnr_and_swaps_identity(tmp_path, facesets):
+    cfg = TrainConfig(a=str(facesets["A"]), b=str(facesets["B"]), out=str(tmp_path / "run"), preset="tiny", steps=300,
+                      batch=8, lr=1e-3, seed=0, preview_every=150, save_every=150, log_every=10)
+    faces_a, faces_b = faceset_faces(facesets["A"], 64), faceset_faces(facesets["B"], 64)
+    torch.manual_seed(cfg.seed)  # train() initialises its weights exactly like this
+    untrained = build_model("tiny")
+    before = _psnr_per_identity(untrained, faces_a, faces_b)
+    summary = train(cfg, progress=False)
+    assert summary["step"] == 300
+    state = load_checkpoint(tmp_path / "run" / CHECKPOINT)
+    model = build_model("tiny")
+    model.load_state_dict(state["model"])
+    after = _psnr_per_identity(model, faces_a, faces_b)
+    assert after[0] >= before[0] + 6.0, f"A: {before[0]:.2f} -> {after[0]:.2f} dB"
+    assert after[1] >= before[1] + 6.0, f"B: {before[1]:.2f} -> {after[1]:.2f} dB"
+
+    # Does A->B look like B? Metric: nearest real face. The crops are aligned to one template, so inside the face
+    # hull a pixel distance compares appearance (skin, hair, glasses, the portrait's light), not pose; an output
+    # whose nearest real crop is a B crop looks like B. A blurry mean face or a copy of the input would land on A.
+    lms = np.concatenate([load_faceset(facesets[k], 64).landmarks for k in ("A", "B")])
+    region = torch.from_numpy(np.mean([hull_mask(lm, 64) for lm in lms], axis=0) > 0.5)
+    real = torch.from_numpy(np.concatenate([faces_a, faces_b]))[..., region].flatten(1)
+    is_b = torch.tensor([False] * len(faces_a) + [True] * len(faces_b))
+    with torch.no_grad():
+        a2b = model(torch.from_numpy(faces_a), "b")[0][..., region].flatten(1)
+        b2a = model(torch.from_numpy(faces_b), "a")[0][..., region].flatten(1)
+    nearest_a2b = is_b[torch.cdist(a2b, real).argmin(dim=1)]
+    nearest_b2a = is_b[torch.cdist(b2a, real).argmin(dim=1)]
+    assert nearest_a2b.float().mean() >= 0.9, f"only {nearest_a2b.float().mean():.0%} of A->B outputs are nearest to a B face"
+    assert (~nearest_b2a).float().mean() >= 0.9, f"only {(~nearest_b2a).float().mean():.0%} of B->A outputs are nearest to an A face"
+    # and on average closer to B's faces than to A's
+    d = torch.cdist(a2b, real)
+    assert d[:, is_b].mean() < d[:, ~is_b].mean()
+
+    # the artefacts of the run: metrics with per-identity PSNR, previews with the six rows
+    metrics = read_metrics(tmp_path / "run")
+    assert metrics[-1]["step"] == 300 and {"psnr_a", "psnr_b", "loss"} <= set(metrics[-1])
+    grid = cv2.imread(str(tmp_path / "run" / "preview.png"))
+    assert grid.shape[0] == 6 * 128 and (grid.shape[1] - 72) % 128 == 0
+    assert (tmp_path / "run" / "previews" / "step_0000150.png").exists()
+
+
+def test_preview_rows(run20, facesets):
+    grid = cv2.imread(str(run20 / "preview.png"))
+    assert grid is not None and grid.shape[0] == 6 * 128
+    cell = 128
+    rows = [grid[r * cell:(r + 1) * cell, 72:] for r in range(6)]
+    # row 0 is the first preview face of A, row 3 of B: real crops, resized
+    face_a = cv2.resize(load_faceset(facesets["A"], 64).images[0], (cell, cell), interpolation=cv2.INTER_NEAREST)
+    assert np.abs(rows[0][:, :cell].astype(int) - face_a.astype(int)).mean() < 2.0
+    assert np.abs(rows[0].astype(int) - rows[3].astype(int)).mean() > 10
+
+
+# ------------------------------------------------------------------------------------------------ resume
+def test_resume_reproduces_uninterrupted_losses(tmp_path, facesets):
+    common = ["--a", str(facesets["A"]), "--b", str(facesets["B"]), "--batch", "3", "--lr", "5e-4", "--seed", "5",
+              "--log-every", "1", "--preview-every", "0", "--save-every", "1000", "--no-progress", "--threads", "2"]
+    assert cli_main(["train", "--out", str(tmp_path / "full"), "--steps", "8"] + common) == 0
+    assert cli_main(["train", "--out", str(tmp_path / "part"), "--steps", "4"] + common) == 0
+    assert load_checkpoint(tmp_path / "part" / CHECKPOINT)["step"] == 4
+    assert cli_main(["train", "--out", str(tmp_path / "part"), "--steps", "8", "--resume"] + common) == 0
+    full, part = read_metrics(tmp_path / "full"), read_metrics(tmp_path / "part")
+    assert [m["step"] for m in part] == list(range(1, 9)) == [m["step"] for m in full]
+    for f, p in zip(full, part):
+        assert p["loss"] == pytest.approx(f["loss"], rel=1e-5, abs=1e-7), f"step {f['step']}"
+    sf, sp = load_checkpoint(tmp_path / "full" / CHECKPOINT), load_checkpoint(tmp_path / "part" / CHECKPOINT)
+    for key, value in sf["model"].items():
+        assert torch.allclose(value, sp["model"][key], atol=1e-6), key
+    assert sp["step"] == 8 and "optimizer" in sp and "rng" in sp and sp["train_config"]["seed"] == 5
+
+
+def test_checkpoint_write_killed_midway_keeps_previous(tmp_path, run20):
+    ckpt = tmp_path / CHECKPOINT
+    shutil.copy(run20 / CHECKPOINT, ckpt)
+    old_step = load_checkpoint(ckpt)["step"]
+    # a real process writing a big checkpoint over it, killed with SIGKILL while the temp file is being written
+    script = (
+        "import sys, torch; from training.train import save_checkpoint, CHECKPOINT_FORMAT\n"
+        "state = {'format': CHECKPOINT_FORMAT, 'step': 999, 'blob': torch.ones(120_000_000)}\n"
+        f"print('writing', flush=True); save_checkpoint({str(ckpt)!r}, state); print('finished', flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=_env(), stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    tmp_file = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        temps = [p for p in tmp_path.iterdir() if p.name.startswith(f".{CHECKPOINT}.") and p.name.endswith(".tmp")]
+        if temps and temps[0].stat().st_size > 0:
+            tmp_file = temps[0]
+            break
+        time.sleep(0.002)
+    assert proc.poll() is None, "the writer finished before it could be killed midway"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert tmp_file is not None and tmp_file.exists(), "no partially written temp file: the kill was not midway"
+    assert tmp_file.stat().st_size < 480_000_000  # partial
+    state = load_checkpoint(ckpt)
+    assert state["step"] == old_step
+    # and a truncated checkpoint is reported, not unpickled half-way
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    with pytest.raises(SwapcamError, match="corrupt or truncated"):
+        load_checkpoint(bad)
+
+
+def test_save_checkpoint_is_atomic_replace(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"format": "swapcam-checkpoint-v1", "step": 1})
+    save_checkpoint(path, {"format": "swapcam-checkpoint-v1", "step": 2})
+    assert load_checkpoint(path)["step"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temp files left behind
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_before_exiting(tmp_path, facesets):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "training.train", "--a", str(facesets["A"]), "--b", str(facesets["B"]), "--out", str(out),
+           "--steps", "100000", "--batch", "2", "--log-every", "1", "--save-every", "100000", "--preview-every", "0",
+           "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "metrics.jsonl").exists() and len(read_metrics(out)) >= 3:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "checkpoint saved" in err
+    state = load_checkpoint(out / CHECKPOINT)
+    assert 3 <= state["step"] < 100000
+    assert state["step"] >= read_metrics(out)[-1]["step"]
+
+
+# ------------------------------------------------------------------------------------------------ several processes
+@pytest.mark.slow
+def test_torchrun_ddp_gloo_two_processes(tmp_path, facesets):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
+           "-m", "training.train", "--a", str(facesets["A"]), "--b", str(facesets["B"]), "--out", str(out),
+           "--steps", "4", "--batch", "2", "--log-every", "1", "--preview-every", "0", "--no-progress"]
+    res = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    state = load_checkpoint(out / CHECKPOINT)
+    assert state["step"] == 4 and state["world_size"] == 2
+    metrics = read_metrics(out)
+    assert [m["step"] for m in metrics] == [1, 2, 3, 4] and all(m["world_size"] == 2 for m in metrics)
+    # the two ranks drew different batches (rank-keyed streams): one process alone gives other losses
+    single = tmp_path / "single"
+    assert cli_main(["train", "--a", str(facesets["A"]), "--b", str(facesets["B"]), "--out", str(single), "--steps", "1",
+                     "--batch", "2", "--log-every", "1", "--preview-every", "0", "--no-progress"]) == 0
+    assert read_metrics(single)[0]["loss"] != pytest.approx(metrics[0]["loss"], rel=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def _one_line_error(capsys, argv: list[str], needle: str) -> None:
+    assert cli_main(argv) == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.strip()]
+    assert len(err) == 1, err
+    assert err[0].startswith("swapcam train: error:") and needle in err[0], err[0]
+
+
+def test_bad_inputs_give_one_clear_line(tmp_path, facesets, capsys):
+    a, b = str(facesets["A"]), str(facesets["B"])
+    base = ["--steps", "2", "--batch", "2", "--no-progress"]
+    _one_line_error(capsys, ["train", "--a", a, "--b", b, "--out", str(tmp_path / "r1"), "--preset", "huge"] + base,
+                    "unknown preset 'huge'")
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "faces.json").write_text(json.dumps({"version": 1, "size": 128, "coverage": 1.6, "faces": []}))
+    _one_line_error(capsys, ["train", "--a", str(empty), "--b", b, "--out", str(tmp_path / "r2")] + base, "is empty")
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(facesets["A"], mixed)
+    name = read_index(mixed)["faces"][2]["file"]
+    cv2.imwrite(str(mixed / name), np.zeros((90, 90, 3), np.uint8))
+    _one_line_error(capsys, ["train", "--a", str(mixed), "--b", b, "--out", str(tmp_path / "r3")] + base, "mixed sizes")
+
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(facesets["B"], corrupt)
+    name = read_index(corrupt)["faces"][1]["file"]
+    (corrupt / name).write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00garbage")
+    _one_line_error(capsys, ["train", "--a", a, "--b", str(corrupt), "--out", str(tmp_path / "r4")] + base, name)
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / CHECKPOINT).write_bytes(b"PK\x03\x04 not really a checkpoint")
+    _one_line_error(capsys, ["train", "--a", a, "--b", b, "--out", str(broken), "--resume"] + base, "corrupt or truncated")
+    _one_line_error(capsys, ["train", "--a", a, "--b", b, "--out", str(broken)] + base, "already exists")
+    _one_line_error(capsys, ["train", "--a", a, "--b", b, "--out", str(tmp_path / "none"), "--resume"] + base,
+                    "does not exist")
+
+
+def test_module_entry_point_help():
+    res = subprocess.run([sys.executable, "-m", "training.train", "--help"], cwd=REPO, env=_env(), capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and "--resume" in res.stdout and "--preset" in res.stdout
