@@ -67,6 +67,9 @@ def nvidia_device_count() -> int:
         return 0
 
 
+_capture_lock = threading.RLock()
+
+
 @contextlib.contextmanager
 def _captured_native_output() -> Iterator[list[str]]:
     """Capture what onnxruntime writes to fd 1/2 (C++ logger, the Python 'EP Error' banner) while a session loads.
@@ -76,7 +79,9 @@ def _captured_native_output() -> Iterator[list[str]]:
     """
     lines: list[str] = []
     saved: list[tuple[int, int]] = []
-    with tempfile.TemporaryFile(mode="w+b") as sink:
+    # fds 1/2 belong to the whole process: two threads redirecting at once would restore each other's temp file
+    # as stdout/stderr. One capture at a time (re-entrant, so nesting in one thread still works).
+    with _capture_lock, tempfile.TemporaryFile(mode="w+b") as sink:
         try:
             for fd in (1, 2):
                 try:

@@ -212,3 +212,23 @@ def test_bad_provider_and_threads(swapcam_model):
         create_session(swapcam_model, providers="gpu")
     with pytest.raises(SwapcamError, match="threads=0"):
         create_session(swapcam_model, threads=0)
+
+
+def test_native_output_capture_is_safe_from_several_threads(capfd):
+    import os
+
+    from realtime.swapper import captured_native_output
+
+    def worker(i):
+        with captured_native_output():
+            os.write(2, f"hidden {i}\n".encode())
+            threading.Event().wait(0.02)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    os.write(2, b"visible after\n")
+    err = capfd.readouterr().err
+    assert "hidden" not in err and "visible after" in err
