@@ -81,16 +81,19 @@ def run(args: argparse.Namespace) -> int:
     if args.model is None:
         portrait = swapper.info.identities[0] if swapper.info.identities[0] in PORTRAITS else portrait
     print(f"model {swapper.describe()}")
-    live_view = args.window or args.vcam
-    # Written to a file, every frame counts (fast pace); shown live, the clip plays at 30 fps like a camera.
-    source = synthetic_source(portrait, pace="realtime" if live_view else "fast", n_frames=args.frames)
     options = options_from_args(args, label=args.demo_label or args.label)
-    sinks = [FileSink(out, source.width, source.height, source.fps)]
+    width, height, fps = 640, 480, 30.0
+    sinks = [FileSink(out, width, height, fps)]
     if args.window:
-        sinks.append(_optional_sink("window", source.width, source.height, source.fps))
+        sinks.append(_optional_sink("window", width, height, fps))
     if args.vcam:
-        sinks.append(_optional_sink("vcam", source.width, source.height, source.fps))
-    sink = TeeSink([s for s in sinks if s is not None])
+        sinks.append(_optional_sink("vcam", width, height, fps))
+    sinks = [s for s in sinks if s is not None]
+    # Written to a file only, every frame counts (fast pace); shown live, the clip plays at 30 fps like a camera.
+    live_view = len(sinks) > 1
+    source = synthetic_source(portrait, pace="realtime" if live_view else "fast", n_frames=args.frames,
+                              size=(width, height))
+    sink = TeeSink(sinks)
     preview: dict[str, np.ndarray] = {}
     middle = args.frames // 2
 
