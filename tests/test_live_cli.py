@@ -157,3 +157,11 @@ def test_demo_writes_video_preview_and_summary(tmp_path, capsys):
     assert np.any(camera != swapped)
     data = json.loads((tmp_path / "demo.json").read_text())
     assert data["frames_out"] == 40 and data["frames_with_face"] >= 38
+
+
+def test_live_path_never_imports_torch(models):
+    code = ("import sys; from realtime.cli import main; "
+            f"rc = main(['bench', '--model', {str(models['good'])!r}, '--frames', '20', '--pace', 'fast']); "
+            "print('RC', rc, 'TORCH', 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert "RC 0 TORCH False" in result.stdout, result.stdout + result.stderr
