@@ -130,9 +130,10 @@ def test_rate_hint_policy_lowers_under_backlog_and_recovers():
     assert nxt(None, 30, None, 10) is None  # nothing measured: no limit
     assert nxt(0.01, 30, None, 10) is None  # no backlog: no limit
     assert nxt(0.5, 30, None, 10) == 22  # backlog: 25 % fewer frames
+    assert nxt(0.9, 30, None, 10) == 15  # a long one: half
     assert nxt(0.5, 30, 22, 1.0) == 22  # ... but give the last change time to work
     assert nxt(0.5, 20, 22, 3.0) == 15
-    assert nxt(0.5, 5, 5, 3.0) == 5  # never below MIN_FPS
+    assert nxt(0.5, 8, 8, 3.0) == 8  # never below MIN_FPS
     assert nxt(0.1, 20, 15, 30) == 15  # between the thresholds: keep
     assert nxt(0.01, 15, 15, 2.0) == 15  # recovered, but not for long enough
     assert nxt(0.01, 15, 15, 6.0) == 20

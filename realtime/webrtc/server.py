@@ -80,18 +80,20 @@ def parse_options(raw: object, base: PeerOptions, directions: tuple[str, ...]) -
 # ------------------------------------------------------------------------------------------------------ overload
 BACKLOG_HIGH_S = 0.15  # incoming frames this much later than usual: frames are queueing (CPU overload)
 BACKLOG_LOW_S = 0.04
-MIN_FPS, MAX_FPS = 5, 30
+MIN_FPS, MAX_FPS = 8, 30  # below ~8 fps aiortc's receive hold (one frame interval per hop) costs more latency than it saves
 
 
 def next_max_fps(backlog_s: float | None, fps_in: float, current: int | None, since_change_s: float) -> int | None:
     """The frame rate to ask the browser for (None: no limit). Newest-frame-wins inside the server cannot help
     when frames queue before they reach it (aiortc decodes every frame, in order), so the only lever is the
-    sender: ask for 25 % fewer frames while a backlog builds, give 5 fps back after 5 s without one."""
+    sender: ask for 25 % fewer frames while a backlog builds (half when it is over 0.5 s: draining it takes
+    spare capacity), give 5 fps back after 5 s without one."""
     if backlog_s is None:
         return current
     if backlog_s > BACKLOG_HIGH_S and since_change_s > 2.0:
         base = min(fps_in, current) if current else fps_in
-        lowered = max(MIN_FPS, int(base * 0.75)) if base > 0 else MIN_FPS
+        factor = 0.5 if backlog_s > 0.5 else 0.75
+        lowered = max(MIN_FPS, int(base * factor)) if base > 0 else MIN_FPS
         return lowered if current is None or lowered < current else current
     if backlog_s < BACKLOG_LOW_S and current is not None and since_change_s > 5.0:
         raised = current + 5
