@@ -401,7 +401,8 @@ async def bench_peers(server, frames: list[Image], peers: int, seconds: float, w
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peers", default="1", help="number of concurrent client peers, or a list like 1,2,3 (one run each)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run (after the warm-up)")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring (ICE, first keyframes, caches)")
+    parser.add_argument("--warmup", type=float, default=8.0,
+                        help="seconds before measuring (ICE, first keyframes; an overloaded server needs a few seconds to settle its rate)")
     parser.add_argument("--model", default=None, help="swap model (.onnx) for a2b; default: the shipped demo model")
     parser.add_argument("--providers", default="auto", help="onnxruntime providers: auto, cpu, cuda, tensorrt")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
