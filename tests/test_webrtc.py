@@ -217,6 +217,21 @@ def test_cli_serve_bad_model_is_one_line(capsys, tmp_path):
     assert len(err) == 1 and "missing.onnx" in err[0] and err[0].startswith("swapcam serve: error:")
 
 
+def test_webrtc_path_never_imports_torch():
+    """serve/bench-webrtc run on machines without torch: the server, the tracks, the pipeline and the page."""
+    import subprocess
+    import sys
+
+    code = ("import sys, realtime.webrtc.server as s, realtime.webrtc.bench, realtime.webrtc.tracks\n"
+            "f = s.PipelineFactory.from_args(None, None, 'cpu', None)\n"
+            "p = f.create(s.PeerOptions()); p.close()\n"
+            "print('TORCH', 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=str(srv.STATIC_DIR.parents[2]))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "TORCH False" in out.stdout, out.stdout
+
+
 def test_static_table_is_the_package_folder_only():
     files = srv.load_static(srv.STATIC_DIR)
     assert {"index.html", "app.js", "style.css"} <= set(files)
