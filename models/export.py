@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -135,8 +136,11 @@ def export_model(checkpoint: str | Path, out: str | Path, direction: str = "a2b"
     dynamic = {inputs[0]: {0: "batch"}} | {name: {0: "batch"} for name in outputs}
     # The TorchScript exporter (dynamo=False) gives a plain static graph with stable names; PixelShuffle becomes
     # DepthToSpace(CRD), which every onnxruntime provider runs.
-    torch.onnx.export(graph, (example,), buf, input_names=inputs, output_names=outputs, dynamic_axes=dynamic,
-                      opset_version=OPSET, do_constant_folding=True, dynamo=False)
+    with warnings.catch_warnings():  # the TorchScript exporter announces its own deprecation on every call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.onnx.export(graph, (example,), buf, input_names=inputs, output_names=outputs, dynamic_axes=dynamic,
+                          opset_version=OPSET, do_constant_folding=True, dynamo=False)
     proto = onnx.load_from_string(buf.getvalue())
     if fp16:
         _weights_to_fp16(proto)
