@@ -286,47 +286,55 @@ def test_source_error_stops_the_run_and_reaches_the_caller(shift_swapper, astron
 
 
 # -- identity: the shipped demo model -------------------------------------------------------------------------------
-def _identity_features(image, landmarks, size=64, coverage=1.6):
-    """Blurred, z-normalised grey levels of the inner face (landmark hull, eroded) of an aligned crop.
-
-    Alignment removes pose and scale, z-normalising removes brightness and contrast, the blur (sigma 2 px at 64 px)
-    removes the detail a 64 px model cannot draw anyway; what is left is the face's shading layout -- eye, brow,
-    nose and mouth shapes and positions -- which is what tells these two people apart.
-    """
+def _aligned_grey(image, landmarks, size, coverage):
     matrix = alignment_matrix(landmarks, size, coverage)
     crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA)
-    hull = hull_mask(transform_points(landmarks, matrix), size)
-    region = cv2.erode(hull, np.ones((7, 7), np.uint8)) > 0.5
-    grey = cv2.GaussianBlur(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY).astype(np.float32), (0, 0), 2.0)
-    return grey, region
-
-
-def _z(values):
-    return (values - values.mean()) / (values.std() + 1e-6)
+    return crop, matrix
 
 
 def identity_distances(swapper, clip_frames, reference_b, reference_b_landmarks):
-    """Per frame: (d(out, A), d(out, B), d(A, B)) with d = mean |z_out - z_ref| over the shared inner-face region."""
-    grey_b, region_b = _identity_features(reference_b, reference_b_landmarks, coverage=swapper.info.coverage)
+    """Per frame: (d(out, A), d(out, B), d(A, B)), d = mean |z_x - z_y| of blurred grey levels over the face region.
+
+    Every face is aligned to the model's own crop (pose and scale removed); grey levels are blurred (sigma 2 px at
+    64 px: detail a 64 px model cannot draw) and z-normalised (brightness and contrast removed), leaving the face's
+    shading layout -- eyes, brows, nose, mouth, folds. The region is where the pipeline's blend mask (learned mask x
+    landmark hull, eroded and feathered, exactly as compositing uses it) is >= 0.9, i.e. the pixels the swap owns,
+    and inside B's own landmark hull: the feathered rim mixes both people by design and would pull scores towards A.
+    """
+    from realtime.compose import blend_mask
+
+    size, coverage = swapper.info.size, swapper.info.coverage
+    crop_b, matrix_b = _aligned_grey(reference_b, reference_b_landmarks, size, coverage)
+    hull_b = cv2.erode(hull_mask(transform_points(reference_b_landmarks, matrix_b), size), np.ones((7, 7), np.uint8))
+    grey = lambda img: cv2.GaussianBlur(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float32), (0, 0), 2.0)
+    grey_b = grey(crop_b)
     rows = []
     with FaceSwapProcessor(swapper, PipelineOptions(colour="none", smoothing=False, **NO_OVERLAY)) as proc:
         for i, frame in enumerate(clip_frames):
             out = proc.process(frame, i / 10)
             assert len(proc.last_faces) == 1
             landmarks = proc.last_faces[0].landmarks
-            grey_out, region = _identity_features(out, landmarks, coverage=swapper.info.coverage)
-            grey_a, _ = _identity_features(frame, landmarks, coverage=swapper.info.coverage)
-            region = region & region_b
-            za, zb, zo = _z(grey_a[region]), _z(grey_b[region]), _z(grey_out[region])
+            crop_a, matrix = _aligned_grey(frame, landmarks, size, coverage)
+            crop_out, _ = _aligned_grey(out, landmarks, size, coverage)
+            learned = swapper.swap([crop_a])[1][0]
+            opaque = blend_mask(learned, transform_points(landmarks, matrix)) > 0.9
+            region = opaque & (hull_b > 0.5)
+            assert region.sum() > 0.1 * size * size, region.sum()
+            za, zb, zo = _z(grey(crop_a)[region]), _z(grey_b[region]), _z(grey(crop_out)[region])
             rows.append((np.abs(zo - za).mean(), np.abs(zo - zb).mean(), np.abs(za - zb).mean()))
     return np.array(rows)
 
 
+def _z(values):
+    return (values - values.mean()) / (values.std() + 1e-6)
+
+
 # score = (d(out, A) - d(out, B)) / d(A, B): 0 is the midpoint between the two people, a pass-through or a
-# colour-only change scores about -1 (it IS A), B's own portrait would score +1. The swapped face must be on B's side
-# in every frame, and by a median margin of 5 % of the A-B separation (measured with the step-500 demo model:
-# 0.04..0.11 per frame, median 0.06; a 64 px face keeps A's pose and expression, so it cannot get near +1).
-IDENTITY_MARGIN = 0.05
+# colour-only change scores about -1 (it IS A), B's own portrait would score +1. A 64 px face keeps A's pose and
+# expression, so it cannot reach +1. The swapped face must be on B's side in every frame, by a median margin of
+# 15 % of the A-B separation: the demo models from step 500 to 1500 measured 0.29 .. 0.36 per frame, the
+# colour-shift control -0.95. (Including the feathered rim, where by design both people mix, drags the score to ~0.)
+IDENTITY_MARGIN = 0.15
 
 
 @pytest.mark.slow
@@ -339,6 +347,7 @@ def test_demo_model_turns_the_face_into_the_other_identity(astronaut_clip, grace
     score = (rows[:, 0] - rows[:, 1]) / rows[:, 2]  # (d(out,A) - d(out,B)) / d(A,B), per frame
     assert np.all(score > 0), score.round(2)
     assert np.median(score) > IDENTITY_MARGIN, score.round(2)
+    print("identity scores", score.round(3))
     # The same metric on a model that does not change identity (colour shift only) must fail: it can tell.
     control = identity_distances(shift_swapper, frames[:3], grace_hopper.image, portrait_landmarks["grace_hopper"])
     assert np.all((control[:, 0] - control[:, 1]) / control[:, 2] < -0.5)
