@@ -53,6 +53,7 @@ def _psnr_per_identity(model, faces_a: np.ndarray, faces_b: np.ndarray) -> tuple
 
 # ------------------------------------------------------------------------------------------------ learning
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # ~1 min on an idle 2-core CPU; far longer when the cores are shared
 def test_short_training_raises_psnr_and_swaps_identity(tmp_path, facesets):
     cfg = TrainConfig(a=str(facesets["A"]), b=str(facesets["B"]), out=str(tmp_path / "run"), preset="tiny", steps=500,
                       batch=8, lr=5e-4, seed=0, preview_every=250, save_every=250, log_every=10)
