@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from realtime.errors import SwapcamError
 from realtime.types import Frame, Image

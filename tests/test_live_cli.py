@@ -4,7 +4,6 @@ file output, JSON bench output, Ctrl-C. Bad-input and Ctrl-C cases run the real 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
