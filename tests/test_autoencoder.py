@@ -43,6 +43,7 @@ def _macs_by_hooks(module: torch.nn.Module, x: torch.Tensor) -> int:
     return total
 
 
+@torch.no_grad()
 def test_tiny_forward_shapes_and_ranges():
     torch.manual_seed(0)
     model = build_model("tiny").eval()

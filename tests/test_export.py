@@ -181,3 +181,24 @@ def test_demo_model_turns_astronaut_into_grace_hopper(tmp_path_factory):
         nearest_b = is_b[d.argmin(axis=1)]
         share = nearest_b.mean() if want_b else (~nearest_b).mean()
         assert share >= 0.9, f"{direction}: only {share:.0%} of outputs are nearest to the target identity"
+
+
+@pytest.mark.slow
+def test_build_demo_model_command_small(tmp_path, capsys):
+    """`swapcam build-demo-model` end to end at toy scale: clips -> extract -> train -> both exports + sums + recipe."""
+    out = tmp_path / "demo"
+    argv = ["build-demo-model", "--workdir", str(tmp_path / "work"), "--out-dir", str(out), "--steps", "3", "--batch",
+            "2", "--clips", "1", "--frames", "12", "--no-progress"]
+    assert cli_main(argv) == 0
+    assert "demo model: 3 steps" in capsys.readouterr().out
+    sums = dict(reversed(line.split()) for line in (out / "SHA256SUMS").read_text().splitlines())
+    for direction, path in DEMO_MODELS.items():
+        exported = out / path.name
+        assert hashlib.sha256(exported.read_bytes()).hexdigest() == sums[path.name]
+        info, fmt = read_info(exported)
+        assert fmt == "swapcam" and info.steps == 3 and info.direction == direction
+    recipe = (out / "RECIPE.md").read_text()
+    assert "| seed | 0 |" in recipe and sums["demo_a2b.onnx"] in recipe and "3 x 2 faces" in recipe
+    # publish-only re-exports the run's checkpoint without training again
+    assert cli_main(argv + ["--publish-only"]) == 0
+    assert "exported step 3" in capsys.readouterr().out

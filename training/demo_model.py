@@ -151,3 +151,18 @@ CPUs and torch versions, so a rebuild gives a model of the same quality, not the
 """
     atomic_write_bytes(out_dir / "RECIPE.md", (recipe + note).encode())
     return {"psnr": psnr, "steps": result["step"], "sha256": sums, "train_s": train_s}
+
+
+def run(args: argparse.Namespace) -> int:
+    argv = sys.argv[1:]
+    command = "swapcam " + " ".join(argv[argv.index("build-demo-model"):]) if "build-demo-model" in argv else ""
+    if args.publish_only:
+        res = publish(Path(args.workdir) / "run", Path(args.out_dir), fp16=args.fp16, command=command,
+                      clips=args.clips, frames=args.frames)
+        print(f"demo model: exported step {res['steps']} (PSNR A {res['psnr']['a']:.2f} dB, B {res['psnr']['b']:.2f} dB)")
+        return 0
+    res = build(Path(args.workdir), Path(args.out_dir), args.steps, args.batch, args.lr, args.seed, args.clips,
+                args.frames, args.resume, args.fp16, progress=not args.no_progress, command=command)
+    print(f"demo model: {res['steps']} steps, PSNR A {res['psnr']['a']:.2f} dB, B {res['psnr']['b']:.2f} dB, "
+          f"{res['train_s'] / 60:.1f} min training; wrote {', '.join(res['sha256'])}")
+    return 0
