@@ -66,13 +66,7 @@ class FaceSwapProcessor:
     """
 
     def __init__(self, swapper, options: PipelineOptions | None = None, detector=None) -> None:
-        self.options = options or PipelineOptions()
-        self.options.validate()
-        self.swapper = swapper
-        self.size = int(swapper.info.size)
-        self.coverage = float(swapper.info.coverage)
-        self._transfer = colour_transfer(self.options.colour)
-        self._template = template_points(self.size, self.coverage)
+        self.reconfigure(swapper, options or PipelineOptions())
         self._owns_detector = detector is None
         self.detector = detector if detector is not None else self._create_detector()
         self._filters: list = []
@@ -81,6 +75,21 @@ class FaceSwapProcessor:
         self._closed = False
         self.last_timings: dict[str, float] = {}
         self.last_faces: list[Face] = []
+
+    def reconfigure(self, swapper=None, options: PipelineOptions | None = None) -> None:
+        """Switch the model and/or the options between two frames, keeping the landmark tracker and smoothing
+        state (no re-detection). The detector's backend and max_faces are fixed at construction."""
+        if options is not None:
+            options.validate()
+            if hasattr(self, "options") and (options.landmarks, options.max_faces) != (self.options.landmarks, self.options.max_faces):
+                raise SwapcamError("landmarks backend and max_faces cannot change on a running processor")
+            self.options = options
+            self._transfer = colour_transfer(options.colour)
+        if swapper is not None:
+            self.swapper = swapper
+            self.size = int(swapper.info.size)
+            self.coverage = float(swapper.info.coverage)
+            self._template = template_points(self.size, self.coverage)
 
     def _create_detector(self):
         """The stream's own tracking detector, started once on a face and then on an empty frame with its native

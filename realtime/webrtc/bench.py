@@ -420,15 +420,10 @@ def parse_peers(text: str) -> list[int]:
     return values
 
 
-def _quiet_libraries(verbose: bool) -> None:
-    """aioice/aiortc log every ICE check at INFO; the user needs them only with --verbose."""
-    if not verbose:
-        for name in ("aioice", "aiortc"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def run(args: argparse.Namespace) -> int:
-    _quiet_libraries(getattr(args, "verbose", False))
+    from realtime.webrtc.server import quiet_libraries
+
+    quiet_libraries(getattr(args, "verbose", False))
     if not getattr(args, "verbose", False):
         logging.getLogger("swapcam.webrtc").setLevel(logging.WARNING)  # per-peer connect/close lines
     from realtime.samples import synthetic_clip

@@ -166,19 +166,7 @@ class PipelineFactory:
     def configure(self, processor, options: PeerOptions) -> None:
         """Apply new options to a live processor, keeping its landmark tracker (no re-detection, no new graph).
         Runs in the peer's worker thread, between two frames."""
-        from realtime.align import template_points
-        from realtime.colour import colour_transfer
-
-        pipeline_options = self._pipeline_options(options)
-        pipeline_options.validate()
-        swapper = self.swappers[options.direction]
-        # FaceSwapProcessor derives these from its swapper and options at construction; keep them consistent.
-        processor.swapper = swapper
-        processor.size = int(swapper.info.size)
-        processor.coverage = float(swapper.info.coverage)
-        processor._template = template_points(processor.size, processor.coverage)
-        processor._transfer = colour_transfer(pipeline_options.colour)
-        processor.options = pipeline_options
+        processor.reconfigure(self.swappers[options.direction], self._pipeline_options(options))
 
 
 # --------------------------------------------------------------------------------------------- ICE address filter
@@ -668,7 +656,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
                        default_options=PeerOptions(colour=args.colour, label=not args.no_label))
 
 
-def _quiet_libraries(verbose: bool) -> None:
+def quiet_libraries(verbose: bool) -> None:
     """aioice/aiortc log every ICE check at INFO; the user needs them only with --verbose."""
     if not verbose:
         for name in ("aioice", "aiortc"):
@@ -676,7 +664,7 @@ def _quiet_libraries(verbose: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    _quiet_libraries(getattr(args, "verbose", False))
+    quiet_libraries(getattr(args, "verbose", False))
     try:
         from aiohttp import web
     except ImportError:
