@@ -418,30 +418,32 @@ class LiveRunner:
         # End of input: let the frames in flight drain, then close the chain behind them.
         self._captured.put(_END, block=True)
 
-    def _landmarks(self) -> None:
+    def _stage(self, inbox, outbox, work: Callable) -> None:
+        """One worker thread: take a frame from ``inbox``, ``work`` on it, hand the result to ``outbox``.
+        End of input is passed along; a closed hand-off or a stop request ends the thread."""
         block = not getattr(self.source, "live", True)
         while True:
-            frame = self._captured.get()
+            frame = inbox.get()
             if frame is _CLOSED or self._stop.is_set():
                 return
             if frame is _END:
-                self._located.put(_END, block=True)
+                outbox.put(_END, block=True)
                 return
-            t = getattr(frame, "t_media", None)
-            frame.faces = self.processor.find_faces(frame.image, frame.t_capture if t is None else t, frame.timings_ms)
-            self._located.put(frame, block=block)
+            outbox.put(work(frame), block=block)
+
+    def _locate(self, frame: Frame) -> Frame:
+        t = getattr(frame, "t_media", None)
+        frame.faces = self.processor.find_faces(frame.image, frame.t_capture if t is None else t, frame.timings_ms)
+        return frame
+
+    def _render(self, frame: Frame) -> tuple[Frame, Image]:
+        return frame, self.processor.render(frame.image, frame.faces, frame.timings_ms)
+
+    def _landmarks(self) -> None:
+        self._stage(self._captured, self._located, self._locate)
 
     def _inference(self) -> None:
-        block = not getattr(self.source, "live", True)
-        while True:
-            frame = self._located.get()
-            if frame is _CLOSED or self._stop.is_set():
-                return
-            if frame is _END:
-                self._rendered.put(_END, block=True)
-                return
-            out = self.processor.render(frame.image, frame.faces, frame.timings_ms)
-            self._rendered.put((frame, out), block=block)
+        self._stage(self._located, self._rendered, self._render)
 
     def run(self) -> RunStats:
         """Run until the source ends, ``max_frames`` are captured, the sink closes or Ctrl-C. Returns the stats."""
