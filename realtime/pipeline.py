@@ -16,11 +16,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from realtime import overlay
-from realtime.align import transform_points, template_points
+from realtime.align import align, transform_points
 from realtime.colour import COLOUR_MODES, colour_transfer
 from realtime.compose import blend_mask, paste_back
 from realtime.errors import SwapcamError
@@ -89,7 +88,6 @@ class FaceSwapProcessor:
             self.swapper = swapper
             self.size = int(swapper.info.size)
             self.coverage = float(swapper.info.coverage)
-            self._template = template_points(self.size, self.coverage)
 
     def _create_detector(self):
         """The stream's own tracking detector, started once on a face and then on an empty frame with its native
@@ -156,16 +154,11 @@ class FaceSwapProcessor:
 
     # -- swap half --------------------------------------------------------------------------------------------
     def _crop(self, image: Image, face: Face) -> tuple[Image, np.ndarray, np.ndarray] | None:
-        from realtime.align import STABLE_IDX, umeyama
-
         pts = np.asarray(face.landmarks, dtype=np.float64)
-        if pts.shape != (68, 2) or not np.all(np.isfinite(pts)):
-            return None
         try:
-            matrix = umeyama(pts[STABLE_IDX], self._template[STABLE_IDX])[:2]
-        except ValueError:  # degenerate landmarks (all equal): no face to swap in this frame
+            crop, matrix = align(image, pts, self.size, self.coverage)
+        except ValueError:  # not 68 finite points, or degenerate (all equal): no face to swap in this frame
             return None
-        crop = cv2.warpAffine(image, matrix, (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         return crop, matrix, transform_points(pts, matrix)
 
     def render(self, image: Image, faces: list[Face], timings: dict[str, float] | None = None) -> Image:
