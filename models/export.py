@@ -108,7 +108,7 @@ def export_model(checkpoint: str | Path, out: str | Path, direction: str = "a2b"
     import torch
 
     from models.autoencoder import ModelConfig, SwapAutoencoder
-    from training.faceset import atomic_write_bytes
+    from realtime.atomic import atomic_write_bytes
     from training.train import find_checkpoint, load_checkpoint
 
     if direction not in DIRECTIONS:

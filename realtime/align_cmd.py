@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import logging
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -23,6 +21,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from realtime.atomic import atomic_write_json, atomic_write_png
 from realtime.align import DEFAULT_COVERAGE, STABLE_IDX, align, invert_matrix, transform_points
 from realtime.errors import SwapcamError
 from realtime.types import Face, Image
@@ -33,29 +32,6 @@ IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".y4m", ".mpg", ".mpeg", ".wmv"}
 TEMPLATE_NAME = "swapcam-ibug68-v1"  # same name as models.contract.TEMPLATE_NAME (kept torch- and models-free here)
 JSON_NAME = "align.json"
-
-
-# ---------------------------------------------------------------- atomic writes
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder + os.replace, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_png(path: Path, image: Image) -> None:
-    ok, buf = cv2.imencode(".png", image)
-    if not ok:
-        raise SwapcamError(f"could not encode PNG for {path}")
-    atomic_write_bytes(path, buf.tobytes())
 
 
 # ---------------------------------------------------------------- the per-image step
@@ -325,7 +301,7 @@ def write_json(job: AlignJob) -> Path:
         "faces": job.records,
     }
     path = job.out / JSON_NAME
-    atomic_write_bytes(path, (json.dumps(doc, indent=1) + "\n").encode())
+    atomic_write_json(path, doc)
     return path
 
 

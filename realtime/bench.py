@@ -9,12 +9,12 @@ and drops are what a user sees. --pace fast feeds frames as fast as the pipeline
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
 from pathlib import Path
 
+from realtime.atomic import atomic_write_json
 from realtime.errors import SwapcamError
 from realtime.live import (add_model_arguments, add_pipeline_arguments, add_source_arguments, load_swapper,
                            open_source_from_args, options_from_args, run_pipeline)
@@ -88,9 +88,6 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     print(f"headroom: slowest thread p50 allows {summary['headroom_fps']} fps")
     if args.json:
-        out = Path(args.json)
-        tmp = out.with_name(out.name + ".part")
-        tmp.write_text(json.dumps(result, indent=2))
-        os.replace(tmp, out)
+        out = atomic_write_json(args.json, result, indent=2)
         print(f"wrote {out}")
     return 0

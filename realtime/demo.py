@@ -9,14 +9,12 @@ is there (the demo goes on without them otherwise).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from realtime.atomic import atomic_write_json, atomic_write_png
 from realtime.errors import SwapcamError
 from realtime.live import add_pipeline_arguments, run_pipeline
 from realtime.pipeline import format_summary
@@ -50,15 +48,6 @@ def _optional_sink(kind: str, width: int, height: int, fps: float):
     except SwapcamError as exc:
         print(f"(skipping --{'vcam' if kind == 'vcam' else 'window'}: {exc})")
         return None
-
-
-def _write_png(path: Path, image: np.ndarray) -> None:
-    ok, data = cv2.imencode(".png", image)
-    if not ok:
-        raise SwapcamError(f"could not encode the preview {path}")
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data.tobytes())
-    os.replace(tmp, path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         source.close()
     preview_path = out.with_name(out.stem + "_preview.png")
     if preview:
-        _write_png(preview_path, np.hstack([preview["camera"], preview["swapped"]]))
+        atomic_write_png(preview_path, np.hstack([preview["camera"], preview["swapped"]]))
     print(format_summary(summary))
     print(f"wrote {out} ({summary['frames_out']} frames, metadata note: synthetic)")
     if preview:
@@ -117,9 +106,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("no frame with a face after the clip's middle: no preview written")
     if args.json:
-        path = Path(args.json)
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text(json.dumps({"model": str(model), "source": source.describe(), **summary}, indent=2))
-        os.replace(tmp, path)
+        path = atomic_write_json(args.json, {"model": str(model), "source": source.describe(), **summary}, indent=2)
         print(f"wrote {path}")
     return 130 if interrupted else 0

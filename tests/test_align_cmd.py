@@ -103,7 +103,7 @@ def test_images_give_crops_json_and_previews(media, tmp_path, portraits):
         far[max(0, by0):by1, max(0, bx0):bx1] = False
         assert far.mean() > 0.3
         assert changed[far].mean() < 0.001
-    assert not list(out.rglob("*.part"))  # atomic writes leave no temp files
+    assert not list(out.rglob(".*.tmp"))  # atomic writes (realtime.atomic) leave no temp files
 
 
 def test_coverage_changes_how_much_head_the_crop_holds(media, tmp_path):

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
               "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
               "flop_convention": "1 multiply-add = 2 FLOP (torch.utils.flop_counter)", "results": results}
     path = Path(args.json)
-    from training.faceset import atomic_write_bytes
+    from realtime.atomic import atomic_write_bytes
 
     atomic_write_bytes(path, json.dumps(report, indent=1).encode())
     print(f"wrote {path}", file=sys.stderr)

@@ -113,7 +113,7 @@ def publish(run_dir: Path, out_dir: Path, fp16: bool = False, command: str = "",
             raise SwapcamError(f"{target} is {res['bytes'] / 1e6:.1f} MB (> 15 MB); rebuild with --fp16")
         exported[direction] = res
     sums = {DEMO_MODELS[d].name: sha256(out_dir / DEMO_MODELS[d].name) for d in exported}
-    from training.faceset import atomic_write_bytes
+    from realtime.atomic import atomic_write_bytes
 
     atomic_write_bytes(out_dir / "SHA256SUMS", "".join(f"{h}  {name}\n" for name, h in sums.items()).encode())
     psnr = result["psnr"]

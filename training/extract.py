@@ -22,7 +22,8 @@ import numpy as np
 from models.contract import DEFAULT_COVERAGE
 from realtime.align import align, transform_points
 from realtime.errors import SwapcamError
-from training.faceset import FACES_JSON, atomic_write_json, atomic_write_png, empty_index, read_index
+from realtime.atomic import atomic_write_json, atomic_write_png
+from training.faceset import FACES_JSON, empty_index, read_index
 
 log = logging.getLogger("swapcam.extract")
 

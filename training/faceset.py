@@ -15,8 +15,6 @@ culprit (empty faceset, crops of mixed sizes, unreadable PNG).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,35 +27,6 @@ from realtime.errors import SwapcamError
 
 FACES_JSON = "faces.json"
 FACESET_VERSION = 1
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temp file in the same folder, fsync, then rename over ``path``: readers see old or new."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; crops, checkpoints and models are meant to be shared
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_png(path: str | Path, image: np.ndarray) -> Path:
-    ok, buf = cv2.imencode(".png", image)
-    if not ok:
-        raise SwapcamError(f"could not encode PNG for {path}")
-    return atomic_write_bytes(path, buf.tobytes())
-
-
-def atomic_write_json(path: str | Path, data: dict) -> Path:
-    return atomic_write_bytes(path, json.dumps(data, indent=1).encode())
 
 
 def empty_index(size: int, coverage: float, backend: str) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from training.augment import to_bgr_uint8
-from training.faceset import atomic_write_png
+from realtime.atomic import atomic_write_png
 
 ROWS = ("A", "A->A", "A->B", "B", "B->B", "B->A")
 

@@ -93,7 +93,7 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     """torch.save to a temp file beside ``path``, fsync, rename: a write killed midway leaves the old file intact."""
     import torch
 
-    from training.faceset import atomic_write_bytes
+    from realtime.atomic import atomic_write_bytes
 
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -386,7 +386,7 @@ def _trim_metrics(path: Path, step: int) -> None:
                 keep.append(line)
         except (ValueError, KeyError):
             continue
-    from training.faceset import atomic_write_bytes
+    from realtime.atomic import atomic_write_bytes
 
     atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
 

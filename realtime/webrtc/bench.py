@@ -20,11 +20,11 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from realtime.atomic import atomic_write_json
 from realtime.errors import SwapcamError
 from realtime.types import Image
 
@@ -449,9 +449,6 @@ def run(args: argparse.Namespace) -> int:
     report = {"benchmark": "webrtc", "size": [640, 480], "clip_fps": 30, "cpu_count": os.cpu_count(),
               "model": str(args.model or "demo"), "runs": runs}
     if args.json:
-        path = Path(args.json)
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text(json.dumps(report, indent=2))
-        os.replace(tmp, path)
+        path = atomic_write_json(args.json, report, indent=2)
         print(f"wrote {path}", file=sys.stderr)
     return 0
