@@ -161,7 +161,7 @@ class SwapAutoencoder(nn.Module):
         return self.decoder(identity)(self.encoder(x))
 
 
-class Swapper(nn.Module):
+class SwapDirection(nn.Module):
     """Encoder + one decoder: the graph that gets exported (A->B is encoder + decoder B)."""
 
     def __init__(self, model: SwapAutoencoder, target: str) -> None:
@@ -189,12 +189,12 @@ def forward_flops(config: ModelConfig) -> float:
     """FLOPs (multiply-add = 2) of encoder + one decoder for one face, counted by torch's FlopCounterMode."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    swapper = Swapper(SwapAutoencoder(config), "b").eval()
+    swapper = SwapDirection(SwapAutoencoder(config), "b").eval()
     x = torch.zeros(1, 3, config.size, config.size)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         swapper(x)
     return float(counter.get_total_flops())
 
 
-__all__ = ["ModelConfig", "PRESETS", "get_preset", "Encoder", "Decoder", "SwapAutoencoder", "Swapper", "build_model",
+__all__ = ["ModelConfig", "PRESETS", "get_preset", "Encoder", "Decoder", "SwapAutoencoder", "SwapDirection", "build_model",
            "forward_flops"]

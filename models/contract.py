@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from realtime.align import DEFAULT_COVERAGE, TEMPLATE_NAME
 from realtime.errors import ContractError
 
 CONTRACT_VERSION = 1
-TEMPLATE_NAME = "swapcam-ibug68-v1"
 
 INPUT_NAME = "in_face"
 OUTPUT_FACE = "out_face"
@@ -53,7 +53,6 @@ def demo_model_path(direction: str = "a2b") -> Path:
     if not path.exists():
         raise ContractError(f"demo model {path} is missing; rebuild it with `swapcam build-demo-model`")
     return path
-DEFAULT_COVERAGE = 1.6
 
 
 @dataclass

@@ -51,6 +51,7 @@ JAW_IDX = np.arange(0, 17)
 # The crop centre sits this far (in template units) above the landmark box centre, so a crop holds forehead.
 TEMPLATE_Y_SHIFT = 0.1
 DEFAULT_COVERAGE = 1.6
+TEMPLATE_NAME = "swapcam-ibug68-v1"  # names TEMPLATE_68 + TEMPLATE_Y_SHIFT; a model trained on other crops says so
 
 
 def _as_points(points: object, name: str) -> np.ndarray:

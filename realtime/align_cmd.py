@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from realtime.atomic import atomic_write_json, atomic_write_png
-from realtime.align import DEFAULT_COVERAGE, STABLE_IDX, align, invert_matrix, transform_points
+from realtime.align import DEFAULT_COVERAGE, STABLE_IDX, TEMPLATE_NAME, align, invert_matrix, transform_points
 from realtime.errors import SwapcamError
 from realtime.types import Face, Image
 
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".y4m", ".mpg", ".mpeg", ".wmv"}
-TEMPLATE_NAME = "swapcam-ibug68-v1"  # same name as models.contract.TEMPLATE_NAME (kept torch- and models-free here)
 JSON_NAME = "align.json"
 
 
@@ -246,9 +245,9 @@ def _create_quietly(backend: str, max_faces: int):
     if backend != "mediapipe":
         return create_detector(backend, mode="static", max_faces=max_faces)
     from realtime.samples import portrait
-    from realtime.swapper import _captured_native_output
+    from realtime.native import captured_native_output
 
-    with _captured_native_output():
+    with captured_native_output():
         detector = create_detector(backend, mode="static", max_faces=max_faces)
         try:
             detector.detect(portrait("astronaut").image)

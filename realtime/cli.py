@@ -10,6 +10,7 @@ import logging
 import sys
 
 from realtime.errors import SwapcamError
+from realtime.native import quiet_native_logs
 
 # name -> (module, one-line help). Order is the order shown by `swapcam --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         parser, module = build_parser(name)
         args = parser.parse_args(rest)
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+        quiet_native_logs()
         return int(module.run(args) or 0)
     except SwapcamError as exc:
         print(f"swapcam {name}: error: {exc}", file=sys.stderr)

@@ -127,14 +127,14 @@ def probe_provider(provider: str, model: bytes) -> tuple[bool, str]:
     import numpy as np
     import onnxruntime as ort
 
-    from realtime.swapper import _captured_native_output
+    from realtime.native import captured_native_output
 
     ort.set_default_logger_severity(3)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     start = time.perf_counter()
     try:
-        with _captured_native_output(), warnings.catch_warnings():
+        with captured_native_output(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "provider not in available providers": we report it ourselves
             session = ort.InferenceSession(model, sess_options=options, providers=[provider])
             out = session.run(None, {"x": np.array([1.5], np.float32)})[0]
@@ -190,11 +190,11 @@ def check_mediapipe_models(package_dir: str | os.PathLike | None = None, run_sam
     try:
         from realtime.landmarks import create_detector
         from realtime.samples import portrait
-        from realtime.swapper import _captured_native_output
+        from realtime.native import captured_native_output
 
         image = portrait("astronaut").image
         start = time.perf_counter()
-        with _captured_native_output():  # mediapipe's C++ INFO/WARNING lines
+        with captured_native_output():  # mediapipe's C++ INFO/WARNING lines
             detector = create_detector("mediapipe", mode="static")
             try:
                 faces = detector.detect(image)

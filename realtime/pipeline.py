@@ -23,6 +23,7 @@ from realtime.align import align, transform_points
 from realtime.colour import COLOUR_MODES, colour_transfer
 from realtime.compose import blend_mask, paste_back
 from realtime.errors import SwapcamError
+from realtime.slot import LatestSlot
 from realtime.types import Face, Frame, Image, check_image
 
 log = logging.getLogger("swapcam.pipeline")
@@ -95,7 +96,7 @@ class FaceSwapProcessor:
         then never reach the user. The empty frame ends the warm-up track, so the first real frame starts clean."""
         from realtime.landmarks import create_detector
         from realtime.samples import portrait
-        from realtime.swapper import captured_native_output
+        from realtime.native import captured_native_output
 
         with captured_native_output():
             detector = create_detector(self.options.landmarks, mode="tracking", max_faces=self.options.max_faces)
@@ -233,60 +234,6 @@ class FaceSwapProcessor:
 # Threaded runner
 # ----------------------------------------------------------------------------------------------------------------
 
-_CLOSED = object()
-
-
-class LatestSlot:
-    """A one-item hand-off between two threads.
-
-    ``put(item)`` replaces an item the consumer has not taken yet (newest frame wins; returns True when it dropped
-    one). ``put(item, block=True)`` waits for the slot to empty instead (file processing: every frame counts).
-    ``get()`` waits for an item; returns ``LatestSlot.CLOSED`` once closed and empty.
-    """
-
-    CLOSED = _CLOSED
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._item = None
-        self._full = False
-        self._closed = False
-        self.dropped = 0
-
-    def put(self, item, block: bool = False) -> bool:
-        with self._cond:
-            if block:
-                while self._full and not self._closed:
-                    self._cond.wait(0.1)
-            if self._closed:
-                return False
-            dropped = self._full
-            if dropped:
-                self.dropped += 1
-            self._item, self._full = item, True
-            self._cond.notify_all()
-            return dropped
-
-    def get(self, timeout: float | None = None):
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while not self._full:
-                if self._closed:
-                    return _CLOSED
-                wait = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
-                if wait <= 0:
-                    return None
-                self._cond.wait(wait)
-            item, self._item, self._full = self._item, None, False
-            self._cond.notify_all()
-            return item
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-
 @dataclass
 class RunStats:
     """What a run measured: per-frame stage timings, end-to-end latency (capture timestamp -> sink done), drops."""
@@ -417,7 +364,7 @@ class LiveRunner:
         block = not getattr(self.source, "live", True)
         while True:
             frame = inbox.get()
-            if frame is _CLOSED or self._stop.is_set():
+            if frame is LatestSlot.CLOSED or self._stop.is_set():
                 return
             if frame is _END:
                 outbox.put(_END, block=True)
@@ -449,7 +396,7 @@ class LiveRunner:
         try:
             while True:
                 item = self._rendered.get()
-                if item is _CLOSED or item is _END:
+                if item is LatestSlot.CLOSED or item is _END:
                     break
                 frame, out = item
                 t0 = time.perf_counter()

@@ -27,6 +27,7 @@ import numpy as np
 from models import contract
 from models.contract import ModelInfo
 from realtime.errors import ContractError, SwapcamError
+from realtime.native import captured_native_output
 from realtime.types import Image, Mask
 
 log = logging.getLogger("swapcam.swapper")
@@ -65,41 +66,6 @@ def nvidia_device_count() -> int:
         return int(count.value)
     except AttributeError:
         return 0
-
-
-_capture_lock = threading.RLock()
-
-
-@contextlib.contextmanager
-def _captured_native_output() -> Iterator[list[str]]:
-    """Capture what onnxruntime writes to fd 1/2 (C++ logger, the Python 'EP Error' banner) while a session loads.
-
-    onnxruntime's C++ logger ignores set_default_logger_severity for provider-library load errors, so the file
-    descriptors themselves are redirected; the text is kept for ``--verbose``.
-    """
-    lines: list[str] = []
-    saved: list[tuple[int, int]] = []
-    # fds 1/2 belong to the whole process: two threads redirecting at once would restore each other's temp file
-    # as stdout/stderr. One capture at a time (re-entrant, so nesting in one thread still works).
-    with _capture_lock, tempfile.TemporaryFile(mode="w+b") as sink:
-        try:
-            for fd in (1, 2):
-                try:
-                    saved.append((fd, os.dup(fd)))
-                    os.dup2(sink.fileno(), fd)
-                except OSError:
-                    pass
-            with contextlib.redirect_stdout(None):  # type: ignore[type-var]
-                yield lines
-        finally:
-            for fd, copy in saved:
-                os.dup2(copy, fd)
-                os.close(copy)
-            sink.seek(0)
-            lines.extend(sink.read().decode("utf-8", "replace").splitlines())
-
-
-captured_native_output = _captured_native_output  # public name for other stages (mediapipe start-up, doctor)
 
 
 def _requested_providers(providers: str | Sequence[str]) -> tuple[list[str], str]:
@@ -172,7 +138,7 @@ def create_session(path: str | os.PathLike, providers: str | Sequence[str] = "au
     gpu_attempt = any(p != CPU for p in wanted)
     try:
         if gpu_attempt:
-            with _captured_native_output() as native_lines:
+            with captured_native_output() as native_lines:
                 session = ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
             for line in native_lines:
                 log.debug("onnxruntime: %s", line.strip())

@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from models.autoencoder import (PRESETS, Decoder, Encoder, ModelConfig, SwapAutoencoder, Swapper, build_model,  # noqa: E402
+from models.autoencoder import (PRESETS, Decoder, Encoder, ModelConfig, SwapAutoencoder, SwapDirection, build_model,  # noqa: E402
                                 forward_flops, get_preset)
 from realtime.errors import SwapcamError  # noqa: E402
 
@@ -91,7 +91,7 @@ def test_lite_forward_shape():
 def test_tiny_compute_budget_two_independent_counts():
     cfg = get_preset("tiny")
     flops = forward_flops(cfg)
-    macs = _macs_by_hooks(Swapper(SwapAutoencoder(cfg), "b").eval(), torch.zeros(1, 3, 64, 64))
+    macs = _macs_by_hooks(SwapDirection(SwapAutoencoder(cfg), "b").eval(), torch.zeros(1, 3, 64, 64))
     # torch's FlopCounterMode and a shape-based count must agree (within bias/activation noise)
     assert abs(flops - 2 * macs) / flops < 0.02
     assert flops <= 0.3e9, f"tiny preset costs {flops / 1e9:.3f} GFLOP per face, budget 0.3"

@@ -217,7 +217,7 @@ def test_bad_provider_and_threads(swapcam_model):
 def test_native_output_capture_is_safe_from_several_threads(capfd):
     import os
 
-    from realtime.swapper import captured_native_output
+    from realtime.native import captured_native_output
 
     def worker(i):
         with captured_native_output():

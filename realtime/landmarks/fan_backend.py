@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from realtime.errors import SwapcamError
+from realtime.native import quiet_native_logs
 from realtime.types import Face, Image, check_image
 
 FACE_DETECTORS = ("sfd", "mediapipe")
@@ -99,7 +100,7 @@ class FanDetector:
                                f"delete and replace: {', '.join(str(p) for p in files.values())}") from None
         self._mp_faces = None
         if face_detector == "mediapipe":
-            os.environ.setdefault("GLOG_minloglevel", "2")
+            quiet_native_logs()
             import mediapipe as mp
 
             self._mp_faces = mp.solutions.face_detection.FaceDetection(model_selection=1,

@@ -17,6 +17,7 @@ import os
 import cv2
 import numpy as np
 
+from realtime.native import quiet_native_logs
 from realtime.types import Face, Image, check_image
 
 MEDIAPIPE_TO_IBUG68 = np.array([
@@ -37,7 +38,7 @@ class MediaPipeDetector:
             raise ValueError(f"mode={mode!r}, expected 'static' or 'tracking'")
         if max_faces < 1:
             raise ValueError(f"max_faces={max_faces}, expected >= 1")
-        os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ INFO/WARNING lines are noise for users
+        quiet_native_logs()  # mediapipe's C++ INFO/WARNING lines are noise for users
         import mediapipe as mp
 
         self.mode = mode

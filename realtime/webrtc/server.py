@@ -158,7 +158,7 @@ class PipelineFactory:
         from realtime.pipeline import FaceSwapProcessor
 
         # One at a time: FaceSwapProcessor starts its mediapipe tracker with fds 1/2 redirected to a temp file
-        # (realtime.swapper.captured_native_output). Two peers' workers doing that at once restore each other's
+        # (realtime.native.captured_native_output). Two peers' workers doing that at once restore each other's
         # temp file as stdout/stderr and the server goes silent for good.
         with self._create_lock:
             return FaceSwapProcessor(self.swappers[options.direction], options=self._pipeline_options(options))

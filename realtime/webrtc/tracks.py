@@ -29,6 +29,7 @@ from typing import Any, Callable, Protocol
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from realtime.slot import LatestSlot
 from realtime.types import Image
 
 log = logging.getLogger("swapcam.webrtc")
@@ -50,44 +51,6 @@ class Processor(Protocol):
     def process(self, image: Image, t: float | None = None) -> Image: ...
 
     def close(self) -> None: ...
-
-
-class LatestSlot:
-    """A one-slot, thread-safe hand-off: ``put`` replaces whatever is waiting (counting a drop), ``get`` waits."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._item: Any = None
-        self._full = False
-        self._closed = False
-        self.dropped = 0
-
-    def put(self, item: Any) -> None:
-        with self._cond:
-            if self._full:
-                self.dropped += 1
-            self._item, self._full = item, True
-            self._cond.notify()
-
-    def get(self, timeout: float) -> Any | None:
-        """The newest item, or None on timeout or once closed."""
-        with self._cond:
-            if not self._full and not self._closed:
-                self._cond.wait(timeout)
-            if not self._full:
-                return None
-            item, self._item, self._full = self._item, None, False
-            return item
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._item, self._full = None, False
-            self._cond.notify_all()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
 
 class AsyncLatest:
@@ -224,7 +187,7 @@ class VideoWorker:
             self.ready.set()
             while not self.inbox.closed:
                 item = self.inbox.get(timeout=0.25)
-                if item is None:
+                if item is None or item is LatestSlot.CLOSED:
                     continue
                 frame, t_in = item
                 self._apply_changes(processor)
