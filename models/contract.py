@@ -11,6 +11,9 @@ DeepFaceLab / DeepFaceLive DFM graphs (``format = "dfm"``):
   output ``out_face_mask:0``        N x S x S x 1 (mask of the input face)
   output ``out_celeb_face:0``       N x S x S x 3 BGR (the swapped face)
   output ``out_celeb_face_mask:0``  N x S x S x 1 (mask of the swapped face)
+  optional input ``morph_value:0``  (DeepFaceLive SAEHD) scalar morph factor; the live path feeds 1.0
+
+:func:`check_session` applies all of this to a loaded graph's declared tensors and metadata, without onnxruntime.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 from realtime.align import DEFAULT_COVERAGE, TEMPLATE_NAME
 from realtime.errors import ContractError
@@ -35,6 +38,7 @@ DFM_INPUT = "in_face:0"
 DFM_OUT_MASK = "out_face_mask:0"
 DFM_OUT_FACE = "out_celeb_face:0"
 DFM_OUT_FACE_MASK = "out_celeb_face_mask:0"
+DFM_MORPH_INPUT = "morph_value:0"  # DeepFaceLive SAEHD exports: scalar, how far towards the celebrity (1 = all)
 DFM_INPUT_NAMES = (DFM_INPUT,)
 DFM_OUTPUT_NAMES = (DFM_OUT_MASK, DFM_OUT_FACE, DFM_OUT_FACE_MASK)
 
@@ -134,3 +138,67 @@ def check_io_names(inputs: Iterable[str], outputs: Iterable[str], where: str = "
         f"{where}: tensors in={inputs} out={outputs} match neither the swapcam contract "
         f"(in={list(INPUT_NAMES)} out={list(OUTPUT_NAMES)}) nor DFM (in={list(DFM_INPUT_NAMES)} out={list(DFM_OUTPUT_NAMES)})"
     )
+
+
+def _fixed(dim: object) -> int | None:
+    """A declared dimension as an int, None when symbolic ('N', 'height') or unknown."""
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+def check_session(inputs: Mapping[str, Sequence], outputs: Mapping[str, Sequence], metadata: Mapping[str, str],
+                  where: str = "model") -> ModelInfo:
+    """Check a graph against the contract: tensor names, ranks, channels and sizes against the metadata.
+
+    ``inputs`` / ``outputs``: tensor name -> declared shape (ints for fixed dimensions, anything else for symbolic
+    ones), in the graph's order; ``metadata``: the graph's custom metadata (``swapcam.*`` keys). Returns the model's
+    :class:`ModelInfo`; ``info.format`` says which contract the graph follows ('swapcam' or 'dfm'). A DFM graph
+    without swapcam metadata gets its size from its input shape and ``preset='dfm'``. Raises ContractError naming
+    the file and the offending tensor, shape or key.
+    """
+    inputs, outputs, metadata = dict(inputs), dict(outputs), dict(metadata)
+    # DeepFaceLive's morph input is fed a constant by the runtime; the face contract is checked on the rest.
+    if DFM_MORPH_INPUT in inputs and len(inputs) == 2:
+        del inputs[DFM_MORPH_INPUT]
+    kind = check_io_names(inputs, outputs, where)
+    input_name, shape = next(iter(inputs.items()))
+    shape = list(shape)
+    if len(shape) != 4:
+        raise ContractError(f"{where}: input {input_name!r} has shape {shape}, expected 4-D (N,C,H,W or N,H,W,C)")
+    if kind == "swapcam":
+        info = ModelInfo.from_metadata(metadata, where)
+        if info.format != "swapcam":
+            raise ContractError(
+                f"{where}: tensors follow the swapcam contract but metadata says format={info.format!r}")
+        channels, height, width = shape[1], _fixed(shape[2]), _fixed(shape[3])
+    else:
+        if META_PREFIX + "size" in metadata:
+            info = ModelInfo.from_metadata(metadata, where)
+            if info.format != "dfm":
+                raise ContractError(
+                    f"{where}: tensors follow the DFM contract but metadata says format={info.format!r}")
+        else:
+            size = _fixed(shape[1])
+            if size is None:
+                raise ContractError(f"{where}: DFM input {input_name!r} has shape {shape}; the face size must be fixed")
+            info = ModelInfo(size=size, format="dfm", layout="NHWC", colour_order="BGR", preset="dfm")
+            info.validate(where)
+        height, width, channels = _fixed(shape[1]), _fixed(shape[2]), shape[3]
+    if isinstance(channels, int) and channels != 3:
+        raise ContractError(f"{where}: input {input_name!r} has {channels} channels (shape {shape}), expected 3")
+    for dim, name in ((height, "height"), (width, "width")):
+        if dim is not None and dim != info.size:
+            raise ContractError(f"{where}: input {name} {dim} (shape {shape}) differs from metadata size {info.size}")
+    for name, channels_out in zip(output_names(kind), (3, 1)):
+        dims = list(outputs[name])
+        if len(dims) != 4:
+            raise ContractError(f"{where}: output {name!r} has shape {dims}, expected 4-D")
+        c_out = dims[1] if kind == "swapcam" else dims[3]
+        if isinstance(c_out, int) and c_out != channels_out:
+            raise ContractError(
+                f"{where}: output {name!r} has {c_out} channels (shape {dims}), expected {channels_out}")
+    return info
+
+
+def output_names(kind: str) -> tuple[str, str]:
+    """(swapped face, its mask): the two outputs the live path reads, for a 'swapcam' or 'dfm' graph."""
+    return (OUTPUT_FACE, OUTPUT_MASK) if kind == "swapcam" else (DFM_OUT_FACE, DFM_OUT_FACE_MASK)

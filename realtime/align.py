@@ -44,7 +44,6 @@ STABLE_IDX = np.array(list(range(17, 48)) + [48, 54])
 
 # Regions (used for loss priority and masks).
 EYES_IDX = np.arange(36, 48)
-BROWS_IDX = np.arange(17, 27)
 MOUTH_IDX = np.arange(48, 68)
 JAW_IDX = np.arange(0, 17)
 

@@ -9,19 +9,21 @@ and drops are what a user sees. --pace fast feeds frames as fast as the pipeline
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import time
 from pathlib import Path
 
 from realtime.atomic import atomic_write_json
+from realtime.builder import SUMMARY_WARMUP_FRAMES as WARMUP_FRAMES
+from realtime.builder import add_model_arguments, open_swapper, run_live
 from realtime.errors import SwapcamError
-from realtime.live import (add_model_arguments, add_pipeline_arguments, add_source_arguments, load_swapper,
-                           open_source_from_args, options_from_args, run_pipeline)
-from realtime.pipeline import format_summary
+from realtime.live import add_pipeline_arguments, add_source_arguments, open_source_from_args, options_from_args
+from realtime.runner import format_summary
 from realtime.sources import PACES
 
-WARMUP_FRAMES = 10  # first frames pay for mediapipe's detector and onnxruntime's first-run allocations
+log = logging.getLogger("swapcam.bench")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,12 +55,13 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < WARMUP_FRAMES + 10:
         raise SwapcamError(f"--frames {args.frames}: expected at least {WARMUP_FRAMES + 10}")
     options = options_from_args(args)
-    swapper = load_swapper(args)
+    swapper = open_swapper(args.model, args.providers, args.threads)
+    log.info("model %s", swapper.describe())
     source = open_source_from_args(args, args.pace, n_frames=args.frames)
     try:
         sink = open_sink(args.sink, source.width, source.height, source.fps)
         try:
-            summary, interrupted = run_pipeline(swapper, source, sink, options, max_frames=args.frames)
+            summary, interrupted = run_live(swapper, source, sink, options, max_frames=args.frames)
         finally:
             sink.close()
     finally:

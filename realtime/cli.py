@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build-demo-model": ("training.demo_model", "rebuild the shipped demo model (astronaut <-> Grace Hopper) from scratch"),
     "bench-train": ("training.bench", "training speed per preset (samples/s) and GFLOPs per face, JSON output"),
     "live": ("realtime.live", "run the live swap: camera/file/synthetic source -> virtual camera, window, file"),
+    "eval": ("realtime.eval", "swap quality on a clip: expression, pose, identity, reconstruction, flicker, seams; JSON + sheet"),
     "bench": ("realtime.bench", "live pipeline benchmark: per-stage p50/p95 ms, fps, end-to-end latency, drops"),
     "serve": ("realtime.webrtc.server", "WebRTC server + demo page: browser webcam in, swapped video back"),
     "bench-webrtc": ("realtime.webrtc.bench", "N in-process WebRTC peers: per-peer fps and round-trip latency"),

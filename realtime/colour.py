@@ -47,12 +47,6 @@ def from_lab(lab: np.ndarray) -> Image:
     return np.clip(bgr * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def masked_lab_stats(image: Image, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel LAB mean and std of ``image`` over the boolean ``region``."""
-    pixels = to_lab(image)[region]
-    return pixels.mean(axis=0), pixels.std(axis=0)
-
-
 def rct(source: Image, target: Image, mask: Mask) -> Image:
     """Reinhard colour transfer: ``source``'s LAB mean/std inside ``mask`` become ``target``'s (same region)."""
     region = _check(source, target, mask)

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from realtime.atomic import atomic_write_json, atomic_write_png
+from realtime.builder import add_model_arguments, open_swapper, run_live
 from realtime.errors import SwapcamError
-from realtime.live import add_pipeline_arguments, run_pipeline
-from realtime.pipeline import format_summary
+from realtime.live import add_pipeline_arguments, options_from_args
+from realtime.runner import format_summary
 from realtime.samples import PORTRAITS
 
 log = logging.getLogger("swapcam.demo")
@@ -25,19 +26,15 @@ log = logging.getLogger("swapcam.demo")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo-out/swapped.mp4", help="output video (a preview PNG is written beside it)")
-    parser.add_argument("--model", default=None, help="swap model; when left out, the shipped demo model for --direction")
+    add_model_arguments(parser)
     parser.add_argument("--direction", default="a2b", choices=("a2b", "b2a"),
-                        help="demo model direction: a2b = astronaut -> Grace Hopper (clip of the astronaut), b2a = the reverse")
+                        help="shipped demo model used when --model is left out: a2b = astronaut -> Grace Hopper "
+                             "(clip of the astronaut), b2a = the reverse")
     parser.add_argument("--frames", type=int, default=150, help="frames of the synthetic clip to swap (30 fps)")
-    parser.add_argument("--providers", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"),
-                        help="onnxruntime execution provider: auto = TensorRT/CUDA when they really run, else CPU")
-    parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     parser.add_argument("--window", action="store_true", help="also show the output in a window (when a display is available)")
     parser.add_argument("--vcam", action="store_true", help="also send the output to the virtual camera (when one is set up)")
-    parser.add_argument("--no-label", dest="demo_label", action="store_false",
-                        help="leave out the visible 'synthetic video' label (on by default in the demo)")
     parser.add_argument("--json", default=None, help="also write the benchmark summary as JSON")
-    add_pipeline_arguments(parser)
+    add_pipeline_arguments(parser, label_default=True)
 
 
 def _optional_sink(kind: str, width: int, height: int, fps: float):
@@ -51,12 +48,9 @@ def _optional_sink(kind: str, width: int, height: int, fps: float):
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.contract import demo_model_path
-    from realtime.live import options_from_args
     from realtime.sinks import TeeSink
     from realtime.sinks.file import FileSink
     from realtime.sources import synthetic_source
-    from realtime.swapper import Swapper
 
     if args.frames < 2:
         raise SwapcamError(f"--frames {args.frames}: expected >= 2")
@@ -64,13 +58,12 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".mp4":
         raise SwapcamError(f"--out {out}: use an .mp4 file name")
     out.parent.mkdir(parents=True, exist_ok=True)
-    model = Path(args.model) if args.model else demo_model_path(args.direction)
-    swapper = Swapper(model, providers=args.providers, threads=args.threads)
+    swapper = open_swapper(args.model, args.providers, args.threads, direction=args.direction)
     portrait = "astronaut" if args.direction == "a2b" else "grace_hopper"
     if args.model is None:
         portrait = swapper.info.identities[0] if swapper.info.identities[0] in PORTRAITS else portrait
     print(f"model {swapper.describe()}")
-    options = options_from_args(args, label=args.demo_label or args.label)
+    options = options_from_args(args)
     width, height, fps = 640, 480, 30.0
     sinks = [FileSink(out, width, height, fps)]
     if args.window:
@@ -92,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             preview["camera"], preview["swapped"] = frame.image, image
 
     try:
-        summary, interrupted = run_pipeline(swapper, source, sink, options, max_frames=args.frames, on_frame=keep_preview)
+        summary, interrupted = run_live(swapper, source, sink, options, max_frames=args.frames, on_frame=keep_preview)
     finally:
         sink.close()
         source.close()
@@ -106,6 +99,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("no frame with a face after the clip's middle: no preview written")
     if args.json:
-        path = atomic_write_json(args.json, {"model": str(model), "source": source.describe(), **summary}, indent=2)
+        path = atomic_write_json(args.json, {"model": str(swapper.path), "source": source.describe(), **summary}, indent=2)
         print(f"wrote {path}")
     return 130 if interrupted else 0

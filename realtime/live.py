@@ -10,39 +10,31 @@ import argparse
 import logging
 from pathlib import Path
 
+from realtime.builder import add_model_arguments, open_swapper, run_live
 from realtime.colour import COLOUR_MODES
 from realtime.errors import SwapcamError
-from realtime.pipeline import FaceSwapProcessor, LiveRunner, PipelineOptions, format_summary
+from realtime.pipeline import PipelineOptions
+from realtime.runner import format_summary
 from realtime.sources import PACES
-from realtime.swapper import PROVIDER_CHOICES, Swapper
 
 log = logging.getLogger("swapcam.live")
 
 
-def default_model() -> str | None:
-    from models.contract import DEMO_MODELS
-
-    path = DEMO_MODELS["a2b"]
-    return str(path) if path.exists() else None
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None,
-                        help="swap model: a swapcam .onnx (from `swapcam export`) or a DeepFaceLab/DeepFaceLive .dfm; "
-                             "when left out, the shipped demo model (astronaut -> Grace Hopper)")
-    parser.add_argument("--providers", default="auto", choices=PROVIDER_CHOICES,
-                        help="onnxruntime execution provider: auto = TensorRT/CUDA when they really run, else CPU")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="onnxruntime intra-op threads for the swap; when left out, onnxruntime's choice (one per core)")
-
-
-def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+def add_pipeline_arguments(parser: argparse.ArgumentParser, label_default: bool = False) -> None:
+    """The per-stream swap options. ``label_default=True`` (the demo): the label is on unless --no-label."""
     parser.add_argument("--max-faces", type=int, default=1, help="swap up to this many faces per frame")
     parser.add_argument("--colour", default="rct", choices=COLOUR_MODES,
                         help="colour transfer to the camera's face: rct = Reinhard in LAB inside the mask, "
                              "hist = histogram matching, none")
     parser.add_argument("--hud", action="store_true", help="draw fps and per-stage milliseconds on the output")
-    parser.add_argument("--label", action="store_true", help="stamp a visible 'synthetic video' label on the output")
+    if label_default:
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument("--label", dest="label", action="store_true", default=True,
+                           help="stamp the visible 'synthetic video' label on the output (the default here)")
+        group.add_argument("--no-label", dest="label", action="store_false",
+                           help="leave out the visible 'synthetic video' label")
+    else:
+        parser.add_argument("--label", action="store_true", help="stamp a visible 'synthetic video' label on the output")
     parser.add_argument("--no-smoothing", action="store_true", help="turn off One Euro smoothing of the landmarks")
     parser.add_argument("--min-cutoff", type=float, default=PipelineOptions.min_cutoff,
                         help="One Euro min cutoff in Hz (lower = steadier face at rest, more lag)")
@@ -63,22 +55,11 @@ def add_source_arguments(parser: argparse.ArgumentParser, default_source: str) -
     parser.add_argument("--loop", action="store_true", help="loop a video file source")
 
 
-def options_from_args(args: argparse.Namespace, label: bool | None = None) -> PipelineOptions:
-    options = PipelineOptions(colour=args.colour, max_faces=args.max_faces, label=args.label if label is None else label,
-                              hud=args.hud, smoothing=not args.no_smoothing, min_cutoff=args.min_cutoff, beta=args.beta)
+def options_from_args(args: argparse.Namespace) -> PipelineOptions:
+    options = PipelineOptions(colour=args.colour, max_faces=args.max_faces, label=args.label, hud=args.hud,
+                              smoothing=not args.no_smoothing, min_cutoff=args.min_cutoff, beta=args.beta)
     options.validate()
     return options
-
-
-def load_swapper(args: argparse.Namespace) -> Swapper:
-    model = args.model or default_model()
-    if model is None:
-        raise SwapcamError("no --model given and the demo model is missing; rebuild it with `swapcam build-demo-model`")
-    if args.threads is not None and args.threads < 1:
-        raise SwapcamError(f"--threads {args.threads}: expected >= 1")
-    swapper = Swapper(model, providers=args.providers, threads=args.threads)
-    log.info("model %s", swapper.describe())
-    return swapper
 
 
 def open_source_from_args(args: argparse.Namespace, pace: str, n_frames: int | None = None):
@@ -104,20 +85,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_pipeline_arguments(parser)
 
 
-def run_pipeline(swapper: Swapper, source, sink, options: PipelineOptions, max_frames: int | None = None,
-                 on_frame=None) -> tuple[dict, bool]:
-    """Wire processor + runner for one source and sink; returns (summary dict, interrupted)."""
-    interrupted = False
-    with FaceSwapProcessor(swapper, options) as processor:
-        runner = LiveRunner(source, processor, sink, max_frames=max_frames, on_frame=on_frame)
-        try:
-            stats = runner.run()
-        except KeyboardInterrupt:
-            interrupted = True
-            stats = runner.stats
-    return stats.summary(warmup=10), interrupted
-
-
 def run(args: argparse.Namespace) -> int:
     from realtime.sinks import check_sink_spec, open_sink
 
@@ -125,14 +92,15 @@ def run(args: argparse.Namespace) -> int:
     if args.frames is not None and args.frames < 1:
         raise SwapcamError(f"--frames {args.frames}: expected >= 1")
     options = options_from_args(args)
-    swapper = load_swapper(args)
+    swapper = open_swapper(args.model, args.providers, args.threads)
+    log.info("model %s", swapper.describe())
     source = open_source_from_args(args, args.pace)
     try:
         log.info("source %s", source.describe())
         sink = open_sink(args.sink, source.width, source.height, source.fps, vcam_backend=args.vcam_backend)
         try:
             log.info("sink %s (Ctrl-C to stop)", args.sink)
-            summary, interrupted = run_pipeline(swapper, source, sink, options, args.frames)
+            summary, interrupted = run_live(swapper, source, sink, options, args.frames)
         finally:
             sink.close()
     finally:

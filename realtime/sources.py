@@ -16,17 +16,28 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Protocol
 
 import cv2
+import numpy as np
 
 from realtime.errors import SwapcamError
+from realtime.media import IMAGE_EXTS, VIDEO_EXTS, media_kind, open_video, read_image
 from realtime.types import Frame, Image
 
 log = logging.getLogger("swapcam.sources")
 
-VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".y4m", ".mpg", ".mpeg", ".wmv")
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 PACES = ("realtime", "fast")
+
+
+class Capture(Protocol):
+    """The part of ``cv2.VideoCapture`` a camera source uses (a fake one stands in for a camera in tests)."""
+
+    def read(self) -> tuple[bool, np.ndarray | None]: ...
+
+    def get(self, prop: int) -> float: ...
+
+    def release(self) -> None: ...
 
 
 @dataclass
@@ -89,17 +100,22 @@ class CameraSource(_Source):
 
     Absent at start: retries for ``retry_s`` seconds, then SwapcamError. Unplugged mid-run (reads fail): reopens for
     ``retry_s`` seconds, then SwapcamError -- the runner stops cleanly and the CLI prints one line.
+
+    ``open_capture(device)`` opens the device once, returning a :class:`Capture` or None when it is not there;
+    by default an OpenCV capture with the requested size, rate and a one-frame driver buffer.
     """
 
     live = True
 
     def __init__(self, device: int | str, width: int | None = 640, height: int | None = 480, fps: float | None = 30.0,
-                 mjpg: bool = False, retry_s: float = 3.0) -> None:
+                 mjpg: bool = False, retry_s: float = 3.0,
+                 open_capture: Callable[[int | str], Capture | None] | None = None) -> None:
         super().__init__()
         self.device = device
         self.name = f"camera {device}"
         self.want = (width, height, fps, mjpg)
         self.retry_s = float(retry_s)
+        self._open_capture = open_capture or self._open_once
         self._cap = self._open_with_retries("could not be opened")
         ok, first = self._cap.read()
         if not ok or first is None:
@@ -109,13 +125,13 @@ class CameraSource(_Source):
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or fps or 30.0)
         self._first: Image | None = first
 
-    def _open_once(self) -> cv2.VideoCapture | None:
+    def _open_once(self, device: int | str) -> cv2.VideoCapture | None:
         # OpenCV prints several WARN/ERROR lines for an absent camera; our own message says it once, plainly.
         previous = cv2.getLogLevel()
         cv2.setLogLevel(0)  # 0 = silent
         try:
             api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
-            cap = cv2.VideoCapture(self.device, api)
+            cap = cv2.VideoCapture(device, api)
             if not cap.isOpened():
                 cap.release()
                 return None
@@ -133,12 +149,12 @@ class CameraSource(_Source):
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         return cap
 
-    def _open_with_retries(self, what: str) -> cv2.VideoCapture:
+    def _open_with_retries(self, what: str) -> Capture:
         deadline = time.monotonic() + self.retry_s
         attempt = 0
         while True:
             attempt += 1
-            cap = self._open_once()
+            cap = self._open_capture(self.device)
             if cap is not None:
                 return cap
             if time.monotonic() >= deadline:
@@ -184,7 +200,7 @@ class VideoFileSource(_Source):
         self.name = f"video {self.path.name}"
         if pace not in PACES:
             raise SwapcamError(f"pace={pace!r}; choose from {', '.join(PACES)}")
-        self._cap = cv2.VideoCapture(str(self.path))
+        self._cap = open_video(self.path)
         ok, first = (self._cap.read() if self._cap.isOpened() else (False, None))
         if not ok or first is None:
             self._cap.release()
@@ -262,8 +278,9 @@ def synthetic_source(portrait: str = "astronaut", pace: str = "realtime", n_fram
 
 
 def image_source(path: str | os.PathLike, pace: str = "realtime", n_frames: int | None = None, fps: float = 30.0) -> FramesSource:
+    """A still image as a source (any bit depth; grey, alpha and 16-bit images come out as 8-bit BGR)."""
     path = Path(path)
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = read_image(path)
     if image is None:
         raise SwapcamError(f"image {path} could not be read (corrupt or not an image)")
     return FramesSource([image], fps, pace, n_frames if n_frames is not None else (None if pace == "realtime" else 1),
@@ -287,13 +304,13 @@ def open_source(spec: str | int, pace: str = "realtime", n_frames: int | None = 
     if text.startswith("/dev/video"):
         return CameraSource(text, width, height, fps, mjpg, retry_s)
     path = Path(text)
-    suffix = path.suffix.lower()
-    if suffix not in VIDEO_EXTS + IMAGE_EXTS:
+    kind = media_kind(path)
+    if kind is None:
         raise SwapcamError(
             f"source {text!r} is not supported: use a camera index (0), a device path (/dev/video0), a video file "
             f"({', '.join(VIDEO_EXTS[:4])}, ...), an image ({', '.join(IMAGE_EXTS[:3])}, ...) or 'synthetic'")
     if not path.exists():
         raise SwapcamError(f"source file {path} does not exist")
-    if suffix in IMAGE_EXTS:
+    if kind == "image":
         return image_source(path, pace, n_frames, fps or 30.0)
     return VideoFileSource(path, pace, loop)

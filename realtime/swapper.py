@@ -1,6 +1,7 @@
 """The swap model on the live path: ONE onnxruntime session factory and a thin, thread-safe ``Swapper`` around it.
 
-Provider choice ("auto"): TensorRT / CUDA only when they really run, else CPU, said once in one line. The
+Provider choice ("auto"): TensorRT / CUDA only when they really run, else CPU, reported in one line (the factory
+returns the line, ``Swapper.provider_report`` keeps it; the caller says it once). The
 onnxruntime-gpu wheel lists CUDA and TensorRT even on a machine with no NVIDIA driver; asking for them there makes
 onnxruntime print several red lines and silently fall back to CPU. So we first check for a driver and a device
 (libcuda, cuDeviceGetCount) and only then try the GPU providers, with onnxruntime's own console output captured, and
@@ -8,19 +9,16 @@ finally read back which providers the session really uses.
 
 Loads swapcam ONNX files (``in_face`` NCHW RGB -> ``out_face`` + ``out_mask``) and DeepFaceLab/DeepFaceLive DFM files
 (``in_face:0`` NHWC BGR -> ``out_celeb_face:0`` + ``out_celeb_face_mask:0``). A file that follows neither contract
-raises ContractError naming the tensors it has.
+raises ContractError naming the tensors it has (the checks live in :func:`models.contract.check_session`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
 import os
-import tempfile
-import threading
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -30,6 +28,9 @@ from realtime.errors import ContractError, SwapcamError
 from realtime.native import captured_native_output
 from realtime.types import Image, Mask
 
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
 log = logging.getLogger("swapcam.swapper")
 
 CPU = "CPUExecutionProvider"
@@ -37,18 +38,6 @@ CUDA = "CUDAExecutionProvider"
 TENSORRT = "TensorrtExecutionProvider"
 _SHORT = {CPU: "cpu", CUDA: "cuda", TENSORRT: "tensorrt"}
 PROVIDER_CHOICES = ("auto", "cpu", "cuda", "tensorrt")
-DFM_MORPH_INPUT = "morph_value:0"
-
-_said: set[str] = set()  # provider lines already printed: "said once", not once per peer/session
-_said_lock = threading.Lock()
-
-
-def _say_once(line: str) -> None:
-    with _said_lock:
-        if line in _said:
-            return
-        _said.add(line)
-    log.info(line)
 
 
 def nvidia_device_count() -> int:
@@ -119,12 +108,14 @@ def session_options(threads: int | None = None):
     return opts
 
 
-def create_session(path: str | os.PathLike, providers: str | Sequence[str] = "auto", threads: int | None = None):
-    """THE onnxruntime session factory of swapcam. Returns an ``onnxruntime.InferenceSession``.
+def create_session(path: str | os.PathLike, providers: str | Sequence[str] = "auto",
+                   threads: int | None = None) -> tuple["ort.InferenceSession", str]:
+    """THE onnxruntime session factory of swapcam. Returns ``(session, report)``: an ``onnxruntime.InferenceSession``
+    and one line saying which provider really runs it and why (the caller decides where and how often to say it).
 
     ``providers``: "auto" (TensorRT/CUDA when they really run, else CPU), "cpu", "cuda", "tensorrt", or an explicit
-    onnxruntime provider list. Reports once, in one line, which provider runs. Raises SwapcamError for a missing
-    file and ContractError for a file onnxruntime cannot parse.
+    onnxruntime provider list. Raises SwapcamError for a missing file and ContractError for a file onnxruntime
+    cannot parse.
     """
     import onnxruntime as ort
 
@@ -157,14 +148,10 @@ def create_session(path: str | os.PathLike, providers: str | Sequence[str] = "au
         reason = "TensorRT libraries missing, CUDA runs"
     if main == CPU:
         n = opts.intra_op_num_threads or os.cpu_count()
-        _say_once(f"onnxruntime {ort.__version__}: running on CPU ({n} threads) - {reason}")
+        report = f"onnxruntime {ort.__version__}: running on CPU ({n} threads) - {reason}"
     else:
-        _say_once(f"onnxruntime {ort.__version__}: running on {_SHORT.get(main, main).upper()} ({reason})")
-    return session
-
-
-def _shape_size(dim: object) -> int | None:
-    return dim if isinstance(dim, int) and dim > 0 else None
+        report = f"onnxruntime {ort.__version__}: running on {_SHORT.get(main, main).upper()} ({reason})"
+    return session, report
 
 
 class Swapper:
@@ -176,65 +163,24 @@ class Swapper:
 
     def __init__(self, path: str | os.PathLike, providers: str | Sequence[str] = "auto", threads: int | None = None) -> None:
         self.path = Path(path)
-        self.session = create_session(self.path, providers, threads)
+        self.session, self.provider_report = create_session(self.path, providers, threads)
         self.provider = self.session.get_providers()[0]
-        where = str(self.path)
-        inputs = self.session.get_inputs()
-        outputs = self.session.get_outputs()
-        # DeepFaceLive's SAEHD exports add a scalar 'morph_value:0' input (how far to go from the source face to
-        # the celebrity: 1.0 = full swap). It is fed a constant; the face contract is checked on the rest.
-        self._extra_inputs: dict[str, np.ndarray] = {}
-        morph = [i for i in inputs if i.name == DFM_MORPH_INPUT]
-        if morph and len(inputs) == 2:
-            self._extra_inputs[DFM_MORPH_INPUT] = np.ones([d if isinstance(d, int) else 1 for d in morph[0].shape] or [],
-                                                          np.float32)
-            inputs = [i for i in inputs if i.name != DFM_MORPH_INPUT]
-        kind = contract.check_io_names([i.name for i in inputs], [o.name for o in outputs], where)
+        inputs = {i.name: list(i.shape) for i in self.session.get_inputs()}
+        outputs = {o.name: list(o.shape) for o in self.session.get_outputs()}
         meta = dict(self.session.get_modelmeta().custom_metadata_map or {})
-        shape = list(inputs[0].shape)
-        if len(shape) != 4:
-            raise ContractError(f"{where}: input {inputs[0].name!r} has shape {shape}, expected 4-D (N,C,H,W or N,H,W,C)")
-        if kind == "swapcam":
-            info = ModelInfo.from_metadata(meta, where)
-            if info.format != "swapcam":
-                raise ContractError(f"{where}: tensors follow the swapcam contract but metadata says format={info.format!r}")
-            channels, height, width = shape[1], _shape_size(shape[2]), _shape_size(shape[3])
-        else:
-            if contract.META_PREFIX + "size" in meta:
-                info = ModelInfo.from_metadata(meta, where)
-                if info.format != "dfm":
-                    raise ContractError(f"{where}: tensors follow the DFM contract but metadata says format={info.format!r}")
-            else:
-                size = _shape_size(shape[1])
-                if size is None:
-                    raise ContractError(f"{where}: DFM input {inputs[0].name!r} has shape {shape}; the face size must be fixed")
-                info = ModelInfo(size=size, format="dfm", layout="NHWC", colour_order="BGR", preset="dfm")
-                info.validate(where)
-                log.warning("%s: DFM without swapcam metadata: face size %d from the input shape, default coverage %.2f "
-                            "(set swapcam.coverage metadata if faces look too tight or loose)", self.path.name, size, info.coverage)
-            height, width, channels = _shape_size(shape[1]), _shape_size(shape[2]), shape[3]
-        if isinstance(channels, int) and channels != 3:
-            raise ContractError(f"{where}: input {inputs[0].name!r} has {channels} channels (shape {shape}), expected 3")
-        for dim, name in ((height, "height"), (width, "width")):
-            if dim is not None and dim != info.size:
-                raise ContractError(f"{where}: input {name} {dim} (shape {shape}) differs from metadata size {info.size}")
-        declared = {o.name: list(o.shape) for o in outputs}
-        face_name = contract.OUTPUT_FACE if kind == "swapcam" else contract.DFM_OUT_FACE
-        mask_name = contract.OUTPUT_MASK if kind == "swapcam" else contract.DFM_OUT_FACE_MASK
-        for name, channels_out in ((face_name, 3), (mask_name, 1)):
-            dims = declared[name]
-            if len(dims) != 4:
-                raise ContractError(f"{where}: output {name!r} has shape {dims}, expected 4-D")
-            c_out = dims[1] if kind == "swapcam" else dims[3]
-            if isinstance(c_out, int) and c_out != channels_out:
-                raise ContractError(f"{where}: output {name!r} has {c_out} channels (shape {dims}), expected {channels_out}")
-        self.info: ModelInfo = info
-        self.kind = kind
-        self.input_name = inputs[0].name
-        if kind == "swapcam":
-            self.output_names = [contract.OUTPUT_FACE, contract.OUTPUT_MASK]
-        else:
-            self.output_names = [contract.DFM_OUT_FACE, contract.DFM_OUT_FACE_MASK]
+        self.info: ModelInfo = contract.check_session(inputs, outputs, meta, str(self.path))
+        self.kind = self.info.format
+        if self.kind == "dfm" and contract.META_PREFIX + "size" not in meta:
+            log.warning("%s: DFM without swapcam metadata: face size %d from the input shape, default coverage %.2f "
+                        "(set swapcam.coverage metadata if faces look too tight or loose)", self.path.name,
+                        self.info.size, self.info.coverage)
+        # DeepFaceLive's morph input (1.0 = the full swap) is fed a constant with every batch.
+        self._extra_inputs: dict[str, np.ndarray] = {}
+        if contract.DFM_MORPH_INPUT in inputs and len(inputs) == 2:
+            dims = [d if isinstance(d, int) else 1 for d in inputs.pop(contract.DFM_MORPH_INPUT)]
+            self._extra_inputs[contract.DFM_MORPH_INPUT] = np.ones(dims, np.float32)
+        self.input_name = next(iter(inputs))
+        self.output_names = list(contract.output_names(self.kind))
         self._use_iobinding = self.provider in (CUDA, TENSORRT)
 
     @property

@@ -10,7 +10,6 @@ from numpy.typing import NDArray
 Image = NDArray[np.uint8]  # HxWx3 BGR uint8
 Mask = NDArray[np.float32]  # HxW float32 in [0, 1]
 Landmarks = NDArray[np.float32]  # Nx2 (x, y) pixel coordinates
-Matrix = NDArray[np.float64]  # 2x3 affine (frame -> crop) unless stated otherwise
 
 
 @dataclass
@@ -20,7 +19,6 @@ class Face:
     landmarks: Landmarks  # 68x2, iBUG order
     raw: Landmarks  # backend's own points (468 for FaceMesh, 68 for FAN)
     confidence: float = 1.0
-    track_id: int = 0
 
     @property
     def bbox(self) -> tuple[int, int, int, int]:

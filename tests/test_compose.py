@@ -50,9 +50,11 @@ def test_blend_mask_stays_inside_hull_and_is_feathered(scene):
     assert blend_mask(np.zeros_like(learned), crop_pts).max() == 0
 
 
-def test_kernels_built_once_per_crop_size():
-    assert mask_kernels(64) is mask_kernels(64)
-    assert mask_kernels(64)[1] < mask_kernels(256)[1]  # feather scales with the crop (= face) size
+def test_feather_scales_with_the_crop_size():
+    (erode_64, feather_64), (erode_256, feather_256) = mask_kernels(64), mask_kernels(256)
+    assert feather_64 < feather_256 and feather_64 % 2 == feather_256 % 2 == 1  # odd box-blur sides
+    # the erosion reaches past the feather radius, so the blurred edge cannot leave the hull
+    assert erode_64.shape[0] // 2 > feather_64 // 2 and erode_256.shape[0] // 2 > feather_256 // 2
 
 
 def test_paste_back_equals_full_frame_reference_and_touches_only_the_box(scene):

@@ -1,5 +1,7 @@
-"""models.contract: torch-free import, metadata round trip, validation errors that name the key and value."""
+"""models.contract: torch-free import, metadata round trip, validation errors that name the key and value, and the
+load-time checks of a graph's declared tensors (check_session)."""
 
+import re
 import subprocess
 import sys
 
@@ -49,3 +51,39 @@ def test_io_names_detect_both_formats_and_reject_others():
         check_io_names(["input"], ["output"], where="m.onnx")
     with pytest.raises(ContractError, match="match neither"):
         check_io_names(["in_face"], ["out_face"])  # mask missing
+
+
+# -- check_session: the load-time checks on a graph's declared tensors (no onnxruntime needed) ------------------------
+SWAPCAM_OUT = {"out_face": ["N", 3, 64, 64], "out_mask": ["N", 1, 64, 64]}
+DFM_OUT = {"out_face_mask:0": ["N", 96, 96, 1], "out_celeb_face:0": ["N", 96, 96, 3],
+           "out_celeb_face_mask:0": ["N", 96, 96, 1]}
+
+
+def test_check_session_accepts_both_contracts():
+    meta = ModelInfo(size=64, preset="tiny").to_metadata()
+    info = contract.check_session({"in_face": ["N", 3, 64, 64]}, SWAPCAM_OUT, meta, "m.onnx")
+    assert info.format == "swapcam" and info.size == 64 and info.preset == "tiny"
+    # A DFM without swapcam metadata: size from the input shape; the DeepFaceLive morph input is not the face input.
+    info = contract.check_session({"in_face:0": ["N", 96, 96, 3], "morph_value:0": [1]}, DFM_OUT, {}, "m.dfm")
+    assert (info.format, info.size, info.layout, info.colour_order, info.preset) == ("dfm", 96, "NHWC", "BGR", "dfm")
+    assert contract.output_names("dfm") == ("out_celeb_face:0", "out_celeb_face_mask:0")
+
+
+GOOD_META = ModelInfo(size=64).to_metadata()
+
+
+@pytest.mark.parametrize("inputs, outputs, meta, needle", [
+    ({"in_face": ["N", 3, 64]}, SWAPCAM_OUT, GOOD_META, "expected 4-D"),
+    ({"in_face": ["N", 4, 64, 64]}, SWAPCAM_OUT, GOOD_META, "4 channels"),
+    ({"in_face": ["N", 3, 32, 32]}, SWAPCAM_OUT, GOOD_META, "height 32 (shape ['N', 3, 32, 32]) differs from metadata"),
+    ({"in_face": ["N", 3, 64, 64]}, {**SWAPCAM_OUT, "out_mask": ["N", 2, 64, 64]}, GOOD_META, "'out_mask' has 2 channels"),
+    ({"in_face": ["N", 3, 64, 64]}, {**SWAPCAM_OUT, "out_face": ["N", 3, 64]}, GOOD_META, "'out_face' has shape"),
+    ({"in_face": ["N", 3, 64, 64]}, SWAPCAM_OUT, {"producer": "x"}, "not a swapcam model"),
+    ({"in_face": ["N", 3, 64, 64]}, SWAPCAM_OUT, {**GOOD_META, "swapcam.format": "dfm"}, "metadata says format='dfm'"),
+    ({"in_face:0": ["N", "S", "S", 3]}, DFM_OUT, {}, "the face size must be fixed"),
+    ({"image": ["N", 3, 64, 64]}, SWAPCAM_OUT, GOOD_META, "match neither"),
+])
+def test_check_session_names_what_is_wrong(inputs, outputs, meta, needle):
+    with pytest.raises(ContractError, match=re.escape(needle)) as info:
+        contract.check_session(inputs, outputs, meta, "m.onnx")
+    assert str(info.value).startswith("m.onnx: ")

@@ -143,6 +143,37 @@ def test_tracking_mode_agrees_with_static_mode(clips, static_detector):
         tracker.close()
 
 
+def test_tracking_warmup_leaves_no_track_behind(clips, static_detector):
+    """The warm-up runs FaceMesh on a face (Grace Hopper) and then an empty frame: afterwards no face is "tracked",
+    and the stream's first face is found where static detection finds it (not dragged from the warm-up face)."""
+    frame = clips["astronaut"].frames[0]
+    tracker = create_detector("mediapipe", mode="tracking")
+    try:
+        tracker.warmup()
+        assert tracker.detect(np.full((480, 640, 3), 90, np.uint8)) == []
+        [tracked], [static] = tracker.detect(frame), static_detector.detect(frame)
+        err = np.linalg.norm(tracked.landmarks - static.landmarks, axis=1).mean()
+        assert err < MEAN_TOL_IOD * _inter_ocular(static.landmarks)
+    finally:
+        tracker.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        tracker.warmup()
+
+
+def test_warmup_face_is_a_face_read_without_the_sample_modules():
+    import subprocess
+    import sys
+
+    from realtime.landmarks.mediapipe_backend import warmup_face
+
+    face = warmup_face()
+    assert face is not None and face.dtype == np.uint8 and face.ndim == 3
+    code = ("import sys; from realtime.landmarks.mediapipe_backend import warmup_face; warmup_face(); "
+            "print(sorted(m for m in ('skimage', 'matplotlib', 'realtime.samples') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"  # located on disk, not imported: seconds saved on every start
+
+
 @pytest.mark.parametrize("image", [
     np.full((480, 640, 3), 128, np.uint8),
     np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8),
@@ -225,6 +256,7 @@ def test_fan_with_mediapipe_boxes_runs_the_library_path(fan_torch_home, astronau
     detector = create_detector("fan", face_detector="mediapipe", flip_input=False)
     try:
         assert isinstance(detector, LandmarkDetector)
+        assert detector.warmup() is None  # nothing to warm: FAN loaded its weights in the constructor
         image = astronaut.image
         faces = detector.detect(image)
         assert len(faces) == 1

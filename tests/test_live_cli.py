@@ -50,6 +50,7 @@ def _error_lines(stderr: str) -> list[str]:
     ("good", ["--source", "movie.xyz"], "source 'movie.xyz' is not supported"),
     ("good", ["--source", "7", "--camera-retry", "0.5"], "camera 7 could not be opened"),
     ("good", ["--sink", "rtmp"], "sink 'rtmp' is not supported"),
+    ("good", ["--threads", "0"], "threads=0: expected an integer >= 1"),
 ])
 def test_bad_input_one_line_exit_2(models, case, extra, message):
     if "7" in extra and Path("/dev/video7").exists():
@@ -103,6 +104,37 @@ def test_live_to_file(models, tmp_path):
     with av.open(str(out)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 15
         assert "synthetic" in c.metadata.get("comment", "")
+
+
+@pytest.fixture(scope="module")
+def short_video(tmp_path_factory):
+    from realtime.samples import write_mp4
+
+    frames = [np.full((120, 160, 3), 30 + 20 * i, np.uint8) for i in range(8)]  # no face: frames pass through
+    return write_mp4(frames, tmp_path_factory.mktemp("loop") / "short.mp4", fps=30.0)
+
+
+@pytest.mark.parametrize("loop, delivered", [(False, 8), (True, 20)])
+def test_live_loop_plays_a_video_file_past_its_end(models, short_video, tmp_path, capsys, loop, delivered):
+    out = tmp_path / "looped.mp4"
+    rc = main(["live", "--model", str(models["good"]), "--source", str(short_video), "--pace", "fast", "--frames", "20",
+               "--sink", f"file:{out}", *(["--loop"] if loop else [])])
+    assert rc == 0
+    assert f"{delivered} delivered" in capsys.readouterr().out
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == delivered
+
+
+def test_demo_label_and_no_label_conflict_is_one_error_line():
+    from realtime.cli import build_parser
+
+    parser, _ = build_parser("demo")
+    assert parser.parse_args([]).label is True and parser.parse_args(["--no-label"]).label is False  # on by default
+    result = _cli("demo", "--label", "--no-label", "--frames", "2")
+    assert result.returncode == 2
+    errors = _error_lines(result.stderr)
+    assert len(errors) == 1 and "--no-label: not allowed with argument --label" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_bench_json(models, tmp_path, capsys):

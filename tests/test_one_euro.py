@@ -1,4 +1,5 @@
-"""One Euro filter: lag vs. beta, jitter reduction, agreement with a scalar transcription of the paper, validation."""
+"""One Euro filter: lag vs. beta, jitter reduction, agreement with a scalar transcription of the paper, validation;
+FaceSmoother: one filter per face, kept with the right face when the detector reorders or loses faces."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import numpy as np
 import pytest
 
 from realtime.landmarks.one_euro import OneEuroFilter
+from realtime.landmarks.smoothing import FaceSmoother
+from realtime.types import Face
 
 FPS = 30.0
 
@@ -134,3 +137,50 @@ def test_bad_inputs_raise():
         filt(np.zeros((68, 2)), float("nan"))
     with pytest.raises(TypeError, match="dtype"):
         OneEuroFilter()(np.array(["a"]), 0.0)
+
+
+# -- FaceSmoother -----------------------------------------------------------------------------------------------------
+def _face(centre_x: float, seed: int = 0) -> Face:
+    rng = np.random.default_rng(seed)
+    points = (rng.uniform(-50, 50, size=(68, 2)) + [centre_x, 240]).astype(np.float32)
+    return Face(landmarks=points, raw=points.copy(), confidence=0.9)
+
+
+def test_smoother_keeps_each_filter_with_its_face_when_the_order_changes():
+    left, right = _face(150), _face(450, seed=1)
+    smoother = FaceSmoother(min_cutoff=1.0, beta=0.0)
+    smoother.smooth([left, right], 0.0)
+    # Both faces move 6 px to the right; the detector now lists them the other way round.
+    moved = [Face(landmarks=f.landmarks + np.float32([6, 0]), raw=f.raw, confidence=f.confidence)
+             for f in (right, left)]
+    out = smoother.smooth(moved, 1 / FPS)
+    for before, got in zip((right, left), out):
+        shift = got.landmarks - before.landmarks
+        # its own filter: a small lagged step towards +6 px; a swapped filter would jump ~300 px
+        assert np.all(shift[:, 0] > 0) and np.all(shift[:, 0] < 6) and np.abs(shift[:, 1]).max() < 1e-4
+    assert out[0].raw is moved[0].raw and out[0].confidence == 0.9  # only the landmarks are smoothed
+
+
+def test_smoother_starts_fresh_for_a_new_face_and_after_reset():
+    smoother = FaceSmoother(min_cutoff=0.5, beta=0.0)
+    smoother.smooth([_face(150)], 0.0)
+    stranger = _face(500, seed=2)  # far from the tracked face: its own filter, not the old one's history
+    np.testing.assert_array_equal(smoother.smooth([stranger], 1 / FPS)[0].landmarks, stranger.landmarks)
+    near = Face(landmarks=stranger.landmarks + np.float32([10, 0]), raw=stranger.raw)
+    assert np.all(smoother.smooth([near], 2 / FPS)[0].landmarks[:, 0] < near.landmarks[:, 0])  # smoothed: lags
+    smoother.reset()
+    np.testing.assert_array_equal(smoother.smooth([near], 3 / FPS)[0].landmarks, near.landmarks)
+
+
+def test_smoother_parameters_apply_to_new_filters_and_are_validated():
+    with pytest.raises(ValueError, match="min_cutoff"):
+        FaceSmoother(min_cutoff=0.0)
+    still, step = _face(200), _face(200)
+    step.landmarks = step.landmarks + np.float32([20, 0])
+    lags = []
+    for beta in (0.0, 1.0):
+        smoother = FaceSmoother(min_cutoff=1.0, beta=0.5)
+        smoother.beta = beta
+        smoother.smooth([still], 0.0)
+        lags.append(float(np.mean(step.landmarks - smoother.smooth([step], 1 / FPS)[0].landmarks)))
+    assert lags[0] > 2 * lags[1] > 0  # a higher beta follows the 20 px step more closely

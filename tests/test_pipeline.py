@@ -1,13 +1,11 @@
-"""The per-frame processor and the threaded runner: real mediapipe, real onnxruntime, the synthetic clip.
+"""The per-frame processor: real mediapipe, real onnxruntime, the synthetic clip. (The threaded runner and the
+builder that wires them: tests/test_runner.py.)
 
 Most tests use a known "swap" (tests/_live_fixtures.colour_shift_model: the input face with a colour shift and an
 elliptical mask), so every changed pixel can be accounted for. The identity test uses the shipped demo model.
 """
 
 from __future__ import annotations
-
-import threading
-import time
 
 import cv2
 import numpy as np
@@ -18,9 +16,7 @@ from _live_fixtures import colour_shift_model
 from realtime.align import alignment_matrix, transform_points
 from realtime.compose import hull_mask
 from realtime.errors import SwapcamError
-from realtime.pipeline import FaceSwapProcessor, LatestSlot, LiveRunner, PipelineOptions
-from realtime.sinks.null import NullSink
-from realtime.sources import FramesSource
+from realtime.pipeline import FaceSwapProcessor, PipelineOptions
 from realtime.swapper import Swapper
 
 NO_OVERLAY = dict(hud=False, label=False)
@@ -38,32 +34,6 @@ def _box_outside(shape, bbox) -> np.ndarray:
     outside = np.ones(shape[:2], bool)
     outside[max(0, y0):max(0, y1 + 1), max(0, x0):max(0, x1 + 1)] = False
     return outside
-
-
-# -- hand-offs -----------------------------------------------------------------------------------------------------
-def test_latest_slot_newest_wins_and_counts_drops():
-    slot = LatestSlot()
-    assert slot.put(1) is False
-    assert slot.put(2) is True and slot.put(3) is True
-    assert slot.get() == 3 and slot.dropped == 2
-    assert slot.get(timeout=0.05) is None
-    slot.close()
-    assert slot.get() is LatestSlot.CLOSED
-
-
-def test_latest_slot_blocking_put_waits_for_the_consumer():
-    slot = LatestSlot()
-    slot.put("a", block=True)
-    done = threading.Event()
-
-    def producer():
-        slot.put("b", block=True)
-        done.set()
-
-    threading.Thread(target=producer, daemon=True).start()
-    assert not done.wait(0.2)  # the slot is full: the producer waits, nothing is dropped
-    assert slot.get() == "a"
-    assert done.wait(2.0) and slot.get() == "b" and slot.dropped == 0
 
 
 # -- processor ------------------------------------------------------------------------------------------------------
@@ -183,6 +153,9 @@ class AlternatingDetector:
         self.calls += 1
         return list(self.faces if self.calls % 2 else self.faces[::-1])
 
+    def warmup(self):
+        pass
+
     def close(self):
         pass
 
@@ -230,59 +203,6 @@ def test_close_is_idempotent(shift_swapper):
     proc.close()
     with pytest.raises(RuntimeError, match="closed"):
         proc.process(np.zeros((64, 64, 3), np.uint8))
-
-
-# -- threaded runner ------------------------------------------------------------------------------------------------
-def test_runner_processes_every_frame_of_a_file_like_source(shift_swapper, astronaut_clip):
-    source = FramesSource(astronaut_clip.frames, 30.0, pace="fast", n_frames=40)
-    sink = NullSink()
-    with FaceSwapProcessor(shift_swapper, PipelineOptions(**NO_OVERLAY)) as proc:
-        stats = LiveRunner(source, proc, sink).run()
-    summary = stats.summary()
-    assert sink.frames == 40 == summary["frames_out"] == summary["frames_in"]
-    assert summary["dropped_total"] == 0 and summary["frames_with_face"] == 40
-    for stage in ("landmarks", "swap", "colour", "compose", "sink"):
-        assert summary["stages_ms"][stage]["p50"] is not None
-    assert summary["latency_ms"]["p50"] > 0 and summary["fps"] > 0
-
-
-class SlowSink(NullSink):
-    def __init__(self, delay: float) -> None:
-        super().__init__()
-        self.delay = delay
-
-    def send(self, image) -> bool:
-        time.sleep(self.delay)
-        return super().send(image)
-
-
-def test_live_source_drops_stale_frames_and_latency_stays_bounded(shift_swapper, astronaut_clip):
-    # Camera-like source at 30 fps, a sink that needs 80 ms per frame: a queue would grow latency by ~50 ms per
-    # frame (to seconds over 60 frames); newest-frame-wins keeps it to about one sink time plus the stages.
-    source = FramesSource(astronaut_clip.frames, 30.0, pace="realtime", n_frames=60)
-    sink = SlowSink(0.08)
-    with FaceSwapProcessor(shift_swapper, PipelineOptions(**NO_OVERLAY)) as proc:
-        stats = LiveRunner(source, proc, sink).run()
-    summary = stats.summary()
-    assert summary["dropped_total"] > 20
-    assert summary["frames_out"] + summary["dropped_total"] <= 60
-    assert summary["latency_ms"]["p95"] < 400
-
-
-class FailingSource(FramesSource):
-    def read(self):
-        if self._index == 5:
-            raise SwapcamError("camera 0 stopped delivering frames and could not be reopened")
-        return super().read()
-
-
-def test_source_error_stops_the_run_and_reaches_the_caller(shift_swapper, astronaut_clip):
-    source = FailingSource(astronaut_clip.frames, 30.0, pace="fast")
-    with FaceSwapProcessor(shift_swapper, PipelineOptions(**NO_OVERLAY)) as proc:
-        runner = LiveRunner(source, proc, NullSink())
-        with pytest.raises(SwapcamError, match="stopped delivering"):
-            runner.run()
-    assert not any(t.name.startswith("swapcam-") and t.is_alive() for t in threading.enumerate())
 
 
 # -- identity: the shipped demo model -------------------------------------------------------------------------------

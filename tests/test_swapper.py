@@ -11,7 +11,6 @@ import pytest
 from _live_fixtures import _ellipse_mask, colour_shift_model
 from models.contract import ModelInfo
 from realtime.errors import ContractError, SwapcamError
-from realtime import swapper as swapper_mod
 from realtime.swapper import Swapper, create_session, nvidia_device_count
 
 GAIN = (1.0, 0.8, 1.2)  # RGB order (the swapcam contract)
@@ -181,28 +180,30 @@ def test_format_metadata_contradicts_tensors(model_dir):
         Swapper(path)
 
 
-def test_provider_is_said_once_in_one_line(swapcam_model, caplog):
-    swapper_mod._said.clear()
-    with caplog.at_level(logging.INFO, logger="swapcam.swapper"):
-        Swapper(swapcam_model, threads=1)
-        Swapper(swapcam_model, threads=1)
-    lines = [r.getMessage() for r in caplog.records if "onnxruntime" in r.getMessage()]
-    assert len(lines) == 1 and "\n" not in lines[0]
+def test_provider_report_is_one_line_and_said_by_the_caller(swapcam_model, caplog):
+    from realtime.builder import open_swapper
+
+    with caplog.at_level(logging.INFO):
+        swapper = Swapper(swapcam_model, threads=1)
+    assert not [r for r in caplog.records if "onnxruntime" in r.getMessage()]  # the factory itself says nothing
+    report = swapper.provider_report
+    assert "\n" not in report and report.startswith("onnxruntime ")
     if nvidia_device_count() == 0:
-        assert "running on CPU (1 threads)" in lines[0]
+        assert "running on CPU (1 threads)" in report
+    with caplog.at_level(logging.INFO, logger="swapcam.builder"):
+        open_swapper(swapcam_model, threads=1)
+    lines = [r.getMessage() for r in caplog.records if "onnxruntime" in r.getMessage()]
+    assert lines == [f"{swapcam_model.name}: {report}"]
 
 
 @pytest.mark.skipif(nvidia_device_count() > 0, reason="checks the fallback on a machine without an NVIDIA GPU")
-def test_gpu_request_falls_back_quietly_without_gpu(swapcam_model, capfd, caplog):
+def test_gpu_request_falls_back_quietly_without_gpu(swapcam_model, capfd):
     # An explicit list makes the factory really try CUDA: onnxruntime-gpu then prints red errors and falls back.
-    swapper_mod._said.clear()
-    with caplog.at_level(logging.INFO, logger="swapcam.swapper"):
-        session = create_session(swapcam_model, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    session, report = create_session(swapcam_model, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
     assert session.get_providers() == ["CPUExecutionProvider"]
     captured = capfd.readouterr()
     assert "onnxruntime:" not in captured.err and "EP Error" not in captured.out + captured.err
-    lines = [r.getMessage() for r in caplog.records if "running on" in r.getMessage()]
-    assert len(lines) == 1 and "CPU" in lines[0] and "could not start" in lines[0]
+    assert "running on CPU" in report and "could not start" in report and "\n" not in report
     with pytest.raises(SwapcamError, match="no NVIDIA driver"):
         create_session(swapcam_model, providers="cuda")
 

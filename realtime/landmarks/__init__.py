@@ -1,4 +1,5 @@
-"""Face landmarks: a small protocol, the mediapipe FaceMesh backend (default) and face-alignment's FAN."""
+"""Face landmarks: a small protocol, the mediapipe FaceMesh backend (default), face-alignment's FAN, and the One Euro
+smoothing that follows each face of a stream."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ BACKENDS = ("mediapipe", "fan")
 
 
 def create_detector(backend: str = "mediapipe", mode: str = "static", max_faces: int = 1, **options) -> LandmarkDetector:
-    """Build a detector. ``mode``: 'static' for photos/extraction, 'tracking' for streams."""
+    """Build a detector; call its ``warmup()`` before the first frame that matters. ``mode``: 'static' for
+    photos/extraction, 'tracking' for streams."""
     if backend == "mediapipe":
         from realtime.landmarks.mediapipe_backend import MediaPipeDetector
 

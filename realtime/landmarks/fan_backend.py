@@ -141,13 +141,16 @@ class FanDetector:
             return []
         landmarks, scores, _ = self._fa.get_landmarks_from_image(rgb, detected_faces=boxes, return_landmark_score=True)
         faces = []
-        for i, (points, point_scores) in enumerate(zip(landmarks or [], scores or [])):
+        for points, point_scores in zip(landmarks or [], scores or []):
             points = np.asarray(points, dtype=np.float32)[:, :2]
             if points.shape != (68, 2) or not np.all(np.isfinite(points)):
                 continue
             confidence = float(np.clip(np.mean(point_scores), 0.0, 1.0)) if np.size(point_scores) else 0.0
-            faces.append(Face(landmarks=points.copy(), raw=points.copy(), confidence=confidence, track_id=i))
+            faces.append(Face(landmarks=points.copy(), raw=points.copy(), confidence=confidence))
         return faces
+
+    def warmup(self) -> None:
+        """Nothing to do: FAN loads its weights in the constructor and prints nothing on its first run."""
 
     def close(self) -> None:
         if not self._closed:

@@ -1,7 +1,7 @@
 """Virtual camera sink through pyvirtualcam: v4l2loopback on Linux, OBS Virtual Camera on Windows / macOS.
 
-Frames go out as BGR (pyvirtualcam converts to the device's format). The source paces the stream, so ``send``
-does not sleep; pyvirtualcam's own ``sleep_until_next_frame`` is used only with ``pace=True``.
+Frames go out as BGR (pyvirtualcam converts to the device's format). The source paces the stream (a camera's own
+clock, or the file/synthetic pacer), so ``send`` never sleeps: sleeping here too would add a frame of latency.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def setup_help() -> str:
 
 class VirtualCameraSink:
     def __init__(self, width: int, height: int, fps: float = 30.0, device: str | None = None,
-                 backend: str | None = None, pace: bool = False) -> None:
+                 backend: str | None = None) -> None:
         try:
             import pyvirtualcam
         except ImportError:
@@ -37,7 +37,6 @@ class VirtualCameraSink:
             raise SwapcamError(f"no virtual camera ({detail}); {setup_help()}") from None
         self.width, self.height = int(width), int(height)
         self.device = self._camera.device
-        self.pace = pace
         self.frames = 0
         self._closed = False
 
@@ -47,8 +46,6 @@ class VirtualCameraSink:
             raise ValueError(f"frame has shape {image.shape}, the virtual camera was opened for {self.width}x{self.height}")
         self._camera.send(image)
         self.frames += 1
-        if self.pace:
-            self._camera.sleep_until_next_frame()
         return True
 
     def close(self) -> None:

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# GPU numbers in one short run (about 9 minutes on a bare GPU machine), JSON into OUT (default benchmarks/results):
+#   1. training samples/s per preset with AMP (tiny, rt128, lite, hd)        -> train-gpu.json
+#   2. the swap model alone in onnxruntime (CUDA / TensorRT EPs when they load, IO binding, fp16)
+#      and the live pipeline at 1280x720 when mediapipe is importable       -> infer-gpu.json
+#   3. optional (GPU_DEMO_MINUTES > 0): continue the demo model's training run for that many minutes on the GPU
+#      (facesets and run folder in GPU_DEMO_WORKDIR, default .gpu/demo); the checkpoint is copied to OUT.
+#
+# It installs nothing from the network: a machine with no registry access gets the pure-Python/manylinux wheels the
+# caller carried in .whl/ (albumentations and its needs), installed into /tmp/site.
+#
+#   benchmarks/gpu.sh            # on the GPU machine
+#   benchmarks/gpu.sh --dry-run  # here, on CPU: every step with tiny sizes, to check the script before a GPU run
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+DRY=0
+[ "${1:-}" = "--dry-run" ] && DRY=1
+OUT="${OUT:-benchmarks/results}"
+mkdir -p "$OUT"
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
+fi
+
+if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1 && ! "$PY" -c "import albumentations" 2>/dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
+fi
+export PYTHONPATH="$PWD:${PYTHONPATH:-}"
+export PYTHONUNBUFFERED=1
+
+step() { echo "== $(date +%H:%M:%S) $*"; }
+
+if [ "$DRY" = 1 ]; then
+  PRESETS=tiny; STEPS=3; BATCH=4; FRAMES=40; SUFFIX=dryrun
+else
+  PRESETS=tiny,rt128,lite,hd; STEPS=30; BATCH=32; FRAMES=300; SUFFIX=gpu
+fi
+
+step "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
+"$PY" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+
+if [ "${GPU_DEMO_MINUTES:-0}" != 0 ]; then
+  step "demo model: ${GPU_DEMO_MINUTES} more minutes of training"
+  W="${GPU_DEMO_WORKDIR:-.gpu/demo}"
+  timeout $(( ${GPU_DEMO_MINUTES%.*} * 60 + 120 )) "$PY" -m realtime.cli train --a "$W/faceset/A" --b "$W/faceset/B" \
+    --out "$W/run" --resume --max-minutes "$GPU_DEMO_MINUTES" --no-progress --workers "${GPU_WORKERS:-12}" \
+    ${GPU_TRAIN_ARGS:-} 2>&1 | tail -n 25
+  # files come back at most 16 MB each: split the checkpoint, `cat checkpoint.pt.part-* > checkpoint.pt` rejoins it
+  split -b 15M -d "$W/run/checkpoint.pt" "$OUT/checkpoint.pt.part-" && ls -la "$OUT"
+  cp "$W/run/metrics.jsonl" "$OUT/demo-metrics.jsonl" 2>/dev/null
+fi
+
+step "training samples/s (AMP on CUDA)"
+timeout 300 "$PY" -m realtime.cli bench-train --presets "$PRESETS" --batch "$BATCH" --steps "$STEPS" --warmup 3 \
+  --json "$OUT/train-$SUFFIX.json" 2>&1 | tail -n 12
+
+step "inference: swap model alone, providers, IO binding, fp16; live pipeline at 1280x720 if mediapipe runs"
+timeout 240 "$PY" benchmarks/gpu_infer.py --presets "${PRESETS}" --frames "$FRAMES" --json "$OUT/infer-$SUFFIX.json" 2>&1 \
+  | tail -n 30
+step "done"

@@ -1,0 +1,103 @@
+"""The one wiring place of the live pipeline: the model options every command shares, opening the swap model,
+building a warmed-up per-stream processor, and running processor + threaded runner from a source to a sink.
+
+``swapcam live``, ``bench`` and ``demo`` run through :func:`run_live`; the WebRTC server builds one processor per
+peer with :func:`create_processor`. Stages never build each other: they are wired here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from realtime.errors import SwapcamError
+from realtime.native import captured_native_output
+from realtime.pipeline import FaceSwapProcessor, PipelineOptions
+from realtime.swapper import PROVIDER_CHOICES, Swapper
+from realtime.types import Frame, Image
+
+if TYPE_CHECKING:
+    from realtime.landmarks import LandmarkDetector
+
+log = logging.getLogger("swapcam.builder")
+
+SUMMARY_WARMUP_FRAMES = 10  # first frames pay for mediapipe's detector and onnxruntime's first-run allocations
+
+
+def add_providers_argument(parser: argparse.ArgumentParser) -> None:
+    """The one ``--providers`` option (live, bench, demo, serve, bench-webrtc)."""
+    parser.add_argument("--providers", default="auto", choices=PROVIDER_CHOICES,
+                        help="onnxruntime execution provider for the swap model: auto = TensorRT/CUDA when they "
+                             "really run on this machine (driver and libraries present), else CPU, said in one line; "
+                             "cpu, cuda or tensorrt to insist (cuda/tensorrt fail with a clear error when unusable)")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --providers, --threads."""
+    parser.add_argument("--model", default=None,
+                        help="swap model: a swapcam .onnx (from `swapcam export`) or a DeepFaceLab/DeepFaceLive .dfm; "
+                             "when left out, the shipped demo model (astronaut -> Grace Hopper)")
+    add_providers_argument(parser)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="onnxruntime intra-op threads for the swap; when left out, onnxruntime's choice "
+                             "(one per core)")
+
+
+def open_swapper(model: str | os.PathLike | None = None, providers: str = "auto", threads: int | None = None,
+                 direction: str = "a2b") -> Swapper:
+    """Load a swap model; ``model=None`` is the shipped demo model of ``direction`` ('a2b' or 'b2a').
+
+    Says in one line (log INFO) which onnxruntime provider runs it. Raises SwapcamError for a missing file, bad
+    ``threads`` or a missing demo model, ContractError for a file that breaks the model contract.
+    """
+    from models.contract import demo_model_path
+
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise SwapcamError(f"threads={threads!r}: expected an integer >= 1 (onnxruntime intra-op threads)")
+    path = demo_model_path(direction) if model is None else Path(model)
+    if not path.exists():
+        raise SwapcamError(f"model file {path} does not exist")
+    swapper = Swapper(path, providers=providers, threads=threads)
+    log.info("%s: %s", path.name, swapper.provider_report)
+    return swapper
+
+
+def create_processor(swapper: Swapper, options: PipelineOptions | None = None,
+                     detector: LandmarkDetector | None = None) -> FaceSwapProcessor:
+    """A per-stream processor, warmed up: its landmark detector has run once on a face and once on an empty frame,
+    and the model once on a blank batch, so the first real frame is not the slow one. Native console output of that
+    start-up (mediapipe's C++ lines, onnxruntime's first run) is captured and logged at DEBUG only.
+
+    Safe to call from several threads (the WebRTC server builds one processor per peer in the peer's worker
+    thread): the output capture takes one process-wide lock, so warm-ups run one at a time.
+    """
+    processor = FaceSwapProcessor(swapper, options, detector)
+    try:
+        with captured_native_output() as native_lines:
+            processor.warmup()
+    except BaseException:
+        processor.close()
+        raise
+    for line in native_lines:
+        log.debug("native: %s", line.rstrip())
+    return processor
+
+
+def run_live(swapper: Swapper, source, sink, options: PipelineOptions, max_frames: int | None = None,
+             on_frame: Callable[[Frame, Image], None] | None = None) -> tuple[dict, bool]:
+    """Processor + threaded runner from ``source`` to ``sink`` until the source ends, ``max_frames`` are captured,
+    the sink closes or Ctrl-C. Returns (summary dict, interrupted). The caller owns and closes source and sink."""
+    from realtime.runner import LiveRunner
+
+    interrupted = False
+    with create_processor(swapper, options) as processor:
+        runner = LiveRunner(source, processor, sink, max_frames=max_frames, on_frame=on_frame)
+        try:
+            stats = runner.run()
+        except KeyboardInterrupt:
+            interrupted = True
+            stats = runner.stats
+    return stats.summary(warmup=SUMMARY_WARMUP_FRAMES), interrupted

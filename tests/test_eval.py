@@ -1,0 +1,228 @@
+"""`swapcam eval`: each metric against a case whose answer is known.
+
+Landmark measures on hand-made landmark sets; image measures against scikit-image's own PSNR/SSIM; the whole run
+(real mediapipe, real onnxruntime) with an identity model (output = camera: perfect fidelity), a frozen model (one
+fixed face whatever the camera does), a colour-shift model (not closer to B) and the shipped demo model (closer to B).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from realtime import eval as ev
+
+from tests._live_fixtures import colour_shift_model
+
+
+# ------------------------------------------------------------------------------------------------ landmark measures
+def _rotate(points: np.ndarray, degrees: float) -> np.ndarray:
+    t = math.radians(degrees)
+    rot = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+    centre = points.mean(axis=0)
+    return (points - centre) @ rot.T + centre
+
+
+def test_roll_follows_an_in_plane_rotation_and_openness_is_rotation_free(portrait_landmarks):
+    lm = portrait_landmarks["astronaut"].astype(np.float64)
+    yaw0, pitch0, roll0 = ev.head_pose(lm)
+    for degrees in (-20.0, 7.5, 30.0):
+        turned = _rotate(lm, degrees)
+        yaw, pitch, roll = ev.head_pose(turned)
+        assert roll - roll0 == pytest.approx(degrees, abs=1e-6)
+        assert yaw == pytest.approx(yaw0, abs=1e-6) and pitch == pytest.approx(pitch0, abs=1e-6)
+        assert ev.mouth_openness(turned) == pytest.approx(ev.mouth_openness(lm), rel=1e-9)
+        assert ev.eye_openness(turned) == pytest.approx(ev.eye_openness(lm), rel=1e-9)
+
+
+def test_opening_the_mouth_and_closing_the_eyes_move_their_measures(portrait_landmarks):
+    lm = portrait_landmarks["grace_hopper"].astype(np.float64)
+    opened = lm.copy()
+    eye_gap = np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0))
+    opened[[65, 66, 67], 1] += 0.3 * eye_gap  # lower inner lip down by 0.3 eye distances
+    assert ev.mouth_openness(opened) - ev.mouth_openness(lm) == pytest.approx(0.3, abs=0.02)
+    closed = lm.copy()
+    for upper, lower in ((37, 41), (38, 40), (43, 47), (44, 46)):
+        closed[upper] = closed[lower] = (lm[upper] + lm[lower]) / 2
+    assert ev.eye_openness(closed) < 0.02 < ev.eye_openness(lm)
+
+
+def test_yaw_sign_follows_the_nose():
+    lm = np.zeros((68, 2))
+    lm[0], lm[16] = (-50, 0), (50, 0)
+    lm[36:42] = (-20, -10)
+    lm[42:48] = (20, -10)
+    lm[48], lm[54] = (-15, 40), (15, 40)
+    for offset, sign in ((0.0, 0), (25.0, 1), (-25.0, -1)):
+        lm[30] = (offset, 15)
+        yaw = ev.head_pose(lm)[0]
+        assert np.sign(round(yaw, 6)) == sign
+    lm[30] = (25.0, 15)
+    assert ev.head_pose(lm)[0] == pytest.approx(30.0, abs=1e-6)  # asin(25 / 50)
+
+
+def test_correlation_known_cases():
+    t = np.linspace(0, 6, 60)
+    moving = 0.2 + 0.1 * np.sin(t)
+    assert ev.correlation(moving, moving) == pytest.approx(1.0)
+    assert ev.correlation(moving, -moving) == pytest.approx(-1.0)
+    assert ev.correlation(moving, np.full_like(moving, 0.3)) == 0.0  # frozen output follows nothing
+    assert ev.correlation(np.full_like(moving, 0.3), moving) is None  # a still camera: nothing to follow
+    assert ev.correlation(moving[:4], moving[:4]) is None
+
+
+# ------------------------------------------------------------------------------------------------ image measures
+def test_region_psnr_and_ssim_against_scikit_image():
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    rng = np.random.default_rng(0)
+    a = cv2.GaussianBlur(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), (0, 0), 2)
+    b = np.clip(a.astype(int) + rng.integers(-12, 13, a.shape), 0, 255).astype(np.uint8)
+    full = np.ones(a.shape[:2], bool)
+    assert ev.region_psnr(a, b, full) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=255), abs=1e-9)
+    assert ev.region_psnr(a, a, full) == math.inf
+    ga, gb = (cv2.cvtColor(x, cv2.COLOR_BGR2GRAY).astype(np.float64) for x in (a, b))
+    mssim, smap = structural_similarity(ga, gb, data_range=255.0, gaussian_weights=True, sigma=1.5,
+                                        use_sample_covariance=False, full=True)
+    assert ev.region_ssim(a, b, full) == pytest.approx(smap.mean(), abs=1e-9)  # the map's mean over the region
+    assert ev.region_ssim(a, b, full) == pytest.approx(mssim, abs=2e-3)  # skimage's own mean skips a border
+    assert ev.region_ssim(a, a, full) == pytest.approx(1.0)
+    # only the region counts: damage outside it changes nothing
+    region = np.zeros(a.shape[:2], bool)
+    region[30:90, 40:120] = True
+    c = a.copy()
+    c[:20] = 0
+    assert ev.region_psnr(a, c, region) == math.inf
+
+
+def test_seam_counts_an_added_edge_not_blur():
+    rng = np.random.default_rng(1)
+    camera = cv2.GaussianBlur(rng.integers(60, 200, (200, 200, 3), dtype=np.uint8), (0, 0), 3)
+    alpha = np.zeros((200, 200), np.float32)
+    cv2.circle(alpha, (100, 100), 60, 1.0, -1)
+    alpha = cv2.GaussianBlur(alpha, (0, 0), 4)
+    assert ev.seam_excess(camera, camera, alpha) == 0.0
+    assert ev.seam_excess(camera, cv2.GaussianBlur(camera, (0, 0), 3), alpha) < 0.5  # blur adds (almost) no edges
+    pasted = camera.copy()
+    inside = alpha > 0.5
+    pasted[inside] = np.clip(pasted[inside].astype(int) + 40, 0, 255).astype(np.uint8)  # a hard-edged paste
+    assert ev.seam_excess(camera, pasted, alpha) > 5.0
+
+
+# ------------------------------------------------------------------------------------------------ whole runs
+def frozen_model(path, face_rgb: np.ndarray):
+    """A contract-valid model that ignores its input and always draws ``face_rgb`` (S x S x 3 float RGB [0, 1])."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from models.contract import ModelInfo
+
+    size = face_rgb.shape[0]
+    const = face_rgb.transpose(2, 0, 1)[None].astype(np.float32)
+    mask = np.ones((1, 1, size, size), np.float32)
+    x = helper.make_tensor_value_info("in_face", TensorProto.FLOAT, ["N", 3, size, size])
+    outs = [helper.make_tensor_value_info("out_face", TensorProto.FLOAT, ["N", 3, size, size]),
+            helper.make_tensor_value_info("out_mask", TensorProto.FLOAT, ["N", 1, size, size])]
+    inits = [numpy_helper.from_array(const, "face"), numpy_helper.from_array(mask, "mask"),
+             numpy_helper.from_array(np.float32(0), "zero")]
+    nodes = [helper.make_node("Mul", ["in_face", "zero"], ["zeros"]),
+             helper.make_node("Add", ["zeros", "face"], ["out_face"]),
+             helper.make_node("ReduceMean", ["zeros"], ["z1"], axes=[1], keepdims=1),
+             helper.make_node("Add", ["z1", "mask"], ["out_mask"])]
+    model = helper.make_model(helper.make_graph(nodes, "frozen", [x], outs, initializer=inits),
+                              opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    for key, value in ModelInfo(size=size, format="swapcam", preset="test").to_metadata().items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def eval_clip():
+    from realtime.samples import synthetic_clip
+
+    # strong head motion: the pose measures need something to follow
+    return synthetic_clip("astronaut", n_frames=40, size=(640, 480), fps=10.0, seed=3, motion=1.5).frames
+
+
+@pytest.fixture(scope="module")
+def reference_b(portrait_landmarks, grace_hopper):
+    return ev.identity_reference(grace_hopper.image, portrait_landmarks["grace_hopper"], 128, 1.6)
+
+
+def _run(model_path, frames, reference, colour="none"):
+    from realtime.builder import open_swapper
+    from realtime.pipeline import PipelineOptions
+
+    swapper = open_swapper(model_path, providers="cpu")
+    result = ev.evaluate(swapper, frames, PipelineOptions(colour=colour), reference, n_frames=len(frames))
+    return result.summary(), result
+
+
+@pytest.mark.slow
+def test_identity_model_gives_perfect_fidelity_and_is_not_b(tmp_path, eval_clip, reference_b):
+    model = colour_shift_model(tmp_path / "identity.onnx", size=256, gain=(1, 1, 1), offset=(0, 0, 0))
+    summary, result = _run(model, eval_clip, reference_b)
+    assert summary["coverage"] == 1.0 and summary["output_face_found"] == 1.0
+    print(summary)
+    # the clip's yaw and pitch come from a slight perspective only (std ~1 degree): still followed closely
+    for axis, corr, error in (("yaw", 0.85, 0.5), ("pitch", 0.85, 0.01), ("roll", 0.99, 0.5)):
+        assert summary["pose"][axis]["corr"] > corr, summary["pose"]
+        assert summary["pose"][axis]["median_abs_error"] < error, summary["pose"]
+    assert summary["reconstruction"]["psnr_db"] > 33 and summary["reconstruction"]["ssim"] > 0.9
+    assert abs(summary["flicker_excess"]) < 1.0
+    assert summary["identity_towards_b"] < -0.8  # it IS the camera's person
+    assert len(result.sheet_pairs) == ev.SHEET_ROWS
+    sheet = ev.contact_sheet(result.sheet_pairs, "identity")
+    assert sheet.shape[1] == 2 * ev.SHEET_SIDE and sheet.shape[0] > ev.SHEET_ROWS * 200
+
+
+@pytest.mark.slow
+def test_frozen_output_does_not_follow_the_head_and_colour_shift_is_not_b(tmp_path, eval_clip, reference_b,
+                                                                         grace_hopper, portrait_landmarks):
+    from realtime.align import align
+
+    crop, _ = align(grace_hopper.image, portrait_landmarks["grace_hopper"], 128, 1.6)
+    frozen = frozen_model(tmp_path / "frozen.onnx", cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) / 255)
+    summary, _ = _run(frozen, eval_clip, reference_b)
+    assert summary["coverage"] == 1.0
+    # the pasted face turns in-plane with the camera (similarity alignment) but its own yaw never changes
+    assert summary["pose"]["roll"]["corr"] > 0.9
+    assert summary["pose"]["yaw"]["corr"] is not None and summary["pose"]["yaw"]["corr"] < 0.5
+    assert summary["identity_towards_b"] > 0.3  # it draws B's face, so it IS closer to B
+    shifted = colour_shift_model(tmp_path / "shift.onnx", size=128, gain=(1, 1, 1), offset=(0.15, -0.1, 0.05))
+    shift_summary, _ = _run(shifted, eval_clip[::2], reference_b)
+    assert shift_summary["identity_towards_b"] < -0.5  # a colour change is not a new identity
+
+
+@pytest.mark.slow
+def test_eval_command_on_the_demo_model_writes_json_and_sheet(tmp_path):
+    out_json, out_png = tmp_path / "eval.json", tmp_path / "sheet.png"
+    proc = subprocess.run([sys.executable, "-m", "realtime.cli", "eval", "--source", "synthetic:astronaut",
+                           "--frames", "24", "--json", str(out_json), "--sheet", str(out_png), "--no-progress"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out_json.read_text())
+    assert doc["frames"] == 24 and doc["coverage"] > 0.9
+    assert doc["reference_b"] == "sample portrait grace_hopper"
+    assert doc["identity_towards_b"] > 0.0, doc  # the demo a2b model draws Grace Hopper
+    assert "identity towards B" in proc.stdout
+    sheet = cv2.imread(str(out_png))
+    assert sheet is not None and sheet.shape[1] == 2 * ev.SHEET_SIDE
+
+
+def test_eval_rejects_a_camera_and_a_missing_file(tmp_path):
+    for source, words in (("0", "not a camera"), (str(tmp_path / "nope.mp4"), "does not exist")):
+        proc = subprocess.run([sys.executable, "-m", "realtime.cli", "eval", "--source", source, "--no-progress"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, proc.stderr
+        assert words in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) <= 2, proc.stderr
