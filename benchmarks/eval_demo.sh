@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The standard quality runs of `swapcam eval` for a pair of swap models (default: the shipped demo models):
+#   self-reconstruction both ways on synthetic clips (a2b on B's clip, b2a on A's clip), the swap itself (a2b on A's
+#   clip) and real talking-head footage (a2b on the carphone clip). JSON + contact sheets into OUT with a name prefix.
+#   benchmarks/eval_demo.sh PREFIX [A2B.onnx B2A.onnx]      e.g. benchmarks/eval_demo.sh eval-demo-v2
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PREFIX="${1:?usage: benchmarks/eval_demo.sh PREFIX [A2B.onnx B2A.onnx]}"
+A2B="${2:-models/demo/demo_a2b.onnx}"
+B2A="${3:-models/demo/demo_b2a.onnx}"
+OUT="${OUT:-benchmarks/results}"
+SWAPCAM="${SWAPCAM:-.venv/bin/swapcam}"
+mkdir -p "$OUT"
+run() {  # name model source
+  "$SWAPCAM" eval --model "$2" --source "$3" --json "$OUT/$PREFIX-$1.json" --sheet "$OUT/$PREFIX-$1.png" --no-progress
+}
+run a2b-self "$A2B" synthetic:grace_hopper
+run b2a-self "$B2A" synthetic:astronaut
+run a2b-swap "$A2B" synthetic:astronaut
+run a2b-carphone "$A2B" carphone
