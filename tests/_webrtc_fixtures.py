@@ -15,20 +15,20 @@ from typing import AsyncIterator, Callable
 import cv2
 import numpy as np
 
-LOOPBACK = ("127.0.0.1",)
+from realtime.webrtc.ice import LOOPBACK  # noqa: F401 - re-exported for the WebRTC tests
 
 
 def demo_factory():
     """The real pipeline with the shipped demo models (both directions), one session per direction."""
     from realtime.webrtc.server import PipelineFactory
 
-    return PipelineFactory.from_args(None, None, "cpu", None)
+    return PipelineFactory.open(None, None, "cpu", None)
 
 
 @contextlib.asynccontextmanager
 async def serving(server) -> AsyncIterator[str]:
     """Run ``server`` (a SwapServer) on 127.0.0.1:<free port>; yields the base URL; closes every peer after."""
-    from realtime.webrtc.bench import start_server
+    from realtime.webrtc.server import start_server
 
     runner, base_url = await start_server(server, "127.0.0.1")
     try:

@@ -35,7 +35,8 @@ from tests._webrtc_fixtures import (  # noqa: E402
 )
 
 from realtime.errors import SwapcamError  # noqa: E402
-from realtime.webrtc import bench, server as srv  # noqa: E402
+from realtime.webrtc import client as wc, peer as wp, server as srv  # noqa: E402
+from realtime.webrtc.ice import ice_addresses  # noqa: E402
 
 CLIP_FRAMES = 60
 
@@ -53,7 +54,7 @@ def factory(clip):
     factory = demo_factory()
     # One frame through the pipeline first: onnxruntime and mediapipe start process-wide thread pools on first use;
     # those are not a peer's to free, so the leak checks below must start after them.
-    processor = factory.create(srv.PeerOptions())
+    processor = factory.create(wp.PeerOptions())
     processor.process(clip.frames[0])
     processor.close()
     return factory
@@ -65,13 +66,9 @@ def make_server(factory, **config) -> srv.SwapServer:
     return srv.SwapServer(factory, srv.ServeConfig(**config))
 
 
-async def connect(base_url: str, frames, **kwargs) -> bench.ClientPeer:
-    import aiohttp
-
-    with srv.ice_addresses(LOOPBACK):
-        client = bench.ClientPeer(frames, **kwargs)
-        async with aiohttp.ClientSession() as http:
-            await client.connect(base_url, http)
+async def connect(base_url: str, frames, **kwargs) -> wc.ClientPeer:
+    client = wc.ClientPeer(frames, ice_addresses=LOOPBACK, **kwargs)
+    await client.connect(base_url)
     return client
 
 
@@ -87,27 +84,27 @@ def test_frame_id_code_round_trip_and_checksum():
 
     image = np.full((480, 640, 3), 90, np.uint8)
     for frame_id in (0, 1, 77, 4095, 4096 + 5):
-        stamp = bench.stamp_id(image, frame_id)
+        stamp = wc.stamp_id(image, frame_id)
         luma = cv2.cvtColor(stamp, cv2.COLOR_BGR2GRAY)
-        assert bench.read_id(luma) == frame_id % 4096
+        assert wc.read_id(luma) == frame_id % 4096
     assert not np.shares_memory(stamp, image) and image.max() == 90  # the input is not drawn on
-    assert bench.read_id(np.full((480, 640), 90, np.uint8)) is None  # no strip: checksum fails
-    corrupted = cv2.cvtColor(bench.stamp_id(image, 1234), cv2.COLOR_BGR2GRAY)
-    x0, y0, _, y1 = bench.code_box(640)
-    corrupted[y0:y1, x0 : x0 + bench.CODE_BLOCK] = 255 - corrupted[y0:y1, x0 : x0 + bench.CODE_BLOCK]
-    assert bench.read_id(corrupted) is None
+    assert wc.read_id(np.full((480, 640), 90, np.uint8)) is None  # no strip: checksum fails
+    corrupted = cv2.cvtColor(wc.stamp_id(image, 1234), cv2.COLOR_BGR2GRAY)
+    x0, y0, _, y1 = wc.code_box(640)
+    corrupted[y0:y1, x0 : x0 + wc.CODE_BLOCK] = 255 - corrupted[y0:y1, x0 : x0 + wc.CODE_BLOCK]
+    assert wc.read_id(corrupted) is None
 
 
 def test_parse_options_validates_every_field():
-    base = srv.PeerOptions()
+    base = wp.PeerOptions()
     assert base.label is True  # the visible label is on by default
-    got = srv.parse_options({"direction": "b2a", "colour": "none", "label": False}, base, ("a2b", "b2a"))
-    assert got == srv.PeerOptions("b2a", "none", False)
-    assert srv.parse_options(None, base, ("a2b",)) is base
+    got = wp.parse_options({"direction": "b2a", "colour": "none", "label": False}, base, ("a2b", "b2a"))
+    assert got == wp.PeerOptions("b2a", "none", False)
+    assert wp.parse_options(None, base, ("a2b",)) is base
     for bad, word in [({"direction": "b2a"}, "direction"), ({"colour": "sepia"}, "colour"),
                       ({"label": "yes"}, "label"), ({"volume": 3}, "volume"), ([1], "object")]:
         with pytest.raises(ValueError, match=word):
-            srv.parse_options(bad, base, ("a2b",))
+            wp.parse_options(bad, base, ("a2b",))
 
 
 def test_backlog_is_measured_from_arrival_minus_pts():
@@ -126,7 +123,7 @@ def test_backlog_is_measured_from_arrival_minus_pts():
 
 
 def test_rate_hint_policy_lowers_under_backlog_and_recovers():
-    nxt = srv.next_max_fps
+    nxt = wp.next_max_fps
     assert nxt(None, 30, None, 10) is None  # nothing measured: no limit
     assert nxt(0.01, 30, None, 10) is None  # no backlog: no limit
     assert nxt(0.5, 30, None, 10) == 22  # backlog: 25 % fewer frames
@@ -222,8 +219,9 @@ def test_webrtc_path_never_imports_torch():
     import subprocess
     import sys
 
-    code = ("import sys, realtime.webrtc.server as s, realtime.webrtc.bench, realtime.webrtc.tracks\n"
-            "f = s.PipelineFactory.from_args(None, None, 'cpu', None)\n"
+    code = ("import sys, realtime.webrtc.server as s\n"
+            "import realtime.webrtc.bench, realtime.webrtc.client, realtime.webrtc.tracks\n"
+            "f = s.PipelineFactory.open(None, None, 'cpu', None)\n"
             "p = f.create(s.PeerOptions()); p.close()\n"
             "print('TORCH', 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
@@ -253,7 +251,7 @@ def test_peer_gets_swapped_video_and_synced_audio_then_everything_is_freed(facto
         server = make_server(factory)
         async with serving(server) as url:
             client = await connect(url, frames, keep=40, audio_burst_every=25)  # default options: label on
-            probe = bench.SyncProbe(next(iter(server.peers.values())))
+            probe = wc.SyncProbe(next(iter(server.peers.values())))
             await wait_for(lambda: len(client.kept) >= 12 and client.result.audio_frames >= 50, 40,
                            "12 swapped frames with readable ids and 50 audio frames back")
             with_label = dict(client.kept)
@@ -316,7 +314,7 @@ def test_peer_gets_swapped_video_and_synced_audio_then_everything_is_freed(facto
     shape = frames[0].shape[:2]
     face_d, back_d = [], []
     for frame_id, received in without_label.items():
-        sent = bench.stamp_id(frames[frame_id % len(frames)], frame_id)
+        sent = wc.stamp_id(frames[frame_id % len(frames)], frame_id)
         inner, background = face_regions(landmarks[frame_id % len(frames)], shape)
         face_d.append(region_diff(received, sent, inner))
         back_d.append(region_diff(received, sent, background))
@@ -325,9 +323,9 @@ def test_peer_gets_swapped_video_and_synced_audio_then_everything_is_freed(facto
     assert statistics.median(back_d) < 8, back_d
     # The visible label was there by default and went away when the page turned it off.
     rows, cols = label_box(shape)
-    on = [region_diff(img[rows, cols], bench.stamp_id(frames[i % len(frames)], i)[rows, cols],
+    on = [region_diff(img[rows, cols], wc.stamp_id(frames[i % len(frames)], i)[rows, cols],
                       np.ones((rows.stop - rows.start, cols.stop - cols.start), bool)) for i, img in with_label.items()]
-    off = [region_diff(img[rows, cols], bench.stamp_id(frames[i % len(frames)], i)[rows, cols],
+    off = [region_diff(img[rows, cols], wc.stamp_id(frames[i % len(frames)], i)[rows, cols],
                        np.ones((rows.stop - rows.start, cols.stop - cols.start), bool)) for i, img in without_label.items()]
     assert statistics.median(on) > 20 > 6 > statistics.median(off), (on, off)
 
@@ -412,9 +410,9 @@ def test_bad_requests_get_4xx_and_other_peers_keep_being_served(factory, clip):
             await wait_for(lambda: len(server.peers) == 1, 15, "the closed peer to be dropped")
             from aiortc import RTCConfiguration, RTCPeerConnection
 
-            with srv.ice_addresses(LOOPBACK):
+            with ice_addresses(LOOPBACK):
                 audio_only = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-                audio_only.addTrack(bench.make_tone_track())
+                audio_only.addTrack(wc.make_tone_track())
                 await audio_only.setLocalDescription(await audio_only.createOffer())
             async with aiohttp.ClientSession() as http:
                 async with http.post(f"{url}/offer", json={"sdp": audio_only.localDescription.sdp, "type": "offer"}) as r:
@@ -464,9 +462,9 @@ def test_peer_that_never_connects_is_dropped_after_the_ice_timeout(factory):
         threads_before = snapshot_threads()
         server = make_server(factory, connect_timeout_s=1.5)
         async with serving(server) as url:
-            with srv.ice_addresses(LOOPBACK):
+            with ice_addresses(LOOPBACK):
                 pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-                pc.addTrack(bench.make_clip_track([np.zeros((480, 640, 3), np.uint8)]))
+                pc.addTrack(wc.make_clip_track([np.zeros((480, 640, 3), np.uint8)]))
                 await pc.setLocalDescription(await pc.createOffer())
             await pc.close()  # the browser vanished right after sending its offer
             async with aiohttp.ClientSession() as http:

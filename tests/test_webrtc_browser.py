@@ -24,11 +24,20 @@ CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is not installed (Debian package 'chromium'; `make apt` installs it)", allow_module_level=True)
+    pytest.skip(f"{CHROMIUM} is not installed (Debian package 'chromium'; `make apt` installs it)",
+                allow_module_level=True)
 pytest.importorskip("playwright.async_api", reason="playwright is not installed (pip install 'swapcam[dev]')")
 pytest.importorskip("aiortc")
 
-from tests._webrtc_fixtures import LOOPBACK, clip_landmarks, demo_factory, face_regions, region_diff, serving, wait_for  # noqa: E402
+from tests._webrtc_fixtures import (  # noqa: E402
+    LOOPBACK,
+    clip_landmarks,
+    demo_factory,
+    face_regions,
+    region_diff,
+    serving,
+    wait_for,
+)
 
 from realtime.webrtc import server as srv  # noqa: E402
 
@@ -39,7 +48,6 @@ GRAB_REMOTE_FRAME = """() => {
   canvas.getContext('2d').drawImage(video, 0, 0);
   return canvas.toDataURL('image/png');
 }"""
-
 
 
 def chromium_args(y4m: Path) -> list[str]:
@@ -67,7 +75,8 @@ def test_demo_page_in_headless_chromium_swaps_the_fake_camera(tmp_path, portrait
     from realtime.samples import synthetic_clip, write_y4m
 
     # Playwright's string predicates run through eval(), which the page's CSP (script-src 'self') forbids, so every
-    # predicate below is a function. A still of the astronaut (the page compares against a known input; a still removes timing from the comparison).
+    # predicate below is a function. The camera is a still of the astronaut: the page is compared against a known
+    # input, and a still takes timing out of the comparison.
     clip = synthetic_clip("astronaut", n_frames=1, size=(640, 480), fps=30.0, seed=5, noise=0.0)
     still = clip.frames[0]
     y4m = write_y4m([still] * 30, tmp_path / "camera.y4m", fps=30.0)
@@ -112,7 +121,7 @@ def test_demo_page_in_headless_chromium_swaps_the_fake_camera(tmp_path, portrait
                 await page.select_option("#colour", "hist")
                 await wait_for(lambda: peer.options.colour == "hist", 5, "colour mode hist on the server")
                 # An overloaded server asks for fewer frames; the page applies it to its camera's sender.
-                peer._send({"type": "rate", "max_fps": 10})
+                peer.send({"type": "rate", "max_fps": 10})
                 await page.wait_for_function(
                     "() => session && session.pc.getSenders().some((s) => s.track && s.track.kind === 'video'"
                     " && s.getParameters().encodings[0].maxFramerate === 10)", timeout=5_000)

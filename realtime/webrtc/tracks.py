@@ -150,6 +150,15 @@ class VideoStats:
         return statistics.median(recent) if recent else None
 
 
+def frame_to_bgr(frame: av.VideoFrame, max_side: int = MAX_SIDE) -> Image:
+    """The decoded frame as a BGR image, scaled down (aspect kept, even sides for yuv420p) when its longest side
+    is over ``max_side``."""
+    if max(frame.width, frame.height) > max_side:
+        scale = max_side / max(frame.width, frame.height)
+        frame = frame.reformat(width=int(frame.width * scale) // 2 * 2, height=int(frame.height * scale) // 2 * 2)
+    return frame.to_ndarray(format="bgr24")
+
+
 class VideoWorker:
     """One peer's processing thread. Owns the processor: it is built, used and closed in this thread only
     (mediapipe's tracking graph keeps per-stream state and must not be driven from two threads)."""
@@ -165,7 +174,6 @@ class VideoWorker:
         self._configure_lock = threading.Lock()
         self.error: BaseException | None = None
         self.processor: Processor | None = None  # set by the thread; read-only for everyone else
-        self.ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -184,20 +192,13 @@ class VideoWorker:
         processor = None
         try:
             processor = self.processor = self._make_processor()
-            self.ready.set()
             while not self.inbox.closed:
                 item = self.inbox.get(timeout=0.25)
                 if item is None or item is LatestSlot.CLOSED:
                     continue
                 frame, t_in = item
                 self._apply_changes(processor)
-                if max(frame.width, frame.height) > MAX_SIDE:
-                    scale = MAX_SIDE / max(frame.width, frame.height)
-                    frame_small = frame.reformat(width=int(frame.width * scale) // 2 * 2,
-                                                 height=int(frame.height * scale) // 2 * 2)
-                    image = frame_small.to_ndarray(format="bgr24")
-                else:
-                    image = frame.to_ndarray(format="bgr24")
+                image = frame_to_bgr(frame)
                 # The frame's own time (pts) drives the landmark smoothing: camera timing, not our scheduling jitter.
                 t_frame = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
                 swapped = processor.process(image, t_frame)
@@ -217,7 +218,6 @@ class VideoWorker:
             except RuntimeError:
                 pass
         finally:
-            self.ready.set()
             if processor is not None:
                 processor.close()
 
@@ -307,19 +307,18 @@ class DelayedAudioTrack(MediaStreamTrack):
         self._buffer: collections.deque[tuple[av.AudioFrame, float]] = collections.deque()
         self._arrived = asyncio.Event()
         self._ended = False
-        self.frames_in = 0
         self.frames_out = 0
         self.dropped = 0
         self.frame_duration_s = 0.02  # updated from the frames themselves (Opus in WebRTC: 20 ms)
         self.probe: Callable[[av.AudioFrame, float], None] | None = None  # sees every sent frame (tests, bench)
-        self.applied: collections.deque[tuple[float, float, float]] = collections.deque(maxlen=500)  # (t_out, applied, target)
+        # (t_out, applied delay, target delay) of the frames sent
+        self.applied: collections.deque[tuple[float, float, float]] = collections.deque(maxlen=500)
         self._reader = asyncio.ensure_future(self._read())
 
     async def _read(self) -> None:
         try:
             while True:
                 frame = await self.source.recv()
-                self.frames_in += 1
                 if frame.sample_rate:
                     self.frame_duration_s = frame.samples / frame.sample_rate
                 self._buffer.append((frame, time.perf_counter()))

@@ -1,0 +1,320 @@
+"""One browser's session on the server: its peer connection and tracks, the "control" data channel, the overload
+policy (ask the browser for fewer frames), the lip-sync delay of its microphone, and teardown.
+
+The "control" data channel (JSON text, one object per message, at most 4 KiB):
+  page -> server  {"type": "options", "direction"?, "colour"?, "label"?}   {"type": "ping", "t"}   {"type": "bye"}
+  server -> page  {"type": "options", "options": {...}} (what was applied)   {"type": "stats", ...} (every second)
+                  {"type": "rate", "max_fps": N | null} (overloaded: send fewer frames)   {"type": "error", "message"}
+                  {"type": "pong", "t"}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from realtime.colour import COLOUR_MODES
+
+log = logging.getLogger("swapcam.webrtc")
+
+CONTROL_CHANNEL = "control"
+MAX_MESSAGE_CHARS = 4096
+AIORTC_AUDIO_PREFETCH = 4  # aiortc's audio JitterBuffer(prefetch=4) in RTCRtpReceiver (1.x)
+
+
+# --------------------------------------------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class PeerOptions:
+    """What a viewer may change at run time. ``label`` draws the visible "synthetic video" label (on by default)."""
+
+    direction: str = "a2b"
+    colour: str = "rct"
+    label: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def parse_options(raw: object, base: PeerOptions, directions: tuple[str, ...]) -> PeerOptions:
+    """Validate a JSON options object against ``base``; raise ValueError naming the bad key or value."""
+    if raw is None:
+        return base
+    if not isinstance(raw, dict):
+        raise ValueError(f"options must be a JSON object, got {type(raw).__name__}")
+    known = [f.name for f in dataclasses.fields(PeerOptions)]
+    unknown = set(raw) - set(known) - {"type"}
+    if unknown:
+        raise ValueError(f"unknown option(s) {sorted(unknown)}; known: {', '.join(known)}")
+    changes: dict[str, Any] = {}
+    if "direction" in raw:
+        if raw["direction"] not in directions:
+            raise ValueError(f"direction={raw['direction']!r}; this server has {list(directions)}")
+        changes["direction"] = raw["direction"]
+    if "colour" in raw:
+        if raw["colour"] not in COLOUR_MODES:
+            raise ValueError(f"colour={raw['colour']!r}; choose from {list(COLOUR_MODES)}")
+        changes["colour"] = raw["colour"]
+    if "label" in raw:
+        if not isinstance(raw["label"], bool):
+            raise ValueError(f"label={raw['label']!r}; expected true or false")
+        changes["label"] = raw["label"]
+    return dataclasses.replace(base, **changes)
+
+
+# ------------------------------------------------------------------------------------------------------ overload
+BACKLOG_HIGH_S = 0.15  # incoming frames this much later than usual: frames are queueing (CPU overload)
+BACKLOG_LOW_S = 0.04
+# Below ~8 fps aiortc's receive hold (one frame interval per hop) costs more latency than it saves.
+MIN_FPS, MAX_FPS = 8, 30
+
+
+def next_max_fps(backlog_s: float | None, fps_in: float, current: int | None, since_change_s: float) -> int | None:
+    """The frame rate to ask the browser for (None: no limit). Newest-frame-wins inside the server cannot help
+    when frames queue before they reach it (aiortc decodes every frame, in order), so the only lever is the
+    sender: ask for 25 % fewer frames while a backlog builds (half when it is over 0.5 s: draining it takes
+    spare capacity), give 5 fps back after 5 s without one."""
+    if backlog_s is None:
+        return current
+    if backlog_s > BACKLOG_HIGH_S and since_change_s > 2.0:
+        base = min(fps_in, current) if current else fps_in
+        factor = 0.5 if backlog_s > 0.5 else 0.75
+        lowered = max(MIN_FPS, int(base * factor)) if base > 0 else MIN_FPS
+        return lowered if current is None or lowered < current else current
+    if backlog_s < BACKLOG_LOW_S and current is not None and since_change_s > 5.0:
+        raised = current + 5
+        return None if raised >= MAX_FPS else raised
+    return current
+
+
+# ------------------------------------------------------------------------------------------------ processor factory
+class ProcessorFactory(Protocol):
+    """Builds one processor per peer (in the peer's worker thread) and applies option changes to it."""
+
+    directions: tuple[str, ...]
+
+    def create(self, options: PeerOptions) -> Any: ...
+
+    def configure(self, processor: Any, options: PeerOptions) -> None: ...
+
+
+class BadOffer(ValueError):
+    """The client's SDP offer cannot be used (the client's fault: the server answers 400 with this message)."""
+
+
+# ------------------------------------------------------------------------------------------------------ one peer
+class PeerSession:
+    """Everything one browser holds on the server: peer connection, tracks, worker thread, data channel, tasks.
+
+    ``peers`` is the server's table of live sessions: this one counts it in its stats and leaves it when closed.
+    ``close()`` frees everything (idempotent)."""
+
+    def __init__(self, factory: ProcessorFactory, options: PeerOptions, peers: dict[str, PeerSession], *,
+                 stun_servers: tuple[str, ...] = (), connect_timeout_s: float = 20.0,
+                 stats_interval_s: float = 1.0) -> None:
+        from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+
+        self.factory = factory
+        self.peers = peers
+        self.id = uuid.uuid4().hex[:12]
+        self.options = options
+        self.connect_timeout_s = connect_timeout_s
+        self.stats_interval_s = stats_interval_s
+        # iceServers=[] explicitly: aiortc's default would contact a public STUN server on every offer.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(url) for url in stun_servers]))
+        self.video = None  # SwappedVideoTrack
+        self.audio = None  # DelayedAudioTrack
+        self.channel = None
+        self.close_reason = ""
+        self.max_fps: int | None = None  # the frame rate the browser was asked to keep to (overload), None: any
+        self._max_fps_changed = time.perf_counter()
+        self._closing: asyncio.Future | None = None
+        self._close_task: asyncio.Task | None = None  # a strong reference: the loop keeps only weak ones
+        self._tasks: set[asyncio.Task] = set()
+        self.pc.on("track", self._on_track)
+        self.pc.on("datachannel", self._on_datachannel)
+        self.pc.on("connectionstatechange", self._on_state)
+
+    async def negotiate(self, offer) -> Any:
+        """Take the client's offer (an RTCSessionDescription) and return the answer; BadOffer if it is unusable."""
+        try:
+            await self.pc.setRemoteDescription(offer)
+        except Exception as exc:  # aiortc's SDP parser raises ValueError, KeyError, IndexError... on garbage
+            raise BadOffer(f"could not use the SDP offer: {type(exc).__name__}: {exc}") from None
+        if self.video is None:
+            raise BadOffer("the SDP offer has no video track to swap (send the camera with addTrack, sendrecv)")
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return self.pc.localDescription
+
+    # -- aiortc events
+    def _on_track(self, track) -> None:
+        from realtime.webrtc.tracks import DelayedAudioTrack, SwappedVideoTrack
+
+        if track.kind == "video" and self.video is None:
+            factory, options = self.factory, self.options
+            self.video = SwappedVideoTrack(track, lambda: factory.create(options), name=f"swap-{self.id}")
+            self.pc.addTrack(self.video)
+        elif track.kind == "audio" and self.audio is None:
+            self.audio = DelayedAudioTrack(track, self.audio_delay_s)
+            self.pc.addTrack(self.audio)
+
+    def audio_delay_s(self) -> float | None:
+        """How long to hold the microphone so it leaves with the video frame captured at the same moment.
+
+        The measured video pipeline latency (frame received -> swapped frame handed to the encoder), corrected for
+        what aiortc's receivers already hold before either track reaches us: a video frame is released when the
+        first packet of the NEXT frame arrives (one frame interval), audio after AIORTC_AUDIO_PREFETCH further
+        packets. Without the correction audio would leave ~50 ms late at 30 fps (outside +-45 ms)."""
+        if self.video is None:
+            return None
+        latency = self.video.latency_s()
+        if latency is None:
+            return None
+        video_hold = self.video.stats.frame_interval_s() or 0.0
+        audio_hold = AIORTC_AUDIO_PREFETCH * self.audio.frame_duration_s if self.audio is not None else 0.0
+        return latency + video_hold - audio_hold
+
+    def _on_datachannel(self, channel) -> None:
+        if channel.label != CONTROL_CHANNEL or self.channel is not None:
+            return
+        self.channel = channel
+        channel.on("message", self._on_message)
+        channel.on("close", lambda: self.close_soon("data channel closed"))
+
+    def _on_state(self) -> None:
+        state = self.pc.connectionState
+        log.debug("peer %s: connection %s", self.id, state)
+        if state in ("failed", "closed"):
+            self.close_soon(f"connection {state}")
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def start(self) -> None:
+        """Start the connect watchdog and the stats pushes (after the answer went out)."""
+        self._spawn(self._watch_connect())
+        self._spawn(self._send_stats())
+
+    async def _watch_connect(self) -> None:
+        await asyncio.sleep(self.connect_timeout_s)
+        if self.pc.connectionState != "connected":
+            self.close_soon(f"ICE did not connect within {self.connect_timeout_s:g} s")
+
+    # -- control channel
+    def send(self, message: dict) -> None:
+        """One JSON message to the page over the control channel (dropped when the channel is not open)."""
+        if self.channel is not None and self.channel.readyState == "open":
+            self.channel.send(json.dumps(message))
+
+    def _on_message(self, message) -> None:
+        try:
+            if not isinstance(message, str) or len(message) > MAX_MESSAGE_CHARS:
+                raise ValueError("control messages are JSON text under 4 KiB")
+            data = json.loads(message)
+            if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+                raise ValueError('control messages are JSON objects with a "type"')
+            kind = data["type"]
+            if kind == "options":
+                self.set_options(parse_options(data, self.options, self.factory.directions))
+                self.send({"type": "options", "options": self.options.to_json()})
+            elif kind == "ping":
+                self.send({"type": "pong", "t": data.get("t")})
+            elif kind == "bye":
+                self.close_soon("peer said bye")
+            else:
+                raise ValueError(f"unknown message type {kind!r}; expected options, ping or bye")
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            self.send({"type": "error", "message": str(exc)})
+
+    def set_options(self, options: PeerOptions) -> None:
+        self.options = options
+        if self.video is not None:
+            factory = self.factory
+            self.video.worker.reconfigure(lambda processor: factory.configure(processor, options))
+
+    def stats(self) -> dict[str, Any]:
+        now = time.perf_counter()
+        out: dict[str, Any] = {"type": "stats", "peer": self.id, "state": self.pc.connectionState,
+                               "options": self.options.to_json(), "peers": len(self.peers)}
+        if self.video is not None:
+            vs = self.video.stats
+            latency = self.video.latency_s()
+            backlog = vs.backlog_s(now)
+            out.update(fps=round(vs.fps(now), 2), frames_in=vs.frames_in, frames_out=vs.frames_out,
+                       backlog_ms=None if backlog is None else round(backlog * 1000, 1), max_fps=self.max_fps,
+                       dropped=self.video.dropped, errors=vs.errors,
+                       latency_ms=None if latency is None else round(latency * 1000, 1),
+                       timings={k: round(float(v), 2) for k, v in vs.timings.items()})
+        if self.audio is not None:
+            applied = self.audio.applied_delay_s()
+            out.update(audio_frames=self.audio.frames_out, audio_dropped=self.audio.dropped,
+                       audio_delay_ms=None if applied is None else round(applied * 1000, 1),
+                       audio_target_ms=round(self.audio.target_delay() * 1000, 1))
+        return out
+
+    def _adapt_rate(self) -> None:
+        now = time.perf_counter()
+        stats = self.video.stats
+        wanted = next_max_fps(stats.backlog_s(now), stats.in_fps(), self.max_fps, now - self._max_fps_changed)
+        if wanted != self.max_fps:
+            log.info("peer %s: asking the browser for %s fps (incoming backlog %.0f ms)", self.id,
+                     wanted or "any", 1000 * (stats.backlog_s(now) or 0))
+            self.max_fps, self._max_fps_changed = wanted, now
+            self.send({"type": "rate", "max_fps": wanted})
+
+    async def _send_stats(self) -> None:
+        while True:
+            await asyncio.sleep(self.stats_interval_s)
+            if self.video is not None:
+                self._adapt_rate()
+            self.send(self.stats())
+            if self.video is not None and self.video.worker.error is not None:
+                self.send({"type": "error", "message": f"swap failed: {self.video.worker.error}"})
+                self.close_soon("swap worker failed")
+                return
+
+    # -- teardown
+    def close_soon(self, reason: str) -> None:
+        """Close from an event handler (which cannot await); the first reason given is the one kept."""
+        if self._closing is None and not self.close_reason:
+            self.close_reason = reason
+            self._close_task = asyncio.ensure_future(self.close(reason))
+
+    async def close(self, reason: str = "closed") -> None:
+        """Free everything this peer holds; safe to call many times and from any event handler."""
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+            return
+        self._closing = asyncio.get_running_loop().create_future()
+        self.close_reason = self.close_reason or reason
+        try:
+            log.info("peer %s: closing (%s)", self.id, self.close_reason)
+            current = asyncio.current_task()
+            for task in list(self._tasks):
+                if task is not current:
+                    task.cancel()
+            for track in (self.video, self.audio):
+                if track is not None:
+                    track.stop()
+            await self.pc.close()
+            if self.video is not None:
+                # Join the worker without blocking the loop (and without borrowing an executor thread).
+                deadline = time.perf_counter() + 5.0
+                while self.video.worker.alive and time.perf_counter() < deadline:
+                    await asyncio.sleep(0.01)
+                if self.video.worker.alive:
+                    log.warning("peer %s: worker thread still running after 5 s", self.id)
+            pending = [t for t in self._tasks if t is not current]
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        finally:
+            self.peers.pop(self.id, None)
+            self.channel = None
+            self._closing.set_result(None)
