@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   -> venv + dependencies, then the live pipeline on the built-in synthetic clip with the shipped model
-#   make test   -> venv + dependencies (+ Debian's chromium for the browser test), then the whole test suite
+#   make test   -> venv + dependencies (+ Debian's chromium for the browser test), then lint (ruff, mypy) and the
+#                  whole test suite; any finding fails it
 PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.10 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -8,7 +9,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 APT_PACKAGES := chromium chromium-driver
 
-.PHONY: setup demo test bench apt clean
+.PHONY: setup demo lint test bench apt clean
 .DEFAULT_GOAL := demo
 
 $(BIN)/python:
@@ -33,7 +34,13 @@ apt:
 demo: setup
 	$(BIN)/swapcam demo
 
-test: setup apt
+# Settings in pyproject.toml ([tool.ruff], [tool.mypy]). `ruff format .` rewrites what --check complains about.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy realtime models training
+
+test: setup apt lint
 	$(BIN)/python -m pytest
 
 bench: setup

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,11 @@ def timed(fn, runs: int) -> dict:
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
     times.sort()
-    return {"p50_ms": round(times[len(times) // 2], 3), "p95_ms": round(times[int(len(times) * 0.95) - 1], 3),
-            "runs": runs}
+    return {
+        "p50_ms": round(times[len(times) // 2], 3),
+        "p95_ms": round(times[int(len(times) * 0.95) - 1], 3),
+        "runs": runs,
+    }
 
 
 def export(preset: str, path: Path) -> Path:
@@ -47,9 +51,16 @@ def export(preset: str, path: Path) -> Path:
     model = SwapDirection(build_model(preset), "b").eval()
     size = model.encoder.side * 2 ** len(build_model(preset).config.enc_channels)
     x = torch.rand(1, 3, size, size)
-    torch.onnx.export(model, x, str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_FACE, OUTPUT_MASK],
-                      dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_FACE: {0: "N"}, OUTPUT_MASK: {0: "N"}},
-                      opset_version=17, dynamo=False)
+    torch.onnx.export(
+        model,
+        x,
+        str(path),
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_FACE, OUTPUT_MASK],
+        dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_FACE: {0: "N"}, OUTPUT_MASK: {0: "N"}},
+        opset_version=17,
+        dynamo=False,
+    )
     proto = onnx.load(str(path))
     for key, value in ModelInfo(size=size, format="swapcam", preset=preset).to_metadata().items():
         entry = proto.metadata_props.add()
@@ -75,13 +86,13 @@ def ort_timings(path: Path, size: int, runs: int) -> dict:
             out[provider] = {"error": f"fell back to {session.get_providers()[0]} (libraries missing)"}
             continue
         name = session.get_inputs()[0].name
-        entry = {"run": timed(lambda: session.run(None, {name: x}), runs)}
+        entry = {"run": timed(partial(session.run, None, {name: x}), runs)}
         if provider != "CPUExecutionProvider":
             binding = session.io_binding()
             binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
             for output in session.get_outputs():
                 binding.bind_output(output.name, "cuda")
-            entry["io_binding"] = timed(lambda: session.run_with_iobinding(binding), runs)
+            entry["io_binding"] = timed(partial(session.run_with_iobinding, binding), runs)
         out[provider] = entry
     return out
 
@@ -114,8 +125,26 @@ def live_bench(path: Path, frames: int, json_path: Path) -> dict:
         import mediapipe  # noqa: F401
     except Exception as exc:
         return {"skipped": f"mediapipe does not import here ({type(exc).__name__}: {str(exc)[:120]})"}
-    cmd = [sys.executable, "-m", "realtime.cli", "bench", "--model", str(path), "--source", "synthetic",
-           "--width", "1280", "--height", "720", "--pace", "fast", "--frames", str(frames), "--json", str(json_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "realtime.cli",
+        "bench",
+        "--model",
+        str(path),
+        "--source",
+        "synthetic",
+        "--width",
+        "1280",
+        "--height",
+        "720",
+        "--pace",
+        "fast",
+        "--frames",
+        str(frames),
+        "--json",
+        str(json_path),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1][:300]}
@@ -131,21 +160,33 @@ def main() -> int:
     args = parser.parse_args()
     from models.autoencoder import get_preset
 
-    result: dict = {"benchmark": "swapcam swap-model inference", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "machine": {"platform": platform.platform(), "python": platform.python_version()}, "presets": {}}
+    result: dict = {
+        "benchmark": "swapcam swap-model inference",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"platform": platform.platform(), "python": platform.python_version()},
+        "presets": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for preset in [p for p in args.presets.split(",") if p]:
             size = get_preset(preset).size
             path = export(preset, Path(tmp) / f"{preset}.onnx")
-            entry = {"size": size, "onnxruntime": ort_timings(path, size, args.runs),
-                     "torch": torch_timings(preset, size, args.runs),
-                     "live_1280x720": live_bench(path, args.frames, Path(tmp) / f"live-{preset}.json")}
+            entry = {
+                "size": size,
+                "onnxruntime": ort_timings(path, size, args.runs),
+                "torch": torch_timings(preset, size, args.runs),
+                "live_1280x720": live_bench(path, args.frames, Path(tmp) / f"live-{preset}.json"),
+            }
             result["presets"][preset] = entry
             print(f"{preset} ({size} px):")
             for provider, value in entry["onnxruntime"].items():
                 if isinstance(value, dict):
-                    print(f"  ort {provider}: " + ", ".join(f"{k} {v['p50_ms']} ms" if isinstance(v, dict) and "p50_ms" in v
-                                                            else f"{k}: {v}" for k, v in value.items()))
+                    print(
+                        f"  ort {provider}: "
+                        + ", ".join(
+                            f"{k} {v['p50_ms']} ms" if isinstance(v, dict) and "p50_ms" in v else f"{k}: {v}"
+                            for k, v in value.items()
+                        )
+                    )
             t = entry["torch"]
             if "fp32" in t:
                 print(f"  torch {t['device']}: fp32 {t['fp32']['p50_ms']} ms, fp16 {t['fp16_autocast']['p50_ms']} ms")

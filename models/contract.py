@@ -19,9 +19,10 @@ DeepFaceLab / DeepFaceLive DFM graphs (``format = "dfm"``):
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Any
 
 from realtime.align import DEFAULT_COVERAGE, TEMPLATE_NAME
 from realtime.errors import ContractError
@@ -84,16 +85,17 @@ class ModelInfo:
         return out
 
     @classmethod
-    def from_metadata(cls, meta: Mapping[str, str], where: str = "model") -> "ModelInfo":
+    def from_metadata(cls, meta: Mapping[str, str], where: str = "model") -> ModelInfo:
         """Parse ``swapcam.*`` metadata, raising ContractError naming the bad key and value."""
         if META_PREFIX + "size" not in meta:
             raise ContractError(f"{where}: metadata has no '{META_PREFIX}size' key; not a swapcam model")
         kwargs: dict = {}
-        for name, default in cls.__dataclass_fields__.items():
+        for name in cls.__dataclass_fields__:
             key = META_PREFIX + name
             if key not in meta:
                 continue
             raw = meta[key]
+            value: Any  # a str, or whatever the JSON holds, converted to the field's type below
             try:
                 if name in ("template", "format", "layout", "colour_order", "preset", "direction"):
                     value = raw
@@ -121,10 +123,13 @@ class ModelInfo:
             raise ContractError(f"{where}: format={self.format!r}, expected 'swapcam' or 'dfm'")
         if self.contract_version > CONTRACT_VERSION:
             raise ContractError(
-                f"{where}: contract_version={self.contract_version} is newer than this swapcam ({CONTRACT_VERSION}); upgrade swapcam"
+                f"{where}: contract_version={self.contract_version} is newer than this swapcam ({CONTRACT_VERSION}); "
+                "upgrade swapcam"
             )
         if self.template != TEMPLATE_NAME:
-            raise ContractError(f"{where}: template={self.template!r}, this swapcam aligns faces with {TEMPLATE_NAME!r}")
+            raise ContractError(
+                f"{where}: template={self.template!r}, this swapcam aligns faces with {TEMPLATE_NAME!r}"
+            )
 
 
 def check_io_names(inputs: Iterable[str], outputs: Iterable[str], where: str = "model") -> str:
@@ -136,7 +141,8 @@ def check_io_names(inputs: Iterable[str], outputs: Iterable[str], where: str = "
         return "dfm"
     raise ContractError(
         f"{where}: tensors in={inputs} out={outputs} match neither the swapcam contract "
-        f"(in={list(INPUT_NAMES)} out={list(OUTPUT_NAMES)}) nor DFM (in={list(DFM_INPUT_NAMES)} out={list(DFM_OUTPUT_NAMES)})"
+        f"(in={list(INPUT_NAMES)} out={list(OUTPUT_NAMES)}) "
+        f"nor DFM (in={list(DFM_INPUT_NAMES)} out={list(DFM_OUTPUT_NAMES)})"
     )
 
 
@@ -145,8 +151,9 @@ def _fixed(dim: object) -> int | None:
     return dim if isinstance(dim, int) and dim > 0 else None
 
 
-def check_session(inputs: Mapping[str, Sequence], outputs: Mapping[str, Sequence], metadata: Mapping[str, str],
-                  where: str = "model") -> ModelInfo:
+def check_session(
+    inputs: Mapping[str, Sequence], outputs: Mapping[str, Sequence], metadata: Mapping[str, str], where: str = "model"
+) -> ModelInfo:
     """Check a graph against the contract: tensor names, ranks, channels and sizes against the metadata.
 
     ``inputs`` / ``outputs``: tensor name -> declared shape (ints for fixed dimensions, anything else for symbolic
@@ -168,14 +175,16 @@ def check_session(inputs: Mapping[str, Sequence], outputs: Mapping[str, Sequence
         info = ModelInfo.from_metadata(metadata, where)
         if info.format != "swapcam":
             raise ContractError(
-                f"{where}: tensors follow the swapcam contract but metadata says format={info.format!r}")
+                f"{where}: tensors follow the swapcam contract but metadata says format={info.format!r}"
+            )
         channels, height, width = shape[1], _fixed(shape[2]), _fixed(shape[3])
     else:
         if META_PREFIX + "size" in metadata:
             info = ModelInfo.from_metadata(metadata, where)
             if info.format != "dfm":
                 raise ContractError(
-                    f"{where}: tensors follow the DFM contract but metadata says format={info.format!r}")
+                    f"{where}: tensors follow the DFM contract but metadata says format={info.format!r}"
+                )
         else:
             size = _fixed(shape[1])
             if size is None:
@@ -188,14 +197,15 @@ def check_session(inputs: Mapping[str, Sequence], outputs: Mapping[str, Sequence
     for dim, name in ((height, "height"), (width, "width")):
         if dim is not None and dim != info.size:
             raise ContractError(f"{where}: input {name} {dim} (shape {shape}) differs from metadata size {info.size}")
-    for name, channels_out in zip(output_names(kind), (3, 1)):
+    for name, channels_out in zip(output_names(kind), (3, 1), strict=True):
         dims = list(outputs[name])
         if len(dims) != 4:
             raise ContractError(f"{where}: output {name!r} has shape {dims}, expected 4-D")
         c_out = dims[1] if kind == "swapcam" else dims[3]
         if isinstance(c_out, int) and c_out != channels_out:
             raise ContractError(
-                f"{where}: output {name!r} has {c_out} channels (shape {dims}), expected {channels_out}")
+                f"{where}: output {name!r} has {c_out} channels (shape {dims}), expected {channels_out}"
+            )
     return info
 
 

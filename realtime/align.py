@@ -9,33 +9,96 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from realtime.types import Image, Landmarks, check_image
+from realtime.types import Image, check_image
 
 # Canonical 68-point iBUG template ("swapcam-ibug68-v1"), normalised so the points span [0, 1] on both axes.
 # Provenance: mediapipe FaceMesh (468 -> 68 mapping in realtime.landmarks.mediapipe_backend) on the two public-domain
 # sample portraits (astronaut, grace_hopper), Umeyama-registered on the stable points, averaged, eye line levelled,
 # and made left/right symmetric with MIRROR_68. A template derived by this project, not copied from another.
-TEMPLATE_68 = np.array([
-    [0.0019, 0.0957], [0.0, 0.2945], [0.0051, 0.3944], [0.046, 0.6189], [0.0892, 0.7146], [0.1381, 0.7892],
-    [0.2608, 0.9102], [0.3998, 0.9889], [0.5, 1.0], [0.6002, 0.9889], [0.7392, 0.9102], [0.8619, 0.7892],
-    [0.9108, 0.7146], [0.954, 0.6189], [0.9949, 0.3944], [1.0, 0.2945], [0.9981, 0.0957],  # jaw 0-16
-    [0.0504, 0.0431], [0.1176, 0.0222], [0.1849, 0.0], [0.2766, 0.0018], [0.3858, 0.0134],  # right brow 17-21
-    [0.6142, 0.0134], [0.7234, 0.0018], [0.8151, 0.0], [0.8824, 0.0222], [0.9496, 0.0431],  # left brow 22-26
-    [0.5, 0.1421], [0.5, 0.2599], [0.5, 0.3718], [0.5, 0.4417],  # nose bridge 27-30
-    [0.3923, 0.4893], [0.4366, 0.5209], [0.5, 0.5264], [0.5634, 0.5209], [0.6077, 0.4893],  # nostrils 31-35
-    [0.1603, 0.1666], [0.2077, 0.1373], [0.2876, 0.1322], [0.3693, 0.1796], [0.3047, 0.1917], [0.2267, 0.1911],  # 36-41
-    [0.6307, 0.1796], [0.7124, 0.1322], [0.7923, 0.1373], [0.8397, 0.1666], [0.7733, 0.1911], [0.6953, 0.1917],  # 42-47
-    [0.2808, 0.6333], [0.3679, 0.6101], [0.4339, 0.6059], [0.5, 0.6153], [0.5661, 0.6059], [0.6321, 0.6101],
-    [0.7192, 0.6333], [0.6188, 0.7247], [0.5637, 0.7453], [0.5, 0.7519], [0.4363, 0.7453], [0.3812, 0.7247],  # 48-59
-    [0.3088, 0.6339], [0.4475, 0.6443], [0.5, 0.6481], [0.5525, 0.6443], [0.6912, 0.6339],
-    [0.5536, 0.6852], [0.5, 0.6888], [0.4464, 0.6852],  # inner mouth 60-67
-], dtype=np.float64)
+TEMPLATE_68 = np.array(
+    [
+        [0.0019, 0.0957],
+        [0.0, 0.2945],
+        [0.0051, 0.3944],
+        [0.046, 0.6189],
+        [0.0892, 0.7146],
+        [0.1381, 0.7892],
+        [0.2608, 0.9102],
+        [0.3998, 0.9889],
+        [0.5, 1.0],
+        [0.6002, 0.9889],
+        [0.7392, 0.9102],
+        [0.8619, 0.7892],
+        [0.9108, 0.7146],
+        [0.954, 0.6189],
+        [0.9949, 0.3944],
+        [1.0, 0.2945],
+        [0.9981, 0.0957],  # jaw 0-16
+        [0.0504, 0.0431],
+        [0.1176, 0.0222],
+        [0.1849, 0.0],
+        [0.2766, 0.0018],
+        [0.3858, 0.0134],  # right brow 17-21
+        [0.6142, 0.0134],
+        [0.7234, 0.0018],
+        [0.8151, 0.0],
+        [0.8824, 0.0222],
+        [0.9496, 0.0431],  # left brow 22-26
+        [0.5, 0.1421],
+        [0.5, 0.2599],
+        [0.5, 0.3718],
+        [0.5, 0.4417],  # nose bridge 27-30
+        [0.3923, 0.4893],
+        [0.4366, 0.5209],
+        [0.5, 0.5264],
+        [0.5634, 0.5209],
+        [0.6077, 0.4893],  # nostrils 31-35
+        [0.1603, 0.1666],
+        [0.2077, 0.1373],
+        [0.2876, 0.1322],
+        [0.3693, 0.1796],
+        [0.3047, 0.1917],
+        [0.2267, 0.1911],  # 36-41
+        [0.6307, 0.1796],
+        [0.7124, 0.1322],
+        [0.7923, 0.1373],
+        [0.8397, 0.1666],
+        [0.7733, 0.1911],
+        [0.6953, 0.1917],  # 42-47
+        [0.2808, 0.6333],
+        [0.3679, 0.6101],
+        [0.4339, 0.6059],
+        [0.5, 0.6153],
+        [0.5661, 0.6059],
+        [0.6321, 0.6101],
+        [0.7192, 0.6333],
+        [0.6188, 0.7247],
+        [0.5637, 0.7453],
+        [0.5, 0.7519],
+        [0.4363, 0.7453],
+        [0.3812, 0.7247],  # 48-59
+        [0.3088, 0.6339],
+        [0.4475, 0.6443],
+        [0.5, 0.6481],
+        [0.5525, 0.6443],
+        [0.6912, 0.6339],
+        [0.5536, 0.6852],
+        [0.5, 0.6888],
+        [0.4464, 0.6852],  # inner mouth 60-67
+    ],
+    dtype=np.float64,
+)
 
 # iBUG index of each point's left/right mirror (for flips and symmetry).
 MIRROR_68 = np.array(
-    [16 - i for i in range(17)] + [26 - i for i in range(5)] + [21 - i for i in range(5)] + [27, 28, 29, 30]
-    + [35, 34, 33, 32, 31] + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65]
+    [16 - i for i in range(17)]
+    + [26 - i for i in range(5)]
+    + [21 - i for i in range(5)]
+    + [27, 28, 29, 30]
+    + [35, 34, 33, 32, 31]
+    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
+    + [64, 63, 62, 61, 60, 67, 66, 65]
 )
 
 # Points that move with the skull, not the jaw or expression: brows, nose, eyes, mouth corners. Fitting only these
@@ -110,7 +173,9 @@ def template_points(size: int, coverage: float = DEFAULT_COVERAGE) -> np.ndarray
     return (centred / float(coverage) + 0.5) * size
 
 
-def alignment_matrix(landmarks: object, size: int, coverage: float = DEFAULT_COVERAGE, stable_only: bool = True) -> np.ndarray:
+def alignment_matrix(
+    landmarks: object, size: int, coverage: float = DEFAULT_COVERAGE, stable_only: bool = True
+) -> np.ndarray:
     """2x3 matrix mapping frame points to crop points for a face's 68 landmarks."""
     pts = _as_points(landmarks, "landmarks")
     if pts.shape[0] != 68:
@@ -121,7 +186,7 @@ def alignment_matrix(landmarks: object, size: int, coverage: float = DEFAULT_COV
 
 
 def align(
-    frame: Image, landmarks: Landmarks, size: int = 256, coverage: float = DEFAULT_COVERAGE, stable_only: bool = True
+    frame: Image, landmarks: np.ndarray, size: int = 256, coverage: float = DEFAULT_COVERAGE, stable_only: bool = True
 ) -> tuple[Image, np.ndarray]:
     """Cut the aligned ``size`` x ``size`` face crop from ``frame``; returns ``(crop, M)`` with M frame -> crop."""
     check_image(frame, "frame")

@@ -29,10 +29,22 @@ log = logging.getLogger("swapcam.bench")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     add_source_arguments(parser, default_source="synthetic")
-    parser.add_argument("--frames", type=int, default=300, help="frames to run (the first %d are warm-up, left out of the percentiles)" % WARMUP_FRAMES)
-    parser.add_argument("--pace", default="realtime", choices=PACES,
-                        help="realtime = feed at the source's fps like a camera (latency, drops); fast = as fast as possible (ceiling fps)")
-    parser.add_argument("--sink", default="null", help="where frames go while measuring: null, file:PATH.mp4, vcam, window")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=300,
+        help=f"frames to run (the first {WARMUP_FRAMES} are warm-up, left out of the percentiles)",
+    )
+    parser.add_argument(
+        "--pace",
+        default="realtime",
+        choices=PACES,
+        help="realtime = feed at the source's fps like a camera (latency, drops); "
+        "fast = as fast as possible (ceiling fps)",
+    )
+    parser.add_argument(
+        "--sink", default="null", help="where frames go while measuring: null, file:PATH.mp4, vcam, window"
+    )
     parser.add_argument("--json", default=None, help="write the full results to this JSON file")
     add_pipeline_arguments(parser)
 
@@ -74,20 +86,36 @@ def run(args: argparse.Namespace) -> int:
         "resolution": [source.width, source.height],
         "pace": args.pace,
         "sink": args.sink,
-        "model": {"path": str(swapper.path), "size": swapper.info.size, "preset": swapper.info.preset,
-                  "coverage": swapper.info.coverage, "format": swapper.info.format},
+        "model": {
+            "path": str(swapper.path),
+            "size": swapper.info.size,
+            "preset": swapper.info.preset,
+            "coverage": swapper.info.coverage,
+            "format": swapper.info.format,
+        },
         "provider": swapper.provider,
         "threads": args.threads,
-        "options": {"colour": options.colour, "max_faces": options.max_faces, "hud": options.hud, "label": options.label,
-                    "smoothing": options.smoothing},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
+        "options": {
+            "colour": options.colour,
+            "max_faces": options.max_faces,
+            "hud": options.hud,
+            "label": options.label,
+            "smoothing": options.smoothing,
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        },
         "warmup_frames": WARMUP_FRAMES,
         "interrupted": interrupted,
         **summary,
     }
-    print(f"swapcam bench: {result['source']}, model {Path(swapper.path).name} ({swapper.info.size}px), "
-          f"{swapper.provider}, pace {args.pace}")
+    print(
+        f"swapcam bench: {result['source']}, model {Path(swapper.path).name} ({swapper.info.size}px), "
+        f"{swapper.provider}, pace {args.pace}"
+    )
     print(format_summary(summary))
     print(f"headroom: slowest thread p50 allows {summary['headroom_fps']} fps")
     if args.json:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from realtime.errors import SwapcamError
 from realtime.native import captured_native_output
@@ -29,25 +30,36 @@ SUMMARY_WARMUP_FRAMES = 10  # first frames pay for mediapipe's detector and onnx
 
 def add_providers_argument(parser: argparse.ArgumentParser) -> None:
     """The one ``--providers`` option (live, bench, demo, serve, bench-webrtc)."""
-    parser.add_argument("--providers", default="auto", choices=PROVIDER_CHOICES,
-                        help="onnxruntime execution provider for the swap model: auto = TensorRT/CUDA when they "
-                             "really run on this machine (driver and libraries present), else CPU, said in one line; "
-                             "cpu, cuda or tensorrt to insist (cuda/tensorrt fail with a clear error when unusable)")
+    parser.add_argument(
+        "--providers",
+        default="auto",
+        choices=PROVIDER_CHOICES,
+        help="onnxruntime execution provider for the swap model: auto = TensorRT/CUDA when they "
+        "really run on this machine (driver and libraries present), else CPU, said in one line; "
+        "cpu, cuda or tensorrt to insist (cuda/tensorrt fail with a clear error when unusable)",
+    )
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """--model, --providers, --threads."""
-    parser.add_argument("--model", default=None,
-                        help="swap model: a swapcam .onnx (from `swapcam export`) or a DeepFaceLab/DeepFaceLive .dfm; "
-                             "when left out, the shipped demo model (astronaut -> Grace Hopper)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="swap model: a swapcam .onnx (from `swapcam export`) or a DeepFaceLab/DeepFaceLive .dfm; "
+        "when left out, the shipped demo model (astronaut -> Grace Hopper)",
+    )
     add_providers_argument(parser)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="onnxruntime intra-op threads for the swap; when left out, onnxruntime's choice "
-                             "(one per core)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="onnxruntime intra-op threads for the swap; when left out, onnxruntime's choice (one per core)",
+    )
 
 
-def open_swapper(model: str | os.PathLike | None = None, providers: str = "auto", threads: int | None = None,
-                 direction: str = "a2b") -> Swapper:
+def open_swapper(
+    model: str | os.PathLike | None = None, providers: str = "auto", threads: int | None = None, direction: str = "a2b"
+) -> Swapper:
     """Load a swap model; ``model=None`` is the shipped demo model of ``direction`` ('a2b' or 'b2a').
 
     Says in one line (log INFO) which onnxruntime provider runs it. Raises SwapcamError for a missing file, bad
@@ -65,8 +77,9 @@ def open_swapper(model: str | os.PathLike | None = None, providers: str = "auto"
     return swapper
 
 
-def create_processor(swapper: Swapper, options: PipelineOptions | None = None,
-                     detector: LandmarkDetector | None = None) -> FaceSwapProcessor:
+def create_processor(
+    swapper: Swapper, options: PipelineOptions | None = None, detector: LandmarkDetector | None = None
+) -> FaceSwapProcessor:
     """A per-stream processor, warmed up: its landmark detector has run once on a face and once on an empty frame,
     and the model once on a blank batch, so the first real frame is not the slow one. Native console output of that
     start-up (mediapipe's C++ lines, onnxruntime's first run) is captured and logged at DEBUG only.
@@ -86,8 +99,14 @@ def create_processor(swapper: Swapper, options: PipelineOptions | None = None,
     return processor
 
 
-def run_live(swapper: Swapper, source, sink, options: PipelineOptions, max_frames: int | None = None,
-             on_frame: Callable[[Frame, Image], None] | None = None) -> tuple[dict, bool]:
+def run_live(
+    swapper: Swapper,
+    source,
+    sink,
+    options: PipelineOptions,
+    max_frames: int | None = None,
+    on_frame: Callable[[Frame, Image], None] | None = None,
+) -> tuple[dict, bool]:
     """Processor + threaded runner from ``source`` to ``sink`` until the source ends, ``max_frames`` are captured,
     the sink closes or Ctrl-C. Returns (summary dict, interrupted). The caller owns and closes source and sink."""
     from realtime.runner import LiveRunner

@@ -8,6 +8,7 @@ import argparse
 import importlib
 import logging
 import sys
+from types import ModuleType
 
 from realtime.errors import SwapcamError
 from realtime.native import quiet_native_logs
@@ -16,15 +17,27 @@ from realtime.native import quiet_native_logs
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("realtime.demo", "the main job: live pipeline on the built-in synthetic clip with the shipped demo model"),
     "doctor": ("realtime.doctor", "check Python, packages, onnxruntime providers, mediapipe models, cameras, browser"),
-    "align": ("realtime.align_cmd", "landmarks + Umeyama-aligned crops, JSON and an annotated preview for images/videos"),
+    "align": (
+        "realtime.align_cmd",
+        "landmarks + Umeyama-aligned crops, JSON and an annotated preview for images/videos",
+    ),
     "make-clip": ("realtime.samples", "write the built-in synthetic camera clip of a sample face as MP4 or y4m"),
-    "extract": ("training.extract", "build a faceset (aligned crops + faces.json) from videos, folders, images or a camera"),
+    "extract": (
+        "training.extract",
+        "build a faceset (aligned crops + faces.json) from videos, folders, images or a camera",
+    ),
     "train": ("training.train", "train the shared-encoder / two-decoder swap autoencoder on facesets A and B"),
     "export": ("models.export", "export a trained run to ONNX (swapcam contract or DeepFaceLive DFM)"),
-    "build-demo-model": ("training.demo_model", "rebuild the shipped demo model (astronaut <-> Grace Hopper) from scratch"),
+    "build-demo-model": (
+        "training.demo_model",
+        "rebuild the shipped demo model (astronaut <-> Grace Hopper) from scratch",
+    ),
     "bench-train": ("training.bench", "training speed per preset (samples/s) and GFLOPs per face, JSON output"),
     "live": ("realtime.live", "run the live swap: camera/file/synthetic source -> virtual camera, window, file"),
-    "eval": ("realtime.eval", "swap quality on a clip: expression, pose, identity, reconstruction, flicker, seams; JSON + sheet"),
+    "eval": (
+        "realtime.eval",
+        "swap quality on a clip: expression, pose, identity, reconstruction, flicker, seams; JSON + sheet",
+    ),
     "bench": ("realtime.bench", "live pipeline benchmark: per-stage p50/p95 ms, fps, end-to-end latency, drops"),
     "serve": ("realtime.webrtc.server", "WebRTC server + demo page: browser webcam in, swapped video back"),
     "bench-webrtc": ("realtime.webrtc.bench", "N in-process WebRTC peers: per-peer fps and round-trip latency"),
@@ -45,11 +58,12 @@ def _top_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
+def build_parser(name: str) -> tuple[argparse.ArgumentParser, ModuleType]:
     module_name, text = COMMANDS[name]
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(
-        prog=f"swapcam {name}", description=(module.__doc__ or text).strip(),
+        prog=f"swapcam {name}",
+        description=(module.__doc__ or text).strip(),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -12,7 +12,7 @@ OpenCV's float LAB (BGR in [0, 1] -> L in 0..100, a/b roughly -128..127, D65), i
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -27,7 +27,10 @@ COLOUR_MODES = ("rct", "hist", "none")
 def _check(source: Image, target: Image, mask: Mask) -> np.ndarray:
     for name, img in (("source", source), ("target", target)):
         if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-            raise ValueError(f"{name} is {getattr(img, 'dtype', type(img).__name__)} {getattr(img, 'shape', '')}, expected HxWx3 uint8 BGR")
+            raise ValueError(
+                f"{name} is {getattr(img, 'dtype', type(img).__name__)} {getattr(img, 'shape', '')}, "
+                "expected HxWx3 uint8 BGR"
+            )
     if source.shape != target.shape:
         raise ValueError(f"source has shape {source.shape} but target has shape {target.shape}")
     mask = np.asarray(mask)

@@ -63,7 +63,10 @@ def paste_box(mask: Mask, matrix: np.ndarray, frame_shape: tuple[int, ...]) -> t
     ys, xs = np.nonzero(mask > 0)
     if len(xs) == 0:
         return None
-    corners = np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.min()], [xs.min(), ys.max() + 1], [xs.max() + 1, ys.max() + 1]], np.float64)
+    corners = np.array(
+        [[xs.min(), ys.min()], [xs.max() + 1, ys.min()], [xs.min(), ys.max() + 1], [xs.max() + 1, ys.max() + 1]],
+        np.float64,
+    )
     pts = transform_points(corners, invert_matrix(matrix))
     h, w = frame_shape[:2]
     x0, y0 = np.floor(pts.min(axis=0)).astype(int) - 1

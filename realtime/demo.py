@@ -25,14 +25,24 @@ log = logging.getLogger("swapcam.demo")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="demo-out/swapped.mp4", help="output video (a preview PNG is written beside it)")
+    parser.add_argument(
+        "--out", default="demo-out/swapped.mp4", help="output video (a preview PNG is written beside it)"
+    )
     add_model_arguments(parser)
-    parser.add_argument("--direction", default="a2b", choices=("a2b", "b2a"),
-                        help="shipped demo model used when --model is left out: a2b = astronaut -> Grace Hopper "
-                             "(clip of the astronaut), b2a = the reverse")
+    parser.add_argument(
+        "--direction",
+        default="a2b",
+        choices=("a2b", "b2a"),
+        help="shipped demo model used when --model is left out: a2b = astronaut -> Grace Hopper "
+        "(clip of the astronaut), b2a = the reverse",
+    )
     parser.add_argument("--frames", type=int, default=150, help="frames of the synthetic clip to swap (30 fps)")
-    parser.add_argument("--window", action="store_true", help="also show the output in a window (when a display is available)")
-    parser.add_argument("--vcam", action="store_true", help="also send the output to the virtual camera (when one is set up)")
+    parser.add_argument(
+        "--window", action="store_true", help="also show the output in a window (when a display is available)"
+    )
+    parser.add_argument(
+        "--vcam", action="store_true", help="also send the output to the virtual camera (when one is set up)"
+    )
     parser.add_argument("--json", default=None, help="also write the benchmark summary as JSON")
     add_pipeline_arguments(parser, label_default=True)
 
@@ -73,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
     sinks = [s for s in sinks if s is not None]
     # Written to a file only, every frame counts (fast pace); shown live, the clip plays at 30 fps like a camera.
     live_view = len(sinks) > 1
-    source = synthetic_source(portrait, pace="realtime" if live_view else "fast", n_frames=args.frames,
-                              size=(width, height))
+    source = synthetic_source(
+        portrait, pace="realtime" if live_view else "fast", n_frames=args.frames, size=(width, height)
+    )
     sink = TeeSink(sinks)
     preview: dict[str, np.ndarray] = {}
     middle = args.frames // 2
@@ -99,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("no frame with a face after the clip's middle: no preview written")
     if args.json:
-        path = atomic_write_json(args.json, {"model": str(swapper.path), "source": source.describe(), **summary}, indent=2)
+        path = atomic_write_json(
+            args.json, {"model": str(swapper.path), "source": source.describe(), **summary}, indent=2
+        )
         print(f"wrote {path}")
     return 130 if interrupted else 0

@@ -81,8 +81,14 @@ def _dist_version(dist: str, module: str) -> str | None:
 def check_python() -> list[Check]:
     version = platform.python_version()
     good = (3, 10) <= sys.version_info[:2] <= (3, 12)
-    return [Check("python", OK if good else MISSING, f"{version} ({sys.executable})" if good
-                  else f"{version}: swapcam needs Python 3.10-3.12", required=True)]
+    return [
+        Check(
+            "python",
+            OK if good else MISSING,
+            f"{version} ({sys.executable})" if good else f"{version}: swapcam needs Python 3.10-3.12",
+            required=True,
+        )
+    ]
 
 
 def check_packages(required=None, optional=None) -> list[Check]:
@@ -97,8 +103,9 @@ def check_packages(required=None, optional=None) -> list[Check]:
             version = _dist_version(dist, module) or getattr(sys.modules[module], "__version__", "?")
             checks.append(Check(module, OK, f"{version}", required=True))
         except Exception as exc:  # ImportError, or a broken native library: either way it is missing
-            checks.append(Check(module, MISSING, f"cannot import ({type(exc).__name__}: {exc}); needed for {why}",
-                                required=True))
+            checks.append(
+                Check(module, MISSING, f"cannot import ({type(exc).__name__}: {exc}); needed for {why}", required=True)
+            )
     for module, dist, why in optional:
         found = importlib.util.find_spec(module) is not None
         version = _dist_version(dist, module) if found else None
@@ -112,7 +119,8 @@ def tiny_onnx_model() -> bytes:
     except ImportError:
         return TINY_ONNX
     graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "x"], ["y"])], "t",
+        [helper.make_node("Add", ["x", "x"], ["y"])],
+        "t",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
@@ -160,8 +168,13 @@ def check_onnxruntime() -> list[Check]:
     from realtime.swapper import nvidia_device_count
 
     gpus = nvidia_device_count()
-    checks.append(Check("nvidia driver", OK if gpus else WARN,
-                        f"{gpus} CUDA device(s)" if gpus else "no NVIDIA driver/GPU: the swap model runs on CPU"))
+    checks.append(
+        Check(
+            "nvidia driver",
+            OK if gpus else WARN,
+            f"{gpus} CUDA device(s)" if gpus else "no NVIDIA driver/GPU: the swap model runs on CPU",
+        )
+    )
     for provider in ort.get_available_providers():
         usable, detail = probe_provider(provider, model)
         required = provider == "CPUExecutionProvider"
@@ -183,8 +196,15 @@ def check_mediapipe_models(package_dir: str | os.PathLike | None = None, run_sam
     root = Path(package_dir)
     absent = [rel for rel in MEDIAPIPE_MODELS if not (root / rel).is_file()]
     if absent:
-        return [Check("mediapipe models", MISSING, f"not in {root}: {', '.join(absent)} (swapcam pins mediapipe==0.10.21, "
-                      "the last release that bundles them)", required=True)]
+        return [
+            Check(
+                "mediapipe models",
+                MISSING,
+                f"not in {root}: {', '.join(absent)} (swapcam pins mediapipe==0.10.21, "
+                "the last release that bundles them)",
+                required=True,
+            )
+        ]
     if not run_sample:
         return [Check("mediapipe models", OK, f"present in {root}", required=True)]
     try:
@@ -205,13 +225,28 @@ def check_mediapipe_models(package_dir: str | os.PathLike | None = None, run_sam
             detector.close()
         ms = (time.perf_counter() - start) * 1000
     except Exception as exc:
-        return [Check("mediapipe models", MISSING, f"present but FaceMesh failed: {type(exc).__name__}: {exc}",
-                      required=True)]
+        return [
+            Check(
+                "mediapipe models", MISSING, f"present but FaceMesh failed: {type(exc).__name__}: {exc}", required=True
+            )
+        ]
     if len(faces) != 1:
-        return [Check("mediapipe models", MISSING, f"FaceMesh found {len(faces)} faces in the {sample} sample, "
-                      "expected 1", required=True)]
-    return [Check("mediapipe models", OK, f"FaceMesh found the face in the {sample} sample ({ms:.0f} ms incl. load)",
-                  required=True)]
+        return [
+            Check(
+                "mediapipe models",
+                MISSING,
+                f"FaceMesh found {len(faces)} faces in the {sample} sample, expected 1",
+                required=True,
+            )
+        ]
+    return [
+        Check(
+            "mediapipe models",
+            OK,
+            f"FaceMesh found the face in the {sample} sample ({ms:.0f} ms incl. load)",
+            required=True,
+        )
+    ]
 
 
 def check_fan_weights() -> list[Check]:
@@ -224,7 +259,9 @@ def check_fan_weights() -> list[Check]:
     files = fan_weight_files()
     absent = [str(p) for p in files.values() if not p.is_file()]
     if absent:
-        return [Check("face-alignment weights", WARN, f"not found: {', '.join(absent)} (only needed for --landmarks fan)")]
+        return [
+            Check("face-alignment weights", WARN, f"not found: {', '.join(absent)} (only needed for --landmarks fan)")
+        ]
     return [Check("face-alignment weights", OK, ", ".join(str(p) for p in files.values()))]
 
 
@@ -240,7 +277,9 @@ def loopback_devices(sysfs: str | os.PathLike = "/sys/devices/virtual/video4linu
     return found
 
 
-def check_cameras(dev: str | os.PathLike = "/dev", sysfs: str | os.PathLike = "/sys/devices/virtual/video4linux") -> list[Check]:
+def check_cameras(
+    dev: str | os.PathLike = "/dev", sysfs: str | os.PathLike = "/sys/devices/virtual/video4linux"
+) -> list[Check]:
     loopbacks = {d for d, _ in loopback_devices(sysfs)}
     nodes = sorted(glob.glob(os.path.join(str(dev), "video*")))
     cameras = [n for n in nodes if "/dev/" + Path(n).name not in loopbacks]
@@ -255,8 +294,14 @@ def check_v4l2loopback(sysfs: str | os.PathLike = "/sys/devices/virtual/video4li
         return [Check("v4l2loopback", OK, ", ".join(f"{d} ({label})" for d, label in devices))]
     if sys.platform != "linux":
         return [Check("v4l2loopback", WARN, "Linux only; pyvirtualcam uses OBS on Windows/macOS")]
-    return [Check("v4l2loopback", WARN, "no loopback device; for the virtual camera sink: "
-                  "sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=swapcam")]
+    return [
+        Check(
+            "v4l2loopback",
+            WARN,
+            "no loopback device; for the virtual camera sink: "
+            "sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=swapcam",
+        )
+    ]
 
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -289,8 +334,11 @@ def run_checks(sample: bool = True) -> list[Check]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the checks as a JSON list instead of lines")
-    parser.add_argument("--quick", action="store_true",
-                        help="only look for the mediapipe model files instead of running FaceMesh on a sample")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="only look for the mediapipe model files instead of running FaceMesh on a sample",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -301,7 +349,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         for check in checks:
             print(check.line())
-        print(f"{'FAILED' if failed else 'ready'}: {len(failed)} required item(s) missing"
-              + (f" ({', '.join(c.name for c in failed)})" if failed else "")
-              + f", {sum(c.status == WARN for c in checks)} warning(s)")
+        print(
+            f"{'FAILED' if failed else 'ready'}: {len(failed)} required item(s) missing"
+            + (f" ({', '.join(c.name for c in failed)})" if failed else "")
+            + f", {sum(c.status == WARN for c in checks)} warning(s)"
+        )
     return 1 if failed else 0

@@ -442,6 +442,7 @@ def source_frames(spec: str, max_frames: int | None, width: int, height: int):
     text = str(spec)
     if text.isdigit() or text.startswith("/dev/video"):
         raise SwapcamError(f"--source {text}: eval needs a clip (video file, image or 'synthetic'), not a camera")
+    n: int | None
     if text == "carphone":
         from realtime.samples import talking_clip
 

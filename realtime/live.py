@@ -23,41 +23,77 @@ log = logging.getLogger("swapcam.live")
 def add_pipeline_arguments(parser: argparse.ArgumentParser, label_default: bool = False) -> None:
     """The per-stream swap options. ``label_default=True`` (the demo): the label is on unless --no-label."""
     parser.add_argument("--max-faces", type=int, default=1, help="swap up to this many faces per frame")
-    parser.add_argument("--colour", default="rct", choices=COLOUR_MODES,
-                        help="colour transfer to the camera's face: rct = Reinhard in LAB inside the mask, "
-                             "hist = histogram matching, none")
+    parser.add_argument(
+        "--colour",
+        default="rct",
+        choices=COLOUR_MODES,
+        help="colour transfer to the camera's face: rct = Reinhard in LAB inside the mask, "
+        "hist = histogram matching, none",
+    )
     parser.add_argument("--hud", action="store_true", help="draw fps and per-stage milliseconds on the output")
     if label_default:
         group = parser.add_mutually_exclusive_group()
-        group.add_argument("--label", dest="label", action="store_true", default=True,
-                           help="stamp the visible 'synthetic video' label on the output (the default here)")
-        group.add_argument("--no-label", dest="label", action="store_false",
-                           help="leave out the visible 'synthetic video' label")
+        group.add_argument(
+            "--label",
+            dest="label",
+            action="store_true",
+            default=True,
+            help="stamp the visible 'synthetic video' label on the output (the default here)",
+        )
+        group.add_argument(
+            "--no-label", dest="label", action="store_false", help="leave out the visible 'synthetic video' label"
+        )
     else:
-        parser.add_argument("--label", action="store_true", help="stamp a visible 'synthetic video' label on the output")
+        parser.add_argument(
+            "--label", action="store_true", help="stamp a visible 'synthetic video' label on the output"
+        )
     parser.add_argument("--no-smoothing", action="store_true", help="turn off One Euro smoothing of the landmarks")
-    parser.add_argument("--min-cutoff", type=float, default=PipelineOptions.min_cutoff,
-                        help="One Euro min cutoff in Hz (lower = steadier face at rest, more lag)")
-    parser.add_argument("--beta", type=float, default=PipelineOptions.beta,
-                        help="One Euro speed coefficient per px/s (higher = less lag when the head moves)")
+    parser.add_argument(
+        "--min-cutoff",
+        type=float,
+        default=PipelineOptions.min_cutoff,
+        help="One Euro min cutoff in Hz (lower = steadier face at rest, more lag)",
+    )
+    parser.add_argument(
+        "--beta",
+        type=float,
+        default=PipelineOptions.beta,
+        help="One Euro speed coefficient per px/s (higher = less lag when the head moves)",
+    )
 
 
 def add_source_arguments(parser: argparse.ArgumentParser, default_source: str) -> None:
-    parser.add_argument("--source", default=default_source,
-                        help="camera index (0), device path (/dev/video0), video file, image, or 'synthetic' / "
-                             "'synthetic:grace_hopper' (the built-in clip)")
+    parser.add_argument(
+        "--source",
+        default=default_source,
+        help="camera index (0), device path (/dev/video0), video file, image, or 'synthetic' / "
+        "'synthetic:grace_hopper' (the built-in clip)",
+    )
     parser.add_argument("--width", type=int, default=640, help="capture width (camera) / synthetic clip width")
     parser.add_argument("--height", type=int, default=480, help="capture height (camera) / synthetic clip height")
     parser.add_argument("--fps", type=float, default=30.0, help="camera frame rate to request")
-    parser.add_argument("--mjpg", action="store_true", help="ask the camera for MJPG (more fps over USB 2 at high resolutions)")
-    parser.add_argument("--camera-retry", type=float, default=3.0,
-                        help="seconds to keep retrying an absent or unplugged camera before giving up")
+    parser.add_argument(
+        "--mjpg", action="store_true", help="ask the camera for MJPG (more fps over USB 2 at high resolutions)"
+    )
+    parser.add_argument(
+        "--camera-retry",
+        type=float,
+        default=3.0,
+        help="seconds to keep retrying an absent or unplugged camera before giving up",
+    )
     parser.add_argument("--loop", action="store_true", help="loop a video file source")
 
 
 def options_from_args(args: argparse.Namespace) -> PipelineOptions:
-    options = PipelineOptions(colour=args.colour, max_faces=args.max_faces, label=args.label, hud=args.hud,
-                              smoothing=not args.no_smoothing, min_cutoff=args.min_cutoff, beta=args.beta)
+    options = PipelineOptions(
+        colour=args.colour,
+        max_faces=args.max_faces,
+        label=args.label,
+        hud=args.hud,
+        smoothing=not args.no_smoothing,
+        min_cutoff=args.min_cutoff,
+        beta=args.beta,
+    )
     options.validate()
     return options
 
@@ -67,21 +103,45 @@ def open_source_from_args(args: argparse.Namespace, pace: str, n_frames: int | N
 
     if args.width < 64 or args.height < 64:
         raise SwapcamError(f"--width/--height {args.width}x{args.height}: expected at least 64x64")
-    return open_source(args.source, pace=pace, n_frames=n_frames, width=args.width, height=args.height,
-                       fps=args.fps, mjpg=args.mjpg, retry_s=args.camera_retry, loop=args.loop)
+    return open_source(
+        args.source,
+        pace=pace,
+        n_frames=n_frames,
+        width=args.width,
+        height=args.height,
+        fps=args.fps,
+        mjpg=args.mjpg,
+        retry_s=args.camera_retry,
+        loop=args.loop,
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     add_source_arguments(parser, default_source="0")
-    parser.add_argument("--sink", default="vcam",
-                        help="vcam (virtual camera; vcam:/dev/videoN for a given device), window, file:PATH.mp4, null")
-    parser.add_argument("--vcam-backend", default=None,
-                        help="pyvirtualcam backend name; when left out, the platform's (v4l2loopback on Linux, obs elsewhere)")
-    parser.add_argument("--pace", default="realtime", choices=PACES,
-                        help="video/image/synthetic sources: realtime = play at the file's fps like a camera, "
-                             "fast = as fast as possible, every frame processed")
-    parser.add_argument("--frames", type=int, default=None, help="stop after this many frames; when left out, run until the source ends or Ctrl-C")
+    parser.add_argument(
+        "--sink",
+        default="vcam",
+        help="vcam (virtual camera; vcam:/dev/videoN for a given device), window, file:PATH.mp4, null",
+    )
+    parser.add_argument(
+        "--vcam-backend",
+        default=None,
+        help="pyvirtualcam backend name; when left out, the platform's (v4l2loopback on Linux, obs elsewhere)",
+    )
+    parser.add_argument(
+        "--pace",
+        default="realtime",
+        choices=PACES,
+        help="video/image/synthetic sources: realtime = play at the file's fps like a camera, "
+        "fast = as fast as possible, every frame processed",
+    )
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="stop after this many frames; when left out, run until the source ends or Ctrl-C",
+    )
     add_pipeline_arguments(parser)
 
 

@@ -7,8 +7,8 @@ them takes is a file all of them take.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -88,8 +88,9 @@ def capture_frames(cap: cv2.VideoCapture, start: int = 0) -> Iterator[tuple[int,
         index += 1
 
 
-def video_frames(path: str | Path, every: int = 1, max_frames: int | None = None,
-                 start: int = 0) -> Iterator[tuple[int, Image]]:
+def video_frames(
+    path: str | Path, every: int = 1, max_frames: int | None = None, start: int = 0
+) -> Iterator[tuple[int, Image]]:
     """(frame index, frame) for every ``every``-th frame. Raises SwapcamError naming the file if none decodes."""
     if every < 1:
         raise SwapcamError(f"every={every}: expected >= 1")

@@ -12,7 +12,7 @@ import contextlib
 import os
 import tempfile
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 # Read by the native libraries when they first log; setdefault so a user who sets them on purpose wins.
 NATIVE_LOG_ENV = {
@@ -51,7 +51,7 @@ def captured_native_output() -> Iterator[list[str]]:
                     os.dup2(sink.fileno(), fd)
                 except OSError:
                     pass
-            with contextlib.redirect_stdout(None):  # type: ignore[type-var]
+            with contextlib.redirect_stdout(None):
                 yield lines
         finally:
             for fd, copy in saved:

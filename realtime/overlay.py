@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import cv2
 import numpy as np
@@ -14,7 +14,9 @@ LABEL_TEXT = "synthetic video"
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def _text_box(frame: Image, lines: list[str], origin: tuple[int, int], scale: float, anchor_bottom_right: bool = False) -> None:
+def _text_box(
+    frame: Image, lines: list[str], origin: tuple[int, int], scale: float, anchor_bottom_right: bool = False
+) -> None:
     thickness = max(1, int(round(scale * 2)))
     sizes = [cv2.getTextSize(line, _FONT, scale, thickness) for line in lines]
     line_h = max(s[0][1] + s[1] for s in sizes) + 4

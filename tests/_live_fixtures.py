@@ -20,10 +20,20 @@ def _ellipse_mask(size: int) -> np.ndarray:
     return (r <= 1.0).astype(np.float32)
 
 
-def colour_shift_model(path: Path, size: int = 64, gain=(1.0, 1.0, 1.0), offset=(0.2, -0.1, 0.0), *,
-                       layout: str = "swapcam", input_name: str | None = None, channels: int = 3,
-                       meta: dict | None = None, with_meta: bool = True, mask: np.ndarray | None = None,
-                       morph_input: bool = False) -> Path:
+def colour_shift_model(
+    path: Path,
+    size: int = 64,
+    gain=(1.0, 1.0, 1.0),
+    offset=(0.2, -0.1, 0.0),
+    *,
+    layout: str = "swapcam",
+    input_name: str | None = None,
+    channels: int = 3,
+    meta: dict | None = None,
+    with_meta: bool = True,
+    mask: np.ndarray | None = None,
+    morph_input: bool = False,
+) -> Path:
     """Write a tiny swap graph. layout 'swapcam' (NCHW RGB) or 'dfm' (NHWC BGR). ``gain``/``offset`` per channel in
     the model's own channel order; the face output is clip(x * gain + offset, 0, 1)."""
     import onnx
@@ -33,8 +43,10 @@ def colour_shift_model(path: Path, size: int = 64, gain=(1.0, 1.0, 1.0), offset=
     if layout == "swapcam":
         in_name = input_name or "in_face"
         x = helper.make_tensor_value_info(in_name, TensorProto.FLOAT, ["N", channels, size, size])
-        outs = [helper.make_tensor_value_info("out_face", TensorProto.FLOAT, ["N", channels, size, size]),
-                helper.make_tensor_value_info("out_mask", TensorProto.FLOAT, ["N", 1, size, size])]
+        outs = [
+            helper.make_tensor_value_info("out_face", TensorProto.FLOAT, ["N", channels, size, size]),
+            helper.make_tensor_value_info("out_mask", TensorProto.FLOAT, ["N", 1, size, size]),
+        ]
         cshape = [1, channels, 1, 1]
         mask_t = mask.reshape(1, 1, size, size)
         reduce_axis, face_name, mask_name = 1, "out_face", "out_mask"
@@ -42,18 +54,24 @@ def colour_shift_model(path: Path, size: int = 64, gain=(1.0, 1.0, 1.0), offset=
     else:
         in_name = input_name or "in_face:0"
         x = helper.make_tensor_value_info(in_name, TensorProto.FLOAT, ["N", size, size, channels])
-        outs = [helper.make_tensor_value_info("out_face_mask:0", TensorProto.FLOAT, ["N", size, size, 1]),
-                helper.make_tensor_value_info("out_celeb_face:0", TensorProto.FLOAT, ["N", size, size, channels]),
-                helper.make_tensor_value_info("out_celeb_face_mask:0", TensorProto.FLOAT, ["N", size, size, 1])]
+        outs = [
+            helper.make_tensor_value_info("out_face_mask:0", TensorProto.FLOAT, ["N", size, size, 1]),
+            helper.make_tensor_value_info("out_celeb_face:0", TensorProto.FLOAT, ["N", size, size, channels]),
+            helper.make_tensor_value_info("out_celeb_face_mask:0", TensorProto.FLOAT, ["N", size, size, 1]),
+        ]
         cshape = [1, 1, 1, channels]
         mask_t = mask.reshape(1, size, size, 1)
         reduce_axis, face_name, mask_name = 3, "out_celeb_face:0", "out_celeb_face_mask:0"
         extra = [helper.make_node("Identity", [mask_name], ["out_face_mask:0"])]
     g = np.resize(np.asarray(gain, np.float32), channels).reshape(cshape)
     o = np.resize(np.asarray(offset, np.float32), channels).reshape(cshape)
-    inits = [numpy_helper.from_array(g, "gain"), numpy_helper.from_array(o, "offset"),
-             numpy_helper.from_array(mask_t, "mask_const"), numpy_helper.from_array(np.float32(0), "zero"),
-             numpy_helper.from_array(np.float32(1), "one")]
+    inits = [
+        numpy_helper.from_array(g, "gain"),
+        numpy_helper.from_array(o, "offset"),
+        numpy_helper.from_array(mask_t, "mask_const"),
+        numpy_helper.from_array(np.float32(0), "zero"),
+        numpy_helper.from_array(np.float32(1), "one"),
+    ]
     inputs = [x]
     offset_name = "offset"
     if morph_input:  # DeepFaceLive SAEHD style: the offset is scaled by the scalar 'morph_value:0'
@@ -74,8 +92,13 @@ def colour_shift_model(path: Path, size: int = 64, gain=(1.0, 1.0, 1.0), offset=
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     if with_meta:
-        info = ModelInfo(size=size, format="swapcam" if layout == "swapcam" else "dfm", preset="test",
-                         layout="NCHW" if layout == "swapcam" else "NHWC", colour_order="RGB" if layout == "swapcam" else "BGR")
+        info = ModelInfo(
+            size=size,
+            format="swapcam" if layout == "swapcam" else "dfm",
+            preset="test",
+            layout="NCHW" if layout == "swapcam" else "NHWC",
+            colour_order="RGB" if layout == "swapcam" else "BGR",
+        )
         props = info.to_metadata()
         props.update(meta or {})
         for key, value in props.items():

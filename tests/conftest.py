@@ -41,7 +41,10 @@ def grace_hopper(portraits):
 def clips(portraits):
     from realtime.samples import synthetic_clip
 
-    return {name: synthetic_clip(por, n_frames=CLIP_FRAMES, size=CLIP_SIZE, fps=CLIP_FPS, seed=0) for name, por in portraits.items()}
+    return {
+        name: synthetic_clip(por, n_frames=CLIP_FRAMES, size=CLIP_SIZE, fps=CLIP_FPS, seed=0)
+        for name, por in portraits.items()
+    }
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,18 @@ import numpy as np
 import pytest
 
 from realtime.align import (
-    DEFAULT_COVERAGE, JAW_IDX, MIRROR_68, STABLE_IDX, TEMPLATE_68, align, alignment_matrix, invert_matrix,
-    template_points, transform_points, umeyama, uncrop,
+    DEFAULT_COVERAGE,
+    JAW_IDX,
+    MIRROR_68,
+    STABLE_IDX,
+    TEMPLATE_68,
+    align,
+    alignment_matrix,
+    invert_matrix,
+    template_points,
+    transform_points,
+    umeyama,
+    uncrop,
 )
 
 
@@ -117,16 +127,19 @@ def test_umeyama_two_points_suffice():
     np.testing.assert_allclose(est, _similarity(np.pi / 2, 2.0, 10.0, 10.0), atol=1e-12)
 
 
-@pytest.mark.parametrize("src, dst, match", [
-    (np.zeros((1, 2)), np.zeros((1, 2)), "at least 2"),
-    (np.ones((5, 2)), np.random.default_rng(0).normal(size=(5, 2)), "all equal"),
-    (np.random.default_rng(0).normal(size=(5, 2)), np.ones((5, 2)), "all equal"),
-    (np.array([[0, 0], [1, np.nan]]), np.zeros((2, 2)), "NaN"),
-    (np.zeros((3, 2)), np.array([[0, 0], [1, 1], [np.inf, 0]]), "NaN or inf"),
-    (np.zeros((4, 2)), np.zeros((5, 2)), "shape"),
-    (np.zeros((4, 3)), np.zeros((4, 3)), "Nx2"),
-    (np.zeros(8), np.zeros(8), "Nx2"),
-])
+@pytest.mark.parametrize(
+    "src, dst, match",
+    [
+        (np.zeros((1, 2)), np.zeros((1, 2)), "at least 2"),
+        (np.ones((5, 2)), np.random.default_rng(0).normal(size=(5, 2)), "all equal"),
+        (np.random.default_rng(0).normal(size=(5, 2)), np.ones((5, 2)), "all equal"),
+        (np.array([[0, 0], [1, np.nan]]), np.zeros((2, 2)), "NaN"),
+        (np.zeros((3, 2)), np.array([[0, 0], [1, 1], [np.inf, 0]]), "NaN or inf"),
+        (np.zeros((4, 2)), np.zeros((5, 2)), "shape"),
+        (np.zeros((4, 3)), np.zeros((4, 3)), "Nx2"),
+        (np.zeros(8), np.zeros(8), "Nx2"),
+    ],
+)
 def test_umeyama_degenerate_input_raises(src, dst, match):
     with pytest.raises(ValueError, match=match):
         umeyama(src, dst)
@@ -186,7 +199,9 @@ def test_stable_only_ignores_the_jaw():
     wobbly = landmarks.copy()
     wobbly[JAW_IDX] += np.random.default_rng(6).normal(0, 8, size=(17, 2))
     np.testing.assert_allclose(alignment_matrix(wobbly, 256), alignment_matrix(landmarks, 256), atol=1e-9)
-    moved = np.abs(alignment_matrix(wobbly, 256, stable_only=False) - alignment_matrix(landmarks, 256, stable_only=False))
+    moved = np.abs(
+        alignment_matrix(wobbly, 256, stable_only=False) - alignment_matrix(landmarks, 256, stable_only=False)
+    )
     assert moved.max() > 1e-3
 
 
@@ -200,8 +215,9 @@ def test_alignment_matrix_bad_landmarks():
 def _textured_frame(h: int = 480, w: int = 640) -> np.ndarray:
     """Smooth but non-trivial colour pattern (so interpolation error stays small and measurable)."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.stack([128 + 100 * np.sin(xx / 23.0), 128 + 100 * np.cos(yy / 17.0),
-                    128 + 100 * np.sin((xx + yy) / 31.0)], axis=2)
+    img = np.stack(
+        [128 + 100 * np.sin(xx / 23.0), 128 + 100 * np.cos(yy / 17.0), 128 + 100 * np.sin((xx + yy) / 31.0)], axis=2
+    )
     return img.astype(np.uint8)
 
 
@@ -234,11 +250,18 @@ def test_invert_matrix_checks_shape():
         invert_matrix(np.eye(3))
 
 
-@pytest.mark.parametrize("frame, error", [
-    (None, TypeError), (np.zeros((480, 640), np.uint8), ValueError), (np.zeros((480, 640, 4), np.uint8), ValueError),
-    (np.zeros((1, 1, 3), np.uint8), ValueError), (np.zeros((0, 0, 3), np.uint8), ValueError),
-    (np.zeros((480, 640, 3), np.float32), TypeError), ([[0, 0, 0]], TypeError),
-])
+@pytest.mark.parametrize(
+    "frame, error",
+    [
+        (None, TypeError),
+        (np.zeros((480, 640), np.uint8), ValueError),
+        (np.zeros((480, 640, 4), np.uint8), ValueError),
+        (np.zeros((1, 1, 3), np.uint8), ValueError),
+        (np.zeros((0, 0, 3), np.uint8), ValueError),
+        (np.zeros((480, 640, 3), np.float32), TypeError),
+        ([[0, 0, 0]], TypeError),
+    ],
+)
 def test_align_bad_frames(frame, error):
     with pytest.raises(error, match="frame"):
         align(frame, template_points(256), 256)

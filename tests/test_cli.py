@@ -32,7 +32,9 @@ def test_subcommand_help(name, capsys):
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction):
             continue
-        assert action.help and action.help.strip(), f"swapcam {name}: option {action.option_strings or action.dest} has no help text"
+        assert action.help and action.help.strip(), (
+            f"swapcam {name}: option {action.option_strings or action.dest} has no help text"
+        )
         for flag in action.option_strings:
             assert flag in out
 
@@ -52,8 +54,13 @@ def test_unknown_command_exits_2(capsys):
 
 
 def test_unknown_command_in_a_fresh_process():
-    proc = subprocess.run([sys.executable, "-m", "realtime.cli", "frobnicate", "--x"], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "realtime.cli", "frobnicate", "--x"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "frobnicate" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from _live_fixtures import _ellipse_mask
 from skimage.color import rgb2lab
 
-from _live_fixtures import _ellipse_mask
 from realtime.colour import MASK_THRESHOLD, colour_transfer, hist_match, no_transfer, rct
 from realtime.errors import SwapcamError
 
@@ -49,7 +49,9 @@ def test_rct_leaves_structure(face_pair):
     source, target, mask = face_pair
     out = rct(source, target, mask)
     # A per-channel affine map in LAB keeps the face's own detail: luminance stays strongly correlated.
-    corr = np.corrcoef(cv2.cvtColor(source, cv2.COLOR_BGR2GRAY).ravel(), cv2.cvtColor(out, cv2.COLOR_BGR2GRAY).ravel())[0, 1]
+    corr = np.corrcoef(cv2.cvtColor(source, cv2.COLOR_BGR2GRAY).ravel(), cv2.cvtColor(out, cv2.COLOR_BGR2GRAY).ravel())[
+        0, 1
+    ]
     assert corr > 0.95
 
 

@@ -19,8 +19,15 @@ def test_contract_imports_without_torch():
 
 
 def test_metadata_round_trip_keeps_every_field():
-    info = ModelInfo(size=64, coverage=1.45, preset="tiny", steps=1234, psnr={"a": 27.5, "b": 26.25},
-                     identities=("astronaut", "grace_hopper"), direction="a2b")
+    info = ModelInfo(
+        size=64,
+        coverage=1.45,
+        preset="tiny",
+        steps=1234,
+        psnr={"a": 27.5, "b": 26.25},
+        identities=("astronaut", "grace_hopper"),
+        direction="a2b",
+    )
     meta = info.to_metadata()
     assert all(k.startswith(contract.META_PREFIX) and isinstance(v, str) for k, v in meta.items())
     assert ModelInfo.from_metadata(meta) == info
@@ -28,9 +35,14 @@ def test_metadata_round_trip_keeps_every_field():
 
 @pytest.mark.parametrize(
     "key, value, needle",
-    [("size", "8", "size=8"), ("size", "abc", "swapcam.size='abc'"), ("coverage", "9.0", "coverage=9.0"),
-     ("format", "tflite", "format='tflite'"), ("template", "other", "template='other'"),
-     ("contract_version", "99", "contract_version=99")],
+    [
+        ("size", "8", "size=8"),
+        ("size", "abc", "swapcam.size='abc'"),
+        ("coverage", "9.0", "coverage=9.0"),
+        ("format", "tflite", "format='tflite'"),
+        ("template", "other", "template='other'"),
+        ("contract_version", "99", "contract_version=99"),
+    ],
 )
 def test_bad_metadata_names_key_and_value(key, value, needle):
     meta = ModelInfo(size=64).to_metadata()
@@ -55,8 +67,11 @@ def test_io_names_detect_both_formats_and_reject_others():
 
 # -- check_session: the load-time checks on a graph's declared tensors (no onnxruntime needed) ------------------------
 SWAPCAM_OUT = {"out_face": ["N", 3, 64, 64], "out_mask": ["N", 1, 64, 64]}
-DFM_OUT = {"out_face_mask:0": ["N", 96, 96, 1], "out_celeb_face:0": ["N", 96, 96, 3],
-           "out_celeb_face_mask:0": ["N", 96, 96, 1]}
+DFM_OUT = {
+    "out_face_mask:0": ["N", 96, 96, 1],
+    "out_celeb_face:0": ["N", 96, 96, 3],
+    "out_celeb_face_mask:0": ["N", 96, 96, 1],
+}
 
 
 def test_check_session_accepts_both_contracts():
@@ -72,17 +87,35 @@ def test_check_session_accepts_both_contracts():
 GOOD_META = ModelInfo(size=64).to_metadata()
 
 
-@pytest.mark.parametrize("inputs, outputs, meta, needle", [
-    ({"in_face": ["N", 3, 64]}, SWAPCAM_OUT, GOOD_META, "expected 4-D"),
-    ({"in_face": ["N", 4, 64, 64]}, SWAPCAM_OUT, GOOD_META, "4 channels"),
-    ({"in_face": ["N", 3, 32, 32]}, SWAPCAM_OUT, GOOD_META, "height 32 (shape ['N', 3, 32, 32]) differs from metadata"),
-    ({"in_face": ["N", 3, 64, 64]}, {**SWAPCAM_OUT, "out_mask": ["N", 2, 64, 64]}, GOOD_META, "'out_mask' has 2 channels"),
-    ({"in_face": ["N", 3, 64, 64]}, {**SWAPCAM_OUT, "out_face": ["N", 3, 64]}, GOOD_META, "'out_face' has shape"),
-    ({"in_face": ["N", 3, 64, 64]}, SWAPCAM_OUT, {"producer": "x"}, "not a swapcam model"),
-    ({"in_face": ["N", 3, 64, 64]}, SWAPCAM_OUT, {**GOOD_META, "swapcam.format": "dfm"}, "metadata says format='dfm'"),
-    ({"in_face:0": ["N", "S", "S", 3]}, DFM_OUT, {}, "the face size must be fixed"),
-    ({"image": ["N", 3, 64, 64]}, SWAPCAM_OUT, GOOD_META, "match neither"),
-])
+@pytest.mark.parametrize(
+    "inputs, outputs, meta, needle",
+    [
+        ({"in_face": ["N", 3, 64]}, SWAPCAM_OUT, GOOD_META, "expected 4-D"),
+        ({"in_face": ["N", 4, 64, 64]}, SWAPCAM_OUT, GOOD_META, "4 channels"),
+        (
+            {"in_face": ["N", 3, 32, 32]},
+            SWAPCAM_OUT,
+            GOOD_META,
+            "height 32 (shape ['N', 3, 32, 32]) differs from metadata",
+        ),
+        (
+            {"in_face": ["N", 3, 64, 64]},
+            {**SWAPCAM_OUT, "out_mask": ["N", 2, 64, 64]},
+            GOOD_META,
+            "'out_mask' has 2 channels",
+        ),
+        ({"in_face": ["N", 3, 64, 64]}, {**SWAPCAM_OUT, "out_face": ["N", 3, 64]}, GOOD_META, "'out_face' has shape"),
+        ({"in_face": ["N", 3, 64, 64]}, SWAPCAM_OUT, {"producer": "x"}, "not a swapcam model"),
+        (
+            {"in_face": ["N", 3, 64, 64]},
+            SWAPCAM_OUT,
+            {**GOOD_META, "swapcam.format": "dfm"},
+            "metadata says format='dfm'",
+        ),
+        ({"in_face:0": ["N", "S", "S", 3]}, DFM_OUT, {}, "the face size must be fixed"),
+        ({"image": ["N", 3, 64, 64]}, SWAPCAM_OUT, GOOD_META, "match neither"),
+    ],
+)
 def test_check_session_names_what_is_wrong(inputs, outputs, meta, needle):
     with pytest.raises(ContractError, match=re.escape(needle)) as info:
         contract.check_session(inputs, outputs, meta, "m.onnx")

@@ -25,8 +25,9 @@ def _name(line: str) -> str:
 @pytest.fixture(scope="module")
 def doctor_run():
     """The real command in a fresh process (so onnxruntime/mediapipe start cold, as for a user)."""
-    return subprocess.run([sys.executable, "-m", "realtime.cli", "doctor"], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "realtime.cli", "doctor"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_doctor_lines_are_clean(doctor_run):
@@ -78,8 +79,11 @@ def test_probe_provider():
 
 
 def test_missing_required_package_exits_1(monkeypatch, capsys):
-    monkeypatch.setattr(doctor, "REQUIRED_PACKAGES",
-                        doctor.REQUIRED_PACKAGES + [("swapcam_no_such_module", "swapcam-no-such", "testing")])
+    monkeypatch.setattr(
+        doctor,
+        "REQUIRED_PACKAGES",
+        doctor.REQUIRED_PACKAGES + [("swapcam_no_such_module", "swapcam-no-such", "testing")],
+    )
     assert main(["doctor", "--quick"]) == 1
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if "swapcam_no_such_module" in line)

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from realtime import eval as ev
-
 from tests._live_fixtures import colour_shift_model
 
 
@@ -88,8 +87,9 @@ def test_region_psnr_and_ssim_against_scikit_image():
     assert ev.region_psnr(a, b, full) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=255), abs=1e-9)
     assert ev.region_psnr(a, a, full) == math.inf
     ga, gb = (cv2.cvtColor(x, cv2.COLOR_BGR2GRAY).astype(np.float64) for x in (a, b))
-    mssim, smap = structural_similarity(ga, gb, data_range=255.0, gaussian_weights=True, sigma=1.5,
-                                        use_sample_covariance=False, full=True)
+    mssim, smap = structural_similarity(
+        ga, gb, data_range=255.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, full=True
+    )
     assert ev.region_ssim(a, b, full) == pytest.approx(smap.mean(), abs=1e-9)  # the map's mean over the region
     assert ev.region_ssim(a, b, full) == pytest.approx(mssim, abs=2e-3)  # skimage's own mean skips a border
     assert ev.region_ssim(a, a, full) == pytest.approx(1.0)
@@ -127,16 +127,24 @@ def frozen_model(path, face_rgb: np.ndarray):
     const = face_rgb.transpose(2, 0, 1)[None].astype(np.float32)
     mask = np.ones((1, 1, size, size), np.float32)
     x = helper.make_tensor_value_info("in_face", TensorProto.FLOAT, ["N", 3, size, size])
-    outs = [helper.make_tensor_value_info("out_face", TensorProto.FLOAT, ["N", 3, size, size]),
-            helper.make_tensor_value_info("out_mask", TensorProto.FLOAT, ["N", 1, size, size])]
-    inits = [numpy_helper.from_array(const, "face"), numpy_helper.from_array(mask, "mask"),
-             numpy_helper.from_array(np.float32(0), "zero")]
-    nodes = [helper.make_node("Mul", ["in_face", "zero"], ["zeros"]),
-             helper.make_node("Add", ["zeros", "face"], ["out_face"]),
-             helper.make_node("ReduceMean", ["zeros"], ["z1"], axes=[1], keepdims=1),
-             helper.make_node("Add", ["z1", "mask"], ["out_mask"])]
-    model = helper.make_model(helper.make_graph(nodes, "frozen", [x], outs, initializer=inits),
-                              opset_imports=[helper.make_opsetid("", 13)])
+    outs = [
+        helper.make_tensor_value_info("out_face", TensorProto.FLOAT, ["N", 3, size, size]),
+        helper.make_tensor_value_info("out_mask", TensorProto.FLOAT, ["N", 1, size, size]),
+    ]
+    inits = [
+        numpy_helper.from_array(const, "face"),
+        numpy_helper.from_array(mask, "mask"),
+        numpy_helper.from_array(np.float32(0), "zero"),
+    ]
+    nodes = [
+        helper.make_node("Mul", ["in_face", "zero"], ["zeros"]),
+        helper.make_node("Add", ["zeros", "face"], ["out_face"]),
+        helper.make_node("ReduceMean", ["zeros"], ["z1"], axes=[1], keepdims=1),
+        helper.make_node("Add", ["z1", "mask"], ["out_mask"]),
+    ]
+    model = helper.make_model(
+        helper.make_graph(nodes, "frozen", [x], outs, initializer=inits), opset_imports=[helper.make_opsetid("", 13)]
+    )
     model.ir_version = 8
     for key, value in ModelInfo(size=size, format="swapcam", preset="test").to_metadata().items():
         entry = model.metadata_props.add()
@@ -186,8 +194,9 @@ def test_identity_model_gives_perfect_fidelity_and_is_not_b(tmp_path, eval_clip,
 
 
 @pytest.mark.slow
-def test_frozen_output_does_not_follow_the_head_and_colour_shift_is_not_b(tmp_path, eval_clip, reference_b,
-                                                                         grace_hopper, portrait_landmarks):
+def test_frozen_output_does_not_follow_the_head_and_colour_shift_is_not_b(
+    tmp_path, eval_clip, reference_b, grace_hopper, portrait_landmarks
+):
     from realtime.align import align
 
     crop, _ = align(grace_hopper.image, portrait_landmarks["grace_hopper"], 128, 1.6)
@@ -206,9 +215,26 @@ def test_frozen_output_does_not_follow_the_head_and_colour_shift_is_not_b(tmp_pa
 @pytest.mark.slow
 def test_eval_command_on_the_demo_model_writes_json_and_sheet(tmp_path):
     out_json, out_png = tmp_path / "eval.json", tmp_path / "sheet.png"
-    proc = subprocess.run([sys.executable, "-m", "realtime.cli", "eval", "--source", "synthetic:astronaut",
-                           "--frames", "24", "--json", str(out_json), "--sheet", str(out_png), "--no-progress"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "realtime.cli",
+            "eval",
+            "--source",
+            "synthetic:astronaut",
+            "--frames",
+            "24",
+            "--json",
+            str(out_json),
+            "--sheet",
+            str(out_png),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out_json.read_text())
     assert doc["frames"] == 24 and doc["coverage"] > 0.9
@@ -221,8 +247,12 @@ def test_eval_command_on_the_demo_model_writes_json_and_sheet(tmp_path):
 
 def test_eval_rejects_a_camera_and_a_missing_file(tmp_path):
     for source, words in (("0", "not a camera"), (str(tmp_path / "nope.mp4"), "does not exist")):
-        proc = subprocess.run([sys.executable, "-m", "realtime.cli", "eval", "--source", source, "--no-progress"],
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "realtime.cli", "eval", "--source", source, "--no-progress"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 2, proc.stderr
         assert words in proc.stderr and "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) <= 2, proc.stderr

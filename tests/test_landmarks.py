@@ -96,8 +96,10 @@ def test_landmarks_follow_the_known_clip_transforms(static_detector, clips, name
         worst_mean = max(worst_mean, err.mean())
     # The clip really moves the face (otherwise this test would prove nothing): the transforms displace the
     # first-frame landmarks by far more than the tolerance.
-    moved = [np.linalg.norm(_project(clip.transforms[i] @ to_first, frame0_landmarks) - frame0_landmarks, axis=1).mean()
-             for i in range(len(clip))]
+    moved = [
+        np.linalg.norm(_project(clip.transforms[i] @ to_first, frame0_landmarks) - frame0_landmarks, axis=1).mean()
+        for i in range(len(clip))
+    ]
     assert max(moved) > 10 * MEAN_TOL_IOD * _inter_ocular(frame0_landmarks)
 
 
@@ -168,30 +170,40 @@ def test_warmup_face_is_a_face_read_without_the_sample_modules():
 
     face = warmup_face()
     assert face is not None and face.dtype == np.uint8 and face.ndim == 3
-    code = ("import sys; from realtime.landmarks.mediapipe_backend import warmup_face; warmup_face(); "
-            "print(sorted(m for m in ('skimage', 'matplotlib', 'realtime.samples') if m in sys.modules))")
+    code = (
+        "import sys; from realtime.landmarks.mediapipe_backend import warmup_face; warmup_face(); "
+        "print(sorted(m for m in ('skimage', 'matplotlib', 'realtime.samples') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"  # located on disk, not imported: seconds saved on every start
 
 
-@pytest.mark.parametrize("image", [
-    np.full((480, 640, 3), 128, np.uint8),
-    np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8),
-], ids=["flat-grey", "noise"])
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.full((480, 640, 3), 128, np.uint8),
+        np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8),
+    ],
+    ids=["flat-grey", "noise"],
+)
 def test_no_face_gives_empty_list(static_detector, image):
     assert static_detector.detect(image) == []
 
 
-@pytest.mark.parametrize("image, error, words", [
-    (None, TypeError, "None"),
-    (np.zeros((480, 640, 3), np.float32), TypeError, "float32"),
-    (np.zeros((480, 640), np.uint8), ValueError, "grayscale"),
-    (np.zeros((480, 640, 4), np.uint8), ValueError, "RGBA"),
-    (np.zeros((1, 1, 3), np.uint8), ValueError, "too small"),
-    (np.zeros((0, 0, 3), np.uint8), ValueError, "too small"),
-    (np.array([]), TypeError, "dtype"),
-    ("face.png", TypeError, "str"),
-], ids=["None", "float", "gray", "rgba", "1x1", "empty", "empty-1d", "path-string"])
+@pytest.mark.parametrize(
+    "image, error, words",
+    [
+        (None, TypeError, "None"),
+        (np.zeros((480, 640, 3), np.float32), TypeError, "float32"),
+        (np.zeros((480, 640), np.uint8), ValueError, "grayscale"),
+        (np.zeros((480, 640, 4), np.uint8), ValueError, "RGBA"),
+        (np.zeros((1, 1, 3), np.uint8), ValueError, "too small"),
+        (np.zeros((0, 0, 3), np.uint8), ValueError, "too small"),
+        (np.array([]), TypeError, "dtype"),
+        ("face.png", TypeError, "str"),
+    ],
+    ids=["None", "float", "gray", "rgba", "1x1", "empty", "empty-1d", "path-string"],
+)
 def test_bad_inputs_raise_clear_errors(static_detector, image, error, words):
     with pytest.raises(error, match=words):
         static_detector.detect(image)

@@ -14,8 +14,8 @@ import av
 import numpy as np
 import pytest
 import pyvirtualcam
-
 from _live_fixtures import colour_shift_model
+
 from realtime.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,23 +35,27 @@ def models(tmp_path_factory):
 
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "realtime.cli", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "realtime.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "error" in line.lower()]
 
 
-@pytest.mark.parametrize("case, extra, message", [
-    ("missing", [], "missing.onnx does not exist"),
-    ("corrupt", [], "corrupt.onnx: not a readable ONNX/DFM model"),
-    ("wrong", [], "match neither the swapcam contract"),
-    ("good", ["--source", "movie.xyz"], "source 'movie.xyz' is not supported"),
-    ("good", ["--source", "7", "--camera-retry", "0.5"], "camera 7 could not be opened"),
-    ("good", ["--sink", "rtmp"], "sink 'rtmp' is not supported"),
-    ("good", ["--threads", "0"], "threads=0: expected an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "case, extra, message",
+    [
+        ("missing", [], "missing.onnx does not exist"),
+        ("corrupt", [], "corrupt.onnx: not a readable ONNX/DFM model"),
+        ("wrong", [], "match neither the swapcam contract"),
+        ("good", ["--source", "movie.xyz"], "source 'movie.xyz' is not supported"),
+        ("good", ["--source", "7", "--camera-retry", "0.5"], "camera 7 could not be opened"),
+        ("good", ["--sink", "rtmp"], "sink 'rtmp' is not supported"),
+        ("good", ["--threads", "0"], "threads=0: expected an integer >= 1"),
+    ],
+)
 def test_bad_input_one_line_exit_2(models, case, extra, message):
     if "7" in extra and Path("/dev/video7").exists():
         pytest.skip("this machine has a /dev/video7")
@@ -89,8 +93,23 @@ def recorder():
 
 
 def test_live_to_virtual_camera(models, recorder, capsys):
-    rc = main(["live", "--model", str(models["good"]), "--source", "synthetic", "--pace", "fast", "--frames", "20",
-               "--sink", "vcam", "--vcam-backend", "swapcam-cli-recorder"])
+    rc = main(
+        [
+            "live",
+            "--model",
+            str(models["good"]),
+            "--source",
+            "synthetic",
+            "--pace",
+            "fast",
+            "--frames",
+            "20",
+            "--sink",
+            "vcam",
+            "--vcam-backend",
+            "swapcam-cli-recorder",
+        ]
+    )
     assert rc == 0
     assert len(recorder) == 20 and all(f.shape == (480, 640, 3) and f.dtype == np.uint8 for f in recorder)
     assert "20 delivered" in capsys.readouterr().out
@@ -98,8 +117,22 @@ def test_live_to_virtual_camera(models, recorder, capsys):
 
 def test_live_to_file(models, tmp_path):
     out = tmp_path / "live.mp4"
-    rc = main(["live", "--model", str(models["good"]), "--source", "synthetic:grace_hopper", "--pace", "fast",
-               "--frames", "15", "--sink", f"file:{out}", "--label"])
+    rc = main(
+        [
+            "live",
+            "--model",
+            str(models["good"]),
+            "--source",
+            "synthetic:grace_hopper",
+            "--pace",
+            "fast",
+            "--frames",
+            "15",
+            "--sink",
+            f"file:{out}",
+            "--label",
+        ]
+    )
     assert rc == 0
     with av.open(str(out)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 15
@@ -117,8 +150,22 @@ def short_video(tmp_path_factory):
 @pytest.mark.parametrize("loop, delivered", [(False, 8), (True, 20)])
 def test_live_loop_plays_a_video_file_past_its_end(models, short_video, tmp_path, capsys, loop, delivered):
     out = tmp_path / "looped.mp4"
-    rc = main(["live", "--model", str(models["good"]), "--source", str(short_video), "--pace", "fast", "--frames", "20",
-               "--sink", f"file:{out}", *(["--loop"] if loop else [])])
+    rc = main(
+        [
+            "live",
+            "--model",
+            str(models["good"]),
+            "--source",
+            str(short_video),
+            "--pace",
+            "fast",
+            "--frames",
+            "20",
+            "--sink",
+            f"file:{out}",
+            *(["--loop"] if loop else []),
+        ]
+    )
     assert rc == 0
     assert f"{delivered} delivered" in capsys.readouterr().out
     with av.open(str(out)) as c:
@@ -153,10 +200,25 @@ def test_bench_json(models, tmp_path, capsys):
 def test_ctrl_c_stops_cleanly(models, tmp_path):
     out = tmp_path / "ctrlc.mp4"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "realtime.cli", "live", "--model", str(models["good"]), "--source", "synthetic",
-         "--sink", f"file:{out}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "realtime.cli",
+            "live",
+            "--model",
+            str(models["good"]),
+            "--source",
+            "synthetic",
+            "--sink",
+            f"file:{out}",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         # a shell's background job ignores SIGINT; make sure the child gets Python's default Ctrl-C behaviour
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (out.with_name("ctrlc.part.mp4").exists()):
         time.sleep(0.2)
@@ -191,8 +253,10 @@ def test_demo_writes_video_preview_and_summary(tmp_path, capsys):
 
 
 def test_live_path_never_imports_torch(models):
-    code = ("import sys; from realtime.cli import main; "
-            f"rc = main(['bench', '--model', {str(models['good'])!r}, '--frames', '20', '--pace', 'fast']); "
-            "print('RC', rc, 'TORCH', 'torch' in sys.modules)")
+    code = (
+        "import sys; from realtime.cli import main; "
+        f"rc = main(['bench', '--model', {str(models['good'])!r}, '--frames', '20', '--pace', 'fast']); "
+        "print('RC', rc, 'TORCH', 'torch' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert "RC 0 TORCH False" in result.stdout, result.stdout + result.stderr

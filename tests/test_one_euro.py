@@ -29,6 +29,7 @@ def _frames_to_reach(out: np.ndarray, start: int, level: float) -> int:
 
 def _paper_one_euro(xs: list[float], ts: list[float], min_cutoff: float, beta: float, d_cutoff: float) -> list[float]:
     """Scalar transcription of the CHI 2012 pseudo-code, written independently of the implementation under test."""
+
     def alpha(cutoff: float, te: float) -> float:
         r = 2 * math.pi * cutoff * te
         return r / (r + 1)
@@ -114,10 +115,19 @@ def test_duplicate_timestamp_keeps_state():
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"min_cutoff": 0.0}, {"min_cutoff": -1.0}, {"beta": -0.1}, {"d_cutoff": 0.0},
-    {"min_cutoff": float("nan")}, {"beta": float("inf")}, {"d_cutoff": "1"}, {"beta": True},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"min_cutoff": 0.0},
+        {"min_cutoff": -1.0},
+        {"beta": -0.1},
+        {"d_cutoff": 0.0},
+        {"min_cutoff": float("nan")},
+        {"beta": float("inf")},
+        {"d_cutoff": "1"},
+        {"beta": True},
+    ],
+)
 def test_parameters_validated(kwargs):
     with pytest.raises(ValueError) as info:
         OneEuroFilter(**kwargs)
@@ -151,10 +161,11 @@ def test_smoother_keeps_each_filter_with_its_face_when_the_order_changes():
     smoother = FaceSmoother(min_cutoff=1.0, beta=0.0)
     smoother.smooth([left, right], 0.0)
     # Both faces move 6 px to the right; the detector now lists them the other way round.
-    moved = [Face(landmarks=f.landmarks + np.float32([6, 0]), raw=f.raw, confidence=f.confidence)
-             for f in (right, left)]
+    moved = [
+        Face(landmarks=f.landmarks + np.float32([6, 0]), raw=f.raw, confidence=f.confidence) for f in (right, left)
+    ]
     out = smoother.smooth(moved, 1 / FPS)
-    for before, got in zip((right, left), out):
+    for before, got in zip((right, left), out, strict=True):
         shift = got.landmarks - before.landmarks
         # its own filter: a small lagged step towards +6 px; a swapped filter would jump ~300 px
         assert np.all(shift[:, 0] > 0) and np.all(shift[:, 0] < 6) and np.abs(shift[:, 1]).max() < 1e-4

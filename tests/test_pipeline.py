@@ -10,9 +10,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from _live_fixtures import colour_shift_model
 from skimage.color import rgb2lab
 
-from _live_fixtures import colour_shift_model
 from realtime.align import alignment_matrix, transform_points
 from realtime.compose import hull_mask
 from realtime.errors import SwapcamError
@@ -24,15 +24,16 @@ NO_OVERLAY = dict(hud=False, label=False)
 
 @pytest.fixture(scope="module")
 def shift_swapper(tmp_path_factory):
-    path = colour_shift_model(tmp_path_factory.mktemp("pipeline") / "shift.onnx", size=64,
-                              gain=(0.7, 1.0, 1.3), offset=(0.15, -0.1, 0.05))
+    path = colour_shift_model(
+        tmp_path_factory.mktemp("pipeline") / "shift.onnx", size=64, gain=(0.7, 1.0, 1.3), offset=(0.15, -0.1, 0.05)
+    )
     return Swapper(path)
 
 
 def _box_outside(shape, bbox) -> np.ndarray:
     x0, y0, x1, y1 = bbox
     outside = np.ones(shape[:2], bool)
-    outside[max(0, y0):max(0, y1 + 1), max(0, x0):max(0, x1 + 1)] = False
+    outside[max(0, y0) : max(0, y1 + 1), max(0, x0) : max(0, x1 + 1)] = False
     return outside
 
 
@@ -55,7 +56,16 @@ def test_swaps_inside_face_box_only_and_never_touches_input(shift_swapper, astro
             if changed.sum() > 0.3 * box_area:  # the colour-shifted face covers most of its box
                 swapped_frames += 1
         assert swapped_frames == 12
-        assert set(proc.last_timings) >= {"landmarks", "smooth", "align", "swap", "colour", "compose", "overlay", "total"}
+        assert set(proc.last_timings) >= {
+            "landmarks",
+            "smooth",
+            "align",
+            "swap",
+            "colour",
+            "compose",
+            "overlay",
+            "total",
+        }
 
 
 def test_frame_without_face_passes_through_unchanged(shift_swapper, astronaut_clip):
@@ -113,7 +123,7 @@ def test_rct_pasted_face_matches_camera_face_colour(shift_swapper, astronaut_cli
         region = cv2.erode(hull, np.ones((15, 15), np.uint8)) > 0.5
         assert region.sum() > 1500
 
-        def stats(img):
+        def stats(img, region=region):
             px = rgb2lab(img[..., ::-1])[region]
             return px.mean(axis=0), px.std(axis=0)
 
@@ -166,7 +176,9 @@ def test_smoothing_follows_each_face_when_the_detector_reorders_them(shift_swapp
     left = portrait_landmarks["astronaut"] * 0.5 + np.float32([20, 100])
     right = left + np.float32([300, 0])
     faces = [Face(landmarks=left, raw=left), Face(landmarks=right, raw=right)]
-    proc = FaceSwapProcessor(shift_swapper, PipelineOptions(max_faces=2, **NO_OVERLAY), detector=AlternatingDetector(faces))
+    proc = FaceSwapProcessor(
+        shift_swapper, PipelineOptions(max_faces=2, **NO_OVERLAY), detector=AlternatingDetector(faces)
+    )
     image = np.zeros((480, 640, 3), np.uint8)
     for i in range(6):
         found = proc.find_faces(image, t=i / 30)
@@ -226,7 +238,10 @@ def identity_distances(swapper, clip_frames, reference_b, reference_b_landmarks)
     size, coverage = swapper.info.size, swapper.info.coverage
     crop_b, matrix_b = _aligned_grey(reference_b, reference_b_landmarks, size, coverage)
     hull_b = cv2.erode(hull_mask(transform_points(reference_b_landmarks, matrix_b), size), np.ones((7, 7), np.uint8))
-    grey = lambda img: cv2.GaussianBlur(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float32), (0, 0), 2.0)
+
+    def grey(img):
+        return cv2.GaussianBlur(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float32), (0, 0), 2.0)
+
     grey_b = grey(crop_b)
     rows = []
     with FaceSwapProcessor(swapper, PipelineOptions(colour="none", smoothing=False, **NO_OVERLAY)) as proc:
@@ -258,7 +273,9 @@ IDENTITY_MARGIN = 0.15
 
 
 @pytest.mark.slow
-def test_demo_model_turns_the_face_into_the_other_identity(astronaut_clip, grace_hopper, portrait_landmarks, shift_swapper):
+def test_demo_model_turns_the_face_into_the_other_identity(
+    astronaut_clip, grace_hopper, portrait_landmarks, shift_swapper
+):
     from models.contract import demo_model_path
 
     swapper = Swapper(demo_model_path("a2b"))

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from _live_fixtures import colour_shift_model
+
 from realtime.builder import create_processor, open_swapper, run_live
 from realtime.errors import SwapcamError
 from realtime.pipeline import FaceSwapProcessor, PipelineOptions
@@ -27,8 +27,9 @@ NO_OVERLAY = dict(hud=False, label=False)
 
 @pytest.fixture(scope="module")
 def shift_model(tmp_path_factory):
-    return colour_shift_model(tmp_path_factory.mktemp("runner") / "shift.onnx", size=64,
-                              gain=(0.7, 1.0, 1.3), offset=(0.15, -0.1, 0.05))
+    return colour_shift_model(
+        tmp_path_factory.mktemp("runner") / "shift.onnx", size=64, gain=(0.7, 1.0, 1.3), offset=(0.15, -0.1, 0.05)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +120,14 @@ def test_run_live_runs_the_frames_and_leaves_no_thread_behind(shift_swapper, ast
     source = FramesSource(astronaut_clip.frames, 30.0, pace="fast", n_frames=25)
     sink = NullSink()
     seen = []
-    summary, interrupted = run_live(shift_swapper, source, sink, PipelineOptions(**NO_OVERLAY),
-                                    max_frames=20, on_frame=lambda frame, image: seen.append(frame.index))
+    summary, interrupted = run_live(
+        shift_swapper,
+        source,
+        sink,
+        PipelineOptions(**NO_OVERLAY),
+        max_frames=20,
+        on_frame=lambda frame, image: seen.append(frame.index),
+    )
     assert not interrupted
     assert summary["frames_in"] == summary["frames_out"] == sink.frames == 20 and seen == list(range(20))
     assert summary["frames_with_face"] == 20
@@ -188,8 +195,9 @@ processor.close()
 
 
 def test_create_processor_keeps_native_start_up_lines_away_from_the_user(shift_model):
-    result = subprocess.run([sys.executable, "-c", QUIET_START, str(shift_model)], cwd=REPO, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", QUIET_START, str(shift_model)], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "FACES 1 SAMPLES False" in result.stdout  # a face was swapped; the sample portraits were not loaded
     everything = result.stdout + result.stderr

@@ -47,8 +47,15 @@ def test_clip_transforms_are_the_ground_truth(astronaut_clip, astronaut):
     clip = astronaut_clip
     for i in (0, 15, 29):
         warped = cv2.warpPerspective(astronaut.image, clip.transforms[i], (640, 480), flags=cv2.INTER_LINEAR)
-        footprint = cv2.warpPerspective(np.full(astronaut.image.shape[:2], 255, np.uint8), clip.transforms[i],
-                                        (640, 480), flags=cv2.INTER_NEAREST) > 0
+        footprint = (
+            cv2.warpPerspective(
+                np.full(astronaut.image.shape[:2], 255, np.uint8),
+                clip.transforms[i],
+                (640, 480),
+                flags=cv2.INTER_NEAREST,
+            )
+            > 0
+        )
         a = warped[footprint].astype(np.float64).ravel()
         b = clip.frames[i][footprint].astype(np.float64).ravel()
         assert np.corrcoef(a, b)[0, 1] > 0.97
@@ -104,7 +111,7 @@ def test_write_y4m_round_trip(tmp_path, astronaut_clip):
     header, back = _read_y4m(path)
     assert header.startswith(b"YUV4MPEG2 W640 H480 F30000:1000") and b"C420" in header
     assert len(back) == 4
-    for a, b in zip(frames, back):
+    for a, b in zip(frames, back, strict=True):
         # 4:2:0 chroma subsampling loses colour detail; luminance-dominated error stays small
         assert np.abs(a.astype(int) - b.astype(int)).mean() < 6.0
     assert [p.name for p in tmp_path.iterdir()] == ["cam.y4m"]  # no temp file left behind
@@ -137,7 +144,9 @@ def test_write_mp4_is_readable(tmp_path, astronaut_clip):
 
 def test_make_clip_command(tmp_path, capsys):
     out = tmp_path / "clip.y4m"
-    assert main(["make-clip", "--portrait", "grace_hopper", "--frames", "3", "--size", "160x120", "--out", str(out)]) == 0
+    assert (
+        main(["make-clip", "--portrait", "grace_hopper", "--frames", "3", "--size", "160x120", "--out", str(out)]) == 0
+    )
     header, frames = _read_y4m(out)
     assert b"W160 H120" in header and len(frames) == 3
     assert main(["make-clip", "--frames", "2", "--out", str(tmp_path / "clip.gif")]) == 2

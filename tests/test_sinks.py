@@ -22,7 +22,7 @@ from realtime.sinks.vcam import VirtualCameraSink
 class RecordingBackend:
     """A pyvirtualcam backend (the documented Backend interface) that keeps what pyvirtualcam.Camera hands it."""
 
-    instances: list["RecordingBackend"] = []
+    instances: list[RecordingBackend] = []
 
     def __init__(self, *, width, height, fps, fourcc, device, **kw):
         self.width, self.height, self.fps, self.fourcc = width, height, fps, fourcc
@@ -71,7 +71,7 @@ def test_vcam_sink_delivers_every_frame_through_pyvirtualcam(recording_backend):
     assert backend.closed == 1
     assert backend.fourcc == pyvirtualcam.util.encode_fourcc(pyvirtualcam.PixelFormat.BGR.value)
     assert len(backend.frames) == 7
-    for sent, got in zip(frames, backend.frames):
+    for sent, got in zip(frames, backend.frames, strict=True):
         np.testing.assert_array_equal(got.reshape(240, 320, 3), sent)
 
 
@@ -83,8 +83,10 @@ def test_vcam_sink_rejects_wrong_shape(recording_backend):
             sink.send(np.zeros((240, 320, 3), np.float32))
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or any(Path("/sys/devices/virtual/video4linux").glob("video*")),
-                    reason="checks the message on a Linux machine without a v4l2loopback device")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or any(Path("/sys/devices/virtual/video4linux").glob("video*")),
+    reason="checks the message on a Linux machine without a v4l2loopback device",
+)
 def test_vcam_without_loopback_gives_setup_message():
     with pytest.raises(SwapcamError, match="no virtual camera .*modprobe v4l2loopback") as info:
         open_sink("vcam", 640, 480, 30.0)
@@ -133,14 +135,18 @@ def test_null_and_tee(tmp_path):
     assert a.frames == b.frames == 1 and a.closed and b.closed
 
 
-@pytest.mark.parametrize("spec, message", [("bogus", "not supported"), ("file", "needs a path"), ("rtmp://x", "not supported")])
+@pytest.mark.parametrize(
+    "spec, message", [("bogus", "not supported"), ("file", "needs a path"), ("rtmp://x", "not supported")]
+)
 def test_bad_sink_specs(spec, message):
     with pytest.raises(SwapcamError, match=message):
         open_sink(spec, 64, 64)
 
 
-@pytest.mark.skipif(bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or not sys.platform.startswith("linux"),
-                    reason="checks the headless message")
+@pytest.mark.skipif(
+    bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or not sys.platform.startswith("linux"),
+    reason="checks the headless message",
+)
 def test_window_without_display():
     with pytest.raises(SwapcamError, match="needs a display"):
         open_sink("window", 64, 64)

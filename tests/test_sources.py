@@ -96,12 +96,15 @@ def test_image_source(tmp_path):
         open_source(str(broken))
 
 
-@pytest.mark.parametrize("name, image", [
-    ("grey16.png", np.full((120, 160), 65280, np.uint16)),
-    ("float.tiff", np.full((120, 160), 0.5, np.float32)),
-    ("rgba.png", np.dstack([np.full((120, 160, 3), (10, 120, 230), np.uint8), np.full((120, 160), 128, np.uint8)])),
-    ("grey.tiff", np.full((120, 160), 200, np.uint8)),
-])
+@pytest.mark.parametrize(
+    "name, image",
+    [
+        ("grey16.png", np.full((120, 160), 65280, np.uint16)),
+        ("float.tiff", np.full((120, 160), 0.5, np.float32)),
+        ("rgba.png", np.dstack([np.full((120, 160, 3), (10, 120, 230), np.uint8), np.full((120, 160), 128, np.uint8)])),
+        ("grey.tiff", np.full((120, 160), 200, np.uint8)),
+    ],
+)
 def test_image_source_reads_any_depth_as_bgr8(tmp_path, name, image):
     path = tmp_path / name
     assert cv2.imwrite(str(path), image)
@@ -109,8 +112,9 @@ def test_image_source_reads_any_depth_as_bgr8(tmp_path, name, image):
     assert frame.image.shape == (120, 160, 3) and frame.image.dtype == np.uint8
     # 16-bit scaled, not shifted: 65280 / 65535 * 255 = 254.0 (a >> 8 gives 255); float 0..1 scaled to 0..255 (a
     # plain 8-bit read cannot open 32-bit samples); alpha dropped; grey copied to all three channels
-    expected = {"grey16.png": [254] * 3, "float.tiff": [128] * 3, "rgba.png": [10, 120, 230],
-                "grey.tiff": [200] * 3}[name]
+    expected = {"grey16.png": [254] * 3, "float.tiff": [128] * 3, "rgba.png": [10, 120, 230], "grey.tiff": [200] * 3}[
+        name
+    ]
     assert frame.image[60, 80].tolist() == expected
 
 
@@ -119,11 +123,14 @@ def test_every_video_extension_of_the_media_table_is_a_source():
         open_source("talk.flv")
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("talk.xyz", "is not supported"),
-    ("http://example.com/cam", "is not supported"),
-    ("missing.mp4", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("talk.xyz", "is not supported"),
+        ("http://example.com/cam", "is not supported"),
+        ("missing.mp4", "does not exist"),
+    ],
+)
 def test_bad_specs(spec, message):
     with pytest.raises(SwapcamError, match=message):
         open_source(spec)

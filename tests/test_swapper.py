@@ -1,4 +1,4 @@
-"""Session factory + Swapper: real onnxruntime sessions on small graphs built with onnx.helper (tests/_live_fixtures)."""
+"""Session factory + Swapper: real onnxruntime sessions on small onnx.helper graphs (tests/_live_fixtures)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import threading
 
 import numpy as np
 import pytest
-
 from _live_fixtures import _ellipse_mask, colour_shift_model
+
 from models.contract import ModelInfo
 from realtime.errors import ContractError, SwapcamError
 from realtime.swapper import Swapper, create_session, nvidia_device_count
@@ -49,7 +49,7 @@ def test_swap_matches_reference_and_returns_contract_types(swapper):
     crops = _crops(3)
     faces, masks = swapper.swap(crops)
     assert len(faces) == len(masks) == 3
-    for crop, face, mask in zip(crops, faces, masks):
+    for crop, face, mask in zip(crops, faces, masks, strict=True):
         assert face.shape == (64, 64, 3) and face.dtype == np.uint8
         assert mask.shape == (64, 64) and mask.dtype == np.float32
         assert 0.0 <= mask.min() and mask.max() <= 1.0
@@ -73,7 +73,7 @@ def test_all_crops_in_one_session_run(swapper):
         del swapper.session.run
     assert calls == [(4, 3, 64, 64)]
     singles = [swapper.swap([c])[0][0] for c in _crops(4, seed=1)]
-    for batched, single in zip(faces, singles):
+    for batched, single in zip(faces, singles, strict=True):
         np.testing.assert_array_equal(batched, single)
 
 
@@ -97,7 +97,7 @@ def test_swapper_is_thread_safe(swapper):
     assert not errors
     assert len(results) == 80
     for faces in results:
-        for got, want in zip(faces, expected):
+        for got, want in zip(faces, expected, strict=True):
             np.testing.assert_array_equal(got, want)
 
 
@@ -110,8 +110,9 @@ def test_bad_crops_raise_naming_the_problem(swapper):
 
 def test_dfm_without_metadata_loads_with_size_from_shape(model_dir, caplog):
     # DFM: NHWC, BGR order, so gain/offset apply to B, G, R.
-    path = colour_shift_model(model_dir / "plain.dfm", size=48, gain=(1.0, 1.0, 1.0), offset=(0.3, 0.0, 0.0),
-                              layout="dfm", with_meta=False)
+    path = colour_shift_model(
+        model_dir / "plain.dfm", size=48, gain=(1.0, 1.0, 1.0), offset=(0.3, 0.0, 0.0), layout="dfm", with_meta=False
+    )
     with caplog.at_level(logging.WARNING, logger="swapcam.swapper"):
         sw = Swapper(path)
     assert sw.kind == "dfm" and sw.info.size == 48 and sw.info.coverage == ModelInfo(size=48).coverage
@@ -124,8 +125,9 @@ def test_dfm_without_metadata_loads_with_size_from_shape(model_dir, caplog):
 
 
 def test_dfm_with_morph_input_runs_a_full_swap(model_dir):
-    path = colour_shift_model(model_dir / "morph.dfm", size=32, offset=(0.0, 0.0, 0.4), layout="dfm",
-                              with_meta=False, morph_input=True)
+    path = colour_shift_model(
+        model_dir / "morph.dfm", size=32, offset=(0.0, 0.0, 0.4), layout="dfm", with_meta=False, morph_input=True
+    )
     sw = Swapper(path)
     crop = np.full((32, 32, 3), 100, np.uint8)
     face, _ = sw.swap([crop])

@@ -8,7 +8,9 @@ from realtime.landmarks.base import LandmarkDetector
 BACKENDS = ("mediapipe", "fan")
 
 
-def create_detector(backend: str = "mediapipe", mode: str = "static", max_faces: int = 1, **options) -> LandmarkDetector:
+def create_detector(
+    backend: str = "mediapipe", mode: str = "static", max_faces: int = 1, **options
+) -> LandmarkDetector:
     """Build a detector; call its ``warmup()`` before the first frame that matters. ``mode``: 'static' for
     photos/extraction, 'tracking' for streams."""
     if backend == "mediapipe":

@@ -62,8 +62,14 @@ def fan_weight_urls(face_detector: str = "sfd") -> dict[str, str]:
 class FanDetector:
     """FAN landmarks. ``detect(bgr) -> list[Face]`` with 68 iBUG points; raw = the same 68 points (FAN's own)."""
 
-    def __init__(self, max_faces: int = 1, face_detector: str = "sfd", device: str | None = None,
-                 flip_input: bool = True, min_confidence: float = 0.5) -> None:
+    def __init__(
+        self,
+        max_faces: int = 1,
+        face_detector: str = "sfd",
+        device: str | None = None,
+        flip_input: bool = True,
+        min_confidence: float = 0.5,
+    ) -> None:
         if max_faces < 1:
             raise ValueError(f"max_faces={max_faces}, expected >= 1")
         if face_detector not in FACE_DETECTORS:
@@ -72,15 +78,18 @@ class FanDetector:
             import face_alignment
             import torch
         except ImportError as exc:
-            raise SwapcamError(f"the fan landmark backend needs torch and face-alignment (pip install "
-                               f"'swapcam[train]'): {exc}") from None
+            raise SwapcamError(
+                f"the fan landmark backend needs torch and face-alignment (pip install 'swapcam[train]'): {exc}"
+            ) from None
         files = fan_weight_files(face_detector)
         missing = [name for name, path in files.items() if not path.is_file()]
         if missing:
             urls = fan_weight_urls(face_detector)
             where = "; ".join(f"{urls[name]} -> {files[name]}" for name in missing)
-            raise SwapcamError(f"face-alignment weights not found (swapcam does not download at run time); "
-                               f"put them in the torch hub cache (TORCH_HOME): {where}")
+            raise SwapcamError(
+                f"face-alignment weights not found (swapcam does not download at run time); "
+                f"put them in the torch hub cache (TORCH_HOME): {where}"
+            )
         self.max_faces = max_faces
         self.face_detector = face_detector
         self.min_confidence = float(min_confidence)
@@ -96,15 +105,18 @@ class FanDetector:
             )
         except Exception as exc:  # torch.load / load_state_dict on a truncated or foreign file: many types
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise SwapcamError(f"face-alignment weights in {_hub_checkpoint_dir()} could not be loaded ({first}); "
-                               f"delete and replace: {', '.join(str(p) for p in files.values())}") from None
+            raise SwapcamError(
+                f"face-alignment weights in {_hub_checkpoint_dir()} could not be loaded ({first}); "
+                f"delete and replace: {', '.join(str(p) for p in files.values())}"
+            ) from None
         self._mp_faces = None
         if face_detector == "mediapipe":
             quiet_native_logs()
             import mediapipe as mp
 
-            self._mp_faces = mp.solutions.face_detection.FaceDetection(model_selection=1,
-                                                                       min_detection_confidence=min_confidence)
+            self._mp_faces = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=min_confidence
+            )
         self._torch = torch
         self._closed = False
 
@@ -116,8 +128,15 @@ class FanDetector:
             boxes = []
             for det in result.detections or []:
                 rb = det.location_data.relative_bounding_box
-                boxes.append([rb.xmin * w, rb.ymin * h, (rb.xmin + rb.width) * w, (rb.ymin + rb.height) * h,
-                              float(det.score[0]) if det.score else 1.0])
+                boxes.append(
+                    [
+                        rb.xmin * w,
+                        rb.ymin * h,
+                        (rb.xmin + rb.width) * w,
+                        (rb.ymin + rb.height) * h,
+                        float(det.score[0]) if det.score else 1.0,
+                    ]
+                )
         else:
             boxes = [list(map(float, b[:5])) for b in self._fa.face_detector.detect_from_image(rgb.copy())]
         out = []
@@ -141,7 +160,7 @@ class FanDetector:
             return []
         landmarks, scores, _ = self._fa.get_landmarks_from_image(rgb, detected_faces=boxes, return_landmark_score=True)
         faces = []
-        for points, point_scores in zip(landmarks or [], scores or []):
+        for points, point_scores in zip(landmarks or [], scores or [], strict=True):
             points = np.asarray(points, dtype=np.float32)[:, :2]
             if points.shape != (68, 2) or not np.all(np.isfinite(points)):
                 continue
@@ -159,7 +178,7 @@ class FanDetector:
             self._fa = None
             self._closed = True
 
-    def __enter__(self) -> "FanDetector":
+    def __enter__(self) -> FanDetector:
         return self
 
     def __exit__(self, *exc: object) -> None:

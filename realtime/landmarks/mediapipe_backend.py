@@ -21,14 +21,78 @@ import numpy as np
 from realtime.native import captured_native_output, quiet_native_logs
 from realtime.types import Face, Image, check_image
 
-MEDIAPIPE_TO_IBUG68 = np.array([
-    162, 234, 93, 58, 172, 136, 149, 148, 152, 377, 378, 365, 397, 288, 323, 454, 389,  # jaw 0-16
-    71, 63, 105, 66, 107, 336, 296, 334, 293, 301,  # brows 17-26
-    168, 197, 5, 4, 75, 97, 2, 326, 305,  # nose 27-35
-    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,  # eyes 36-47
-    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,  # outer lip 48-59
-    78, 82, 13, 312, 308, 317, 14, 87,  # inner lip 60-67
-])
+MEDIAPIPE_TO_IBUG68 = np.array(
+    [
+        162,
+        234,
+        93,
+        58,
+        172,
+        136,
+        149,
+        148,
+        152,
+        377,
+        378,
+        365,
+        397,
+        288,
+        323,
+        454,
+        389,  # jaw 0-16
+        71,
+        63,
+        105,
+        66,
+        107,
+        336,
+        296,
+        334,
+        293,
+        301,  # brows 17-26
+        168,
+        197,
+        5,
+        4,
+        75,
+        97,
+        2,
+        326,
+        305,  # nose 27-35
+        33,
+        160,
+        158,
+        133,
+        153,
+        144,
+        362,
+        385,
+        387,
+        263,
+        373,
+        380,  # eyes 36-47
+        61,
+        39,
+        37,
+        0,
+        267,
+        269,
+        291,
+        405,
+        314,
+        17,
+        84,
+        181,  # outer lip 48-59
+        78,
+        82,
+        13,
+        312,
+        308,
+        317,
+        14,
+        87,  # inner lip 60-67
+    ]
+)
 
 
 WARMUP_SIZE = (640, 480)  # (width, height) of the blank frame that ends the warm-up track
@@ -118,7 +182,7 @@ class MediaPipeDetector:
                 self._mesh.close()
                 self._mesh = None
 
-    def __enter__(self) -> "MediaPipeDetector":
+    def __enter__(self) -> MediaPipeDetector:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -29,8 +29,11 @@ class OneEuroFilter:
     """``filter(x, t) -> x_smoothed`` for x of a fixed shape, t in seconds (monotonic). ``reset()`` forgets state."""
 
     def __init__(self, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0) -> None:
-        for name, value, allow_zero in (("min_cutoff", min_cutoff, False), ("beta", beta, True),
-                                        ("d_cutoff", d_cutoff, False)):
+        for name, value, allow_zero in (
+            ("min_cutoff", min_cutoff, False),
+            ("beta", beta, True),
+            ("d_cutoff", d_cutoff, False),
+        ):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"OneEuroFilter {name}={value!r}, expected a finite number")
             if value < 0 or (value == 0 and not allow_zero):
@@ -57,12 +60,14 @@ class OneEuroFilter:
             raise ValueError(f"OneEuroFilter timestamp t={t!r} is not finite")
         out_dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float64)
         value = x.astype(np.float64)
-        if self._x is None:
+        if self._x is None or self._dx is None or self._t is None:  # all three are set together
             self._x, self._dx, self._t = value, np.zeros_like(value), float(t)
             return value.astype(out_dtype)
         if value.shape != self._x.shape:
-            raise ValueError(f"OneEuroFilter input has shape {value.shape}, but the filter was started with "
-                             f"{self._x.shape}; call reset() when the number of points changes")
+            raise ValueError(
+                f"OneEuroFilter input has shape {value.shape}, but the filter was started with "
+                f"{self._x.shape}; call reset() when the number of points changes"
+            )
         dt = float(t) - self._t
         if dt < 0:
             raise ValueError(f"OneEuroFilter timestamp went backwards: t={t} after t={self._t}")

@@ -45,7 +45,6 @@ def open_sink(spec: str, width: int, height: int, fps: float = 30.0, **options):
     raise SwapcamError(f"sink {spec!r} is not supported; use one of vcam, window, file:PATH.mp4, null")
 
 
-
 class TeeSink:
     """Sends every frame to several sinks (e.g. the demo's file + window); stops when any of them says stop."""
 
@@ -62,10 +61,11 @@ class TeeSink:
         for sink in self.sinks:
             sink.close()
 
-    def __enter__(self) -> "TeeSink":
+    def __enter__(self) -> TeeSink:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
 
 __all__ = ["open_sink", "check_sink_spec", "SINK_KINDS", "TeeSink"]

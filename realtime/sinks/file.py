@@ -18,9 +18,17 @@ SYNTHETIC_NOTE = "synthetic video made with swapcam (face swap); not a real reco
 
 
 class FileSink:
-    def __init__(self, path: str | os.PathLike, width: int, height: int, fps: float = 30.0, codec: str | None = None,
-                 note: str = SYNTHETIC_NOTE) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        width: int,
+        height: int,
+        fps: float = 30.0,
+        codec: str | None = None,
+        note: str = SYNTHETIC_NOTE,
+    ) -> None:
         import av
+        from av.video.stream import VideoStream
 
         self.path = Path(path)
         if self.path.suffix.lower() not in (".mp4", ".mov", ".m4v"):
@@ -39,7 +47,12 @@ class FileSink:
         if codec is None:
             codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
         rate = Fraction(fps).limit_denominator(1001)
-        self._stream = self._container.add_stream(codec, rate=rate)
+        stream = self._container.add_stream(codec, rate=rate)
+        if not isinstance(stream, VideoStream):
+            self._container.close()
+            self._tmp.unlink(missing_ok=True)
+            raise SwapcamError(f"file sink {self.path}: codec {codec!r} is not a video codec")
+        self._stream = stream
         self._stream.width, self._stream.height = self._enc_w, self._enc_h
         self._stream.pix_fmt = "yuv420p"
         if codec == "libx264":
@@ -55,7 +68,9 @@ class FileSink:
         if self._closed:
             raise RuntimeError(f"file sink {self.path} is closed")
         if image.shape[:2] != (self.height, self.width):
-            raise ValueError(f"frame has shape {image.shape}, file sink {self.path} was opened for {self.width}x{self.height}")
+            raise ValueError(
+                f"frame has shape {image.shape}, file sink {self.path} was opened for {self.width}x{self.height}"
+            )
         if (self._enc_w, self._enc_h) != (self.width, self.height):
             image = image[: self._enc_h, : self._enc_w]
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
@@ -80,7 +95,7 @@ class FileSink:
         else:
             self._tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> "FileSink":
+    def __enter__(self) -> FileSink:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -18,7 +18,7 @@ class NullSink:
     def close(self) -> None:
         self.closed = True
 
-    def __enter__(self) -> "NullSink":
+    def __enter__(self) -> NullSink:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,7 +13,7 @@ from realtime.types import Image, check_image
 
 SETUP_HELP = {
     "linux": "load a v4l2loopback device: sudo apt install v4l2loopback-dkms && "
-             "sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=swapcam",
+    "sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=swapcam",
     "other": "install OBS Studio and start its Virtual Camera once (Tools > Start Virtual Camera)",
 }
 
@@ -23,15 +23,24 @@ def setup_help() -> str:
 
 
 class VirtualCameraSink:
-    def __init__(self, width: int, height: int, fps: float = 30.0, device: str | None = None,
-                 backend: str | None = None) -> None:
+    def __init__(
+        self, width: int, height: int, fps: float = 30.0, device: str | None = None, backend: str | None = None
+    ) -> None:
         try:
             import pyvirtualcam
         except ImportError:
-            raise SwapcamError("sink 'vcam' needs pyvirtualcam: pip install 'swapcam[vcam]'; then " + setup_help()) from None
+            raise SwapcamError(
+                "sink 'vcam' needs pyvirtualcam: pip install 'swapcam[vcam]'; then " + setup_help()
+            ) from None
         try:
-            self._camera = pyvirtualcam.Camera(width=int(width), height=int(height), fps=float(fps),
-                                               fmt=pyvirtualcam.PixelFormat.BGR, device=device, backend=backend)
+            self._camera = pyvirtualcam.Camera(
+                width=int(width),
+                height=int(height),
+                fps=float(fps),
+                fmt=pyvirtualcam.PixelFormat.BGR,
+                device=device,
+                backend=backend,
+            )
         except Exception as exc:  # pyvirtualcam raises RuntimeError/ValueError with the backend's own text
             detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
             raise SwapcamError(f"no virtual camera ({detail}); {setup_help()}") from None
@@ -43,7 +52,9 @@ class VirtualCameraSink:
     def send(self, image: Image) -> bool:
         check_image(image, "frame sent to the virtual camera")
         if image.shape[:2] != (self.height, self.width):
-            raise ValueError(f"frame has shape {image.shape}, the virtual camera was opened for {self.width}x{self.height}")
+            raise ValueError(
+                f"frame has shape {image.shape}, the virtual camera was opened for {self.width}x{self.height}"
+            )
         self._camera.send(image)
         self.frames += 1
         return True
@@ -53,7 +64,7 @@ class VirtualCameraSink:
             self._closed = True
             self._camera.close()
 
-    def __enter__(self) -> "VirtualCameraSink":
+    def __enter__(self) -> VirtualCameraSink:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -21,8 +21,10 @@ def display_available() -> bool:
 class WindowSink:
     def __init__(self, title: str = "swapcam") -> None:
         if not display_available():
-            raise SwapcamError("sink 'window' needs a display (DISPLAY/WAYLAND_DISPLAY is not set); "
-                               "use --sink file:out.mp4 or --sink vcam instead")
+            raise SwapcamError(
+                "sink 'window' needs a display (DISPLAY/WAYLAND_DISPLAY is not set); "
+                "use --sink file:out.mp4 or --sink vcam instead"
+            )
         self.title = title
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
@@ -51,7 +53,7 @@ class WindowSink:
             except cv2.error:
                 pass
 
-    def __enter__(self) -> "WindowSink":
+    def __enter__(self) -> WindowSink:
         return self
 
     def __exit__(self, *exc: object) -> None:
