@@ -122,16 +122,24 @@ def _paint_lids(image: Image, lm: np.ndarray, amount: float, d: float) -> None:
         skin = np.median(lid, axis=0).astype(np.float32)
         lash = np.zeros((h, w), np.float32)
         lower = lm[[eye[0], eye[5], eye[4], eye[3]]]
-        cv2.polylines(lash, [np.round(lower * 4).astype(np.int32)], False, 1.0, max(1, int(round(0.03 * d))),
-                      lineType=cv2.LINE_AA, shift=2)
+        cv2.polylines(
+            lash,
+            [np.round(lower * 4).astype(np.int32)],
+            False,
+            1.0,
+            max(1, int(round(0.03 * d))),
+            lineType=cv2.LINE_AA,
+            shift=2,
+        )
         a = (amount * cover)[..., None]
         out = image * (1 - a) + skin * a
         la = (amount**2 * cv2.GaussianBlur(lash, (0, 0), 0.6))[..., None] * 0.7
         image[:] = np.clip(out * (1 - la) + skin * 0.35 * la, 0, 255).astype(np.uint8)
 
 
-def expression_warp(image: Image, landmarks: np.ndarray, mouth: float = 0.0, eyes: float = 0.0,
-                    extra: tuple[np.ndarray, ...] = ()) -> tuple[Image, np.ndarray, tuple[np.ndarray, ...]]:
+def expression_warp(
+    image: Image, landmarks: np.ndarray, mouth: float = 0.0, eyes: float = 0.0, extra: tuple[np.ndarray, ...] = ()
+) -> tuple[Image, np.ndarray, tuple[np.ndarray, ...]]:
     """Open the mouth by ``mouth`` eye distances and close the eyes by ``eyes`` (0..1) in ``image`` (H x W x 3
     uint8). ``extra`` arrays (H x W masks) are warped with the same field. Returns (image, moved landmarks, extra)."""
     lm = np.asarray(landmarks, np.float64)
@@ -152,10 +160,12 @@ def expression_warp(image: Image, landmarks: np.ndarray, mouth: float = 0.0, eye
         if part == "eyes":  # hold the skin under the lower lids still (the lids themselves are where the upper ones go)
             below = lm[list(LOWER_LIDS)] + np.array([0.0, 0.12 * d])
             src, dst = np.concatenate([src, below]), np.concatenate([dst, below])
-        field = displacement_field(src, dst, image.shape[:2], sigma=sigma)
+        field = displacement_field(src, dst, (image.shape[0], image.shape[1]), sigma=sigma)
         warped = cv2.remap(warped, field[..., 0], field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-        extra_out = tuple(cv2.remap(e, field[..., 0], field[..., 1], cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_REFLECT_101) for e in extra_out)
+        extra_out = tuple(
+            cv2.remap(e, field[..., 0], field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+            for e in extra_out
+        )
     warped = np.ascontiguousarray(warped)
     if mouth > 0.03:
         _paint_mouth(warped, moved, mouth, d)

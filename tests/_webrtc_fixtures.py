@@ -10,7 +10,7 @@ import contextlib
 import os
 import threading
 import time
-from typing import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 
 import cv2
 import numpy as np
@@ -83,7 +83,9 @@ def snapshot_threads() -> set[threading.Thread]:
 def new_threads(before: set[threading.Thread]) -> list[str]:
     """Threads alive now that were not before, except the event loop's default executor (asyncio_N: aiortc
     encodes there via run_in_executor; pooled, idle threads that belong to the loop, not to a peer)."""
-    return [t.name for t in threading.enumerate() if t not in before and t.is_alive() and not t.name.startswith("asyncio_")]
+    return [
+        t.name for t in threading.enumerate() if t not in before and t.is_alive() and not t.name.startswith("asyncio_")
+    ]
 
 
 def native_thread_count() -> int:

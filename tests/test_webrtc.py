@@ -21,6 +21,11 @@ import pytest
 pytest.importorskip("aiortc")
 pytest.importorskip("aiohttp")
 
+from realtime.errors import SwapcamError  # noqa: E402
+from realtime.webrtc import client as wc  # noqa: E402
+from realtime.webrtc import peer as wp
+from realtime.webrtc import server as srv
+from realtime.webrtc.ice import ice_addresses  # noqa: E402
 from tests._webrtc_fixtures import (  # noqa: E402
     LOOPBACK,
     clip_landmarks,
@@ -33,10 +38,6 @@ from tests._webrtc_fixtures import (  # noqa: E402
     snapshot_threads,
     wait_for,
 )
-
-from realtime.errors import SwapcamError  # noqa: E402
-from realtime.webrtc import client as wc, peer as wp, server as srv  # noqa: E402
-from realtime.webrtc.ice import ice_addresses  # noqa: E402
 
 CLIP_FRAMES = 60
 
@@ -101,8 +102,13 @@ def test_parse_options_validates_every_field():
     got = wp.parse_options({"direction": "b2a", "colour": "none", "label": False}, base, ("a2b", "b2a"))
     assert got == wp.PeerOptions("b2a", "none", False)
     assert wp.parse_options(None, base, ("a2b",)) is base
-    for bad, word in [({"direction": "b2a"}, "direction"), ({"colour": "sepia"}, "colour"),
-                      ({"label": "yes"}, "label"), ({"volume": 3}, "volume"), ([1], "object")]:
+    for bad, word in [
+        ({"direction": "b2a"}, "direction"),
+        ({"colour": "sepia"}, "colour"),
+        ({"label": "yes"}, "label"),
+        ({"volume": 3}, "volume"),
+        ([1], "object"),
+    ]:
         with pytest.raises(ValueError, match=word):
             wp.parse_options(bad, base, ("a2b",))
 
@@ -140,8 +146,12 @@ def test_rate_hint_policy_lowers_under_backlog_and_recovers():
 def test_serve_arguments_fail_with_one_line(tmp_path):
     parser = argparse.ArgumentParser()
     srv.add_arguments(parser)
-    for argv, word in [(["--port", "0"], "--port"), (["--max-peers", "0"], "--max-peers"),
-                       (["--ice-address", "eth0"], "--ice-address"), (["--stun", "google.com"], "--stun")]:
+    for argv, word in [
+        (["--port", "0"], "--port"),
+        (["--max-peers", "0"], "--max-peers"),
+        (["--ice-address", "eth0"], "--ice-address"),
+        (["--stun", "google.com"], "--stun"),
+    ]:
         with pytest.raises(SwapcamError, match=word):
             srv.config_from_args(parser.parse_args(argv))
     with pytest.raises(SwapcamError, match="go together"):
@@ -163,13 +173,21 @@ def _self_signed(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return str(cert_path), str(key_path)
 
 
@@ -219,13 +237,16 @@ def test_webrtc_path_never_imports_torch():
     import subprocess
     import sys
 
-    code = ("import sys, realtime.webrtc.server as s\n"
-            "import realtime.webrtc.bench, realtime.webrtc.client, realtime.webrtc.tracks\n"
-            "f = s.PipelineFactory.open(None, None, 'cpu', None)\n"
-            "p = f.create(s.PeerOptions()); p.close()\n"
-            "print('TORCH', 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=str(srv.STATIC_DIR.parents[2]))
+    code = (
+        "import sys, realtime.webrtc.server as s\n"
+        "import realtime.webrtc.bench, realtime.webrtc.client, realtime.webrtc.tracks\n"
+        "f = s.PipelineFactory.open(None, None, 'cpu', None)\n"
+        "p = f.create(s.PeerOptions()); p.close()\n"
+        "print('TORCH', 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=str(srv.STATIC_DIR.parents[2])
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "TORCH False" in out.stdout, out.stdout
 
@@ -252,8 +273,11 @@ def test_peer_gets_swapped_video_and_synced_audio_then_everything_is_freed(facto
         async with serving(server) as url:
             client = await connect(url, frames, keep=40, audio_burst_every=25)  # default options: label on
             probe = wc.SyncProbe(next(iter(server.peers.values())))
-            await wait_for(lambda: len(client.kept) >= 12 and client.result.audio_frames >= 50, 40,
-                           "12 swapped frames with readable ids and 50 audio frames back")
+            await wait_for(
+                lambda: len(client.kept) >= 12 and client.result.audio_frames >= 50,
+                40,
+                "12 swapped frames with readable ids and 50 audio frames back",
+            )
             with_label = dict(client.kept)
             assert len(server.peers) == 1
             peer = next(iter(server.peers.values()))
@@ -323,10 +347,22 @@ def test_peer_gets_swapped_video_and_synced_audio_then_everything_is_freed(facto
     assert statistics.median(back_d) < 8, back_d
     # The visible label was there by default and went away when the page turned it off.
     rows, cols = label_box(shape)
-    on = [region_diff(img[rows, cols], wc.stamp_id(frames[i % len(frames)], i)[rows, cols],
-                      np.ones((rows.stop - rows.start, cols.stop - cols.start), bool)) for i, img in with_label.items()]
-    off = [region_diff(img[rows, cols], wc.stamp_id(frames[i % len(frames)], i)[rows, cols],
-                       np.ones((rows.stop - rows.start, cols.stop - cols.start), bool)) for i, img in without_label.items()]
+    on = [
+        region_diff(
+            img[rows, cols],
+            wc.stamp_id(frames[i % len(frames)], i)[rows, cols],
+            np.ones((rows.stop - rows.start, cols.stop - cols.start), bool),
+        )
+        for i, img in with_label.items()
+    ]
+    off = [
+        region_diff(
+            img[rows, cols],
+            wc.stamp_id(frames[i % len(frames)], i)[rows, cols],
+            np.ones((rows.stop - rows.start, cols.stop - cols.start), bool),
+        )
+        for i, img in without_label.items()
+    ]
     assert statistics.median(on) > 20 > 6 > statistics.median(off), (on, off)
 
 
@@ -343,6 +379,7 @@ def test_bad_requests_get_4xx_and_other_peers_keep_being_served(factory, clip):
             await wait_for(lambda: first.result.matched >= 5, 40, "the first peer to be served")
 
             async with aiohttp.ClientSession() as http:
+
                 async def post(data=None, json_body=None, headers=None):
                     async with http.post(f"{url}/offer", data=data, json=json_body, headers=headers) as r:
                         assert r.content_type == "application/json", r.content_type
@@ -415,7 +452,9 @@ def test_bad_requests_get_4xx_and_other_peers_keep_being_served(factory, clip):
                 audio_only.addTrack(wc.make_tone_track())
                 await audio_only.setLocalDescription(await audio_only.createOffer())
             async with aiohttp.ClientSession() as http:
-                async with http.post(f"{url}/offer", json={"sdp": audio_only.localDescription.sdp, "type": "offer"}) as r:
+                async with http.post(
+                    f"{url}/offer", json={"sdp": audio_only.localDescription.sdp, "type": "offer"}
+                ) as r:
                     assert r.status == 400 and "video" in (await r.json())["error"]
             await audio_only.close()
             assert len(server.peers) == 1

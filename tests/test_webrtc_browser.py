@@ -24,11 +24,13 @@ CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is not installed (Debian package 'chromium'; `make apt` installs it)",
-                allow_module_level=True)
+    pytest.skip(
+        f"{CHROMIUM} is not installed (Debian package 'chromium'; `make apt` installs it)", allow_module_level=True
+    )
 pytest.importorskip("playwright.async_api", reason="playwright is not installed (pip install 'swapcam[dev]')")
 pytest.importorskip("aiortc")
 
+from realtime.webrtc import server as srv  # noqa: E402
 from tests._webrtc_fixtures import (  # noqa: E402
     LOOPBACK,
     clip_landmarks,
@@ -38,8 +40,6 @@ from tests._webrtc_fixtures import (  # noqa: E402
     serving,
     wait_for,
 )
-
-from realtime.webrtc import server as srv  # noqa: E402
 
 GRAB_REMOTE_FRAME = """() => {
   const video = document.getElementById('remote');
@@ -52,9 +52,16 @@ GRAB_REMOTE_FRAME = """() => {
 
 def chromium_args(y4m: Path) -> list[str]:
     return [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-video-capture={y4m}",
         "--allow-loopback-in-peer-connection",
         "--disable-features=WebRtcHideLocalIpsWithMdns",
@@ -96,11 +103,16 @@ def test_demo_page_in_headless_chromium_swaps_the_fake_camera(tmp_path, portrait
                 await page.click("#start")
                 await page.wait_for_function("() => document.body.dataset.state === 'connected'", timeout=30_000)
                 await page.wait_for_function(
-                    "() => { const v = document.getElementById('remote'); return v.videoWidth > 0 && v.currentTime > 0.5; }",
-                    timeout=30_000)
-                await page.wait_for_function("() => parseFloat(document.getElementById('fps').textContent) > 0", timeout=20_000)
-                await page.wait_for_function("() => document.getElementById('server-latency').textContent.includes('ms')",
-                                             timeout=10_000)
+                    "() => { const v = document.getElementById('remote');"
+                    " return v.videoWidth > 0 && v.currentTime > 0.5; }",
+                    timeout=30_000,
+                )
+                await page.wait_for_function(
+                    "() => parseFloat(document.getElementById('fps').textContent) > 0", timeout=20_000
+                )
+                await page.wait_for_function(
+                    "() => document.getElementById('server-latency').textContent.includes('ms')", timeout=10_000
+                )
                 await asyncio.sleep(2.0)  # let the bitrate ramp up so the picture is sharp enough to compare
                 frames = [decode_data_url(await page.evaluate(GRAB_REMOTE_FRAME)) for _ in range(3)]
                 shot = tmp_path / "page.png"
@@ -108,7 +120,9 @@ def test_demo_page_in_headless_chromium_swaps_the_fake_camera(tmp_path, portrait
                 shutil.copy(shot, Path("/tmp") / "swapcam-webrtc-page.png")  # for a human look after a run
                 # The page's label toggle reaches the server (data channel) and the label leaves the picture.
                 await page.uncheck("#label")
-                await wait_for(lambda: next(iter(server.peers.values())).options.label is False, 5, "label off on the server")
+                await wait_for(
+                    lambda: next(iter(server.peers.values())).options.label is False, 5, "label off on the server"
+                )
                 await asyncio.sleep(1.5)
                 unlabelled = [decode_data_url(await page.evaluate(GRAB_REMOTE_FRAME)) for _ in range(3)]
                 # Swap direction and colour mode from the page reach this peer's processor too.
@@ -116,21 +130,29 @@ def test_demo_page_in_headless_chromium_swaps_the_fake_camera(tmp_path, portrait
                 if len(factory.directions) > 1:
                     await page.select_option("#direction", "b2a")
                     await wait_for(lambda: peer.options.direction == "b2a", 5, "direction b2a on the server")
-                    await wait_for(lambda: peer.video.worker.processor.swapper is factory.swappers["b2a"], 5,
-                                   "the processor to use the b2a model")
+                    await wait_for(
+                        lambda: peer.video.worker.processor.swapper is factory.swappers["b2a"],
+                        5,
+                        "the processor to use the b2a model",
+                    )
                 await page.select_option("#colour", "hist")
                 await wait_for(lambda: peer.options.colour == "hist", 5, "colour mode hist on the server")
                 # An overloaded server asks for fewer frames; the page applies it to its camera's sender.
                 peer.send({"type": "rate", "max_fps": 10})
                 await page.wait_for_function(
                     "() => session && session.pc.getSenders().some((s) => s.track && s.track.kind === 'video'"
-                    " && s.getParameters().encodings[0].maxFramerate === 10)", timeout=5_000)
+                    " && s.getParameters().encodings[0].maxFramerate === 10)",
+                    timeout=5_000,
+                )
                 fps_text = await page.text_content("#fps")
                 audio_text = await page.text_content("#audio-delay")
                 assert len(server.peers) == 1
                 peer = next(iter(server.peers.values()))
-                await wait_for(lambda: peer.audio is not None and peer.audio.frames_out > 20, 10,
-                               "the page's microphone to come back delayed")
+                await wait_for(
+                    lambda: peer.audio is not None and peer.audio.frames_out > 20,
+                    10,
+                    "the page's microphone to come back delayed",
+                )
                 await page.click("#stop")
                 await wait_for(lambda: not server.peers, 15, "the server to free the peer after Stop")
                 assert not peer.video.worker.alive
@@ -144,13 +166,13 @@ def test_demo_page_in_headless_chromium_swaps_the_fake_camera(tmp_path, portrait
     assert "ms" in audio_text, audio_text
 
     face_d, back_d, label_d, unlabelled_d = [], [], [], []
-    for received, plain in zip(frames, unlabelled):
+    for received, plain in zip(frames, unlabelled, strict=True):
         h, w = received.shape[:2]
         source = cv2.resize(still, (w, h), interpolation=cv2.INTER_AREA) if (w, h) != (640, 480) else still
         pts = landmarks * np.array([w / 640, h / 480], np.float32)
         inner, background = face_regions(pts, (h, w))
         label = np.zeros((h, w), bool)
-        label[int(h * 0.88):, int(w * 0.65):] = True  # bottom-right: the 'synthetic video' label (on by default)
+        label[int(h * 0.88) :, int(w * 0.65) :] = True  # bottom-right: the 'synthetic video' label (on by default)
         face_d.append(region_diff(received, source, inner))
         back_d.append(region_diff(received, source, background & ~label))
         label_d.append(region_diff(received, source, label))

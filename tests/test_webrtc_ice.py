@@ -14,11 +14,10 @@ aioice_ice = pytest.importorskip("aioice.ice")
 pytest.importorskip("aiortc")
 pytest.importorskip("aiohttp")
 
-from tests._webrtc_fixtures import LOOPBACK, demo_factory, serving, wait_for  # noqa: E402
-
 from realtime.webrtc.client import ClientPeer  # noqa: E402
 from realtime.webrtc.ice import filter_installed, ice_addresses  # noqa: E402
 from realtime.webrtc.server import ServeConfig, SwapServer  # noqa: E402
+from tests._webrtc_fixtures import LOOPBACK, demo_factory, serving, wait_for  # noqa: E402
 
 
 def host_candidates(sdp: str) -> set[str]:

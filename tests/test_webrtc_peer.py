@@ -14,6 +14,11 @@ import pytest
 pytest.importorskip("aiortc")
 pytest.importorskip("aiohttp")
 
+from realtime.webrtc import client as wc  # noqa: E402
+from realtime.webrtc.ice import ice_addresses  # noqa: E402
+from realtime.webrtc.peer import PeerOptions  # noqa: E402
+from realtime.webrtc.server import ServeConfig, SwapServer  # noqa: E402
+from realtime.webrtc.tracks import AUDIO_MAX_LATE_S, MAX_SIDE, DelayedAudioTrack, frame_to_bgr  # noqa: E402
 from tests._webrtc_fixtures import (  # noqa: E402
     LOOPBACK,
     clip_landmarks,
@@ -23,12 +28,6 @@ from tests._webrtc_fixtures import (  # noqa: E402
     serving,
     wait_for,
 )
-
-from realtime.webrtc import client as wc  # noqa: E402
-from realtime.webrtc.ice import ice_addresses  # noqa: E402
-from realtime.webrtc.peer import PeerOptions  # noqa: E402
-from realtime.webrtc.server import ServeConfig, SwapServer  # noqa: E402
-from realtime.webrtc.tracks import AUDIO_MAX_LATE_S, MAX_SIDE, DelayedAudioTrack, frame_to_bgr  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +151,7 @@ def test_swap_direction_switches_over_the_control_channel(factory, portrait_land
     async def scenario():
         server = make_server(factory)
         async with serving(server) as url:
-            client = wc.ClientPeer(clip.frames, audio=False, keep=200, options={"label": False},
-                                   ice_addresses=LOOPBACK)
+            client = wc.ClientPeer(clip.frames, audio=False, keep=200, options={"label": False}, ice_addresses=LOOPBACK)
             answer = await client.connect(url)
             try:
                 assert answer["directions"] == ["a2b", "b2a"] and answer["options"]["direction"] == "a2b"
@@ -171,8 +169,11 @@ def test_swap_direction_switches_over_the_control_channel(factory, portrait_land
                 await wait_for(lambda: client.replies("options"), 5, "the options reply")
                 assert client.replies("options")[-1]["options"] == {"direction": "b2a", "colour": "rct", "label": False}
                 assert peer.options == PeerOptions("b2a", "rct", False)
-                await wait_for(lambda: peer.video.worker.processor.swapper is factory.swappers["b2a"], 5,
-                               "the peer's processor to use the b2a model")
+                await wait_for(
+                    lambda: peer.video.worker.processor.swapper is factory.swappers["b2a"],
+                    5,
+                    "the peer's processor to use the b2a model",
+                )
                 await asyncio.sleep(0.5)  # frames in flight were swapped a2b
                 client.kept.clear()
                 await wait_for(lambda: len(client.kept) >= 30, 40, "30 b2a frames")

@@ -22,8 +22,9 @@ from realtime.types import Image
 from realtime.webrtc.ice import LOOPBACK
 
 
-async def bench_peers(server, frames: list[Image], peers: int, seconds: float, warmup: float = 3.0,
-                      fps: float = 30.0) -> dict[str, Any]:
+async def bench_peers(
+    server, frames: list[Image], peers: int, seconds: float, warmup: float = 3.0, fps: float = 30.0
+) -> dict[str, Any]:
     """Connect ``peers`` clients to ``server`` (a SwapServer) at once, measure for ``seconds`` after ``warmup``."""
     import aiohttp
 
@@ -40,13 +41,13 @@ async def bench_peers(server, frames: list[Image], peers: int, seconds: float, w
                 await client.connect(base_url, http)
         probes = [SyncProbe(server.peers[client.answer["peer_id"]]) for client in clients]
         await asyncio.sleep(warmup)
-        for client, probe in zip(clients, probes):
+        for client, probe in zip(clients, probes, strict=True):
             client.reset()
             probe.video.clear()
             probe.audio.clear()
         await asyncio.sleep(seconds)
         results = [client.result.summary() for client in clients]
-        for result, client, probe in zip(results, clients, probes):
+        for result, client, probe in zip(results, clients, probes, strict=True):
             result["lip_sync"] = probe.offset(client)
     finally:
         for client in clients:
@@ -56,21 +57,32 @@ async def bench_peers(server, frames: list[Image], peers: int, seconds: float, w
             await asyncio.sleep(0.05)
         await runner.cleanup()  # closes whatever peer is left (the app's shutdown hook)
     fps_values = [r["fps"] for r in results]
-    return {"peers": peers, "seconds": seconds, "per_peer": results,
-            "fps_mean": round(statistics.mean(fps_values), 2), "fps_min": round(min(fps_values), 2),
-            "rtt_p95_ms_max": max((r["rtt_p95_ms"] or math.inf) for r in results)}
+    return {
+        "peers": peers,
+        "seconds": seconds,
+        "per_peer": results,
+        "fps_mean": round(statistics.mean(fps_values), 2),
+        "fps_min": round(min(fps_values), 2),
+        "rtt_p95_ms_max": max((r["rtt_p95_ms"] or math.inf) for r in results),
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--peers", default="1",
-                        help="number of concurrent client peers, or a list like 1,2,3 (one run each)")
+    parser.add_argument(
+        "--peers", default="1", help="number of concurrent client peers, or a list like 1,2,3 (one run each)"
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run (after the warm-up)")
-    parser.add_argument("--warmup", type=float, default=8.0,
-                        help="seconds before measuring (ICE, first keyframes; an overloaded server needs a few "
-                             "seconds to settle its rate)")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=8.0,
+        help="seconds before measuring (ICE, first keyframes; an overloaded server needs a few "
+        "seconds to settle its rate)",
+    )
     add_model_arguments(parser)  # --model (direction a2b), --providers, --threads: the same as swapcam live
-    parser.add_argument("--portrait", default="astronaut",
-                        help="face in the synthetic clip (astronaut or grace_hopper)")
+    parser.add_argument(
+        "--portrait", default="astronaut", help="face in the synthetic clip (astronaut or grace_hopper)"
+    )
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
 
 
@@ -103,13 +115,21 @@ def run(args: argparse.Namespace) -> int:
         runs.append(result)
         for i, peer in enumerate(result["per_peer"]):
             sync = peer["lip_sync"] or {}
-            print(f"peers={n} peer{i}: {peer['fps']:5.1f} fps  round trip p50 {peer['rtt_p50_ms']} ms  "
-                  f"p95 {peer['rtt_p95_ms']} ms  (server pipeline {peer['server'].get('latency_ms')} ms, "
-                  f"audio held {peer['server'].get('audio_delay_ms')} ms, lip sync at the server's output "
-                  f"{sync.get('offset_ms')} ms, {peer['audio_frames']} audio frames back)")
+            print(
+                f"peers={n} peer{i}: {peer['fps']:5.1f} fps  round trip p50 {peer['rtt_p50_ms']} ms  "
+                f"p95 {peer['rtt_p95_ms']} ms  (server pipeline {peer['server'].get('latency_ms')} ms, "
+                f"audio held {peer['server'].get('audio_delay_ms')} ms, lip sync at the server's output "
+                f"{sync.get('offset_ms')} ms, {peer['audio_frames']} audio frames back)"
+            )
         print(f"peers={n}: mean {result['fps_mean']} fps per peer, worst p95 {result['rtt_p95_ms_max']} ms", flush=True)
-    report = {"benchmark": "webrtc", "size": [640, 480], "clip_fps": 30, "cpu_count": os.cpu_count(),
-              "model": str(args.model or "demo"), "runs": runs}
+    report = {
+        "benchmark": "webrtc",
+        "size": [640, 480],
+        "clip_fps": 30,
+        "cpu_count": os.cpu_count(),
+        "model": str(args.model or "demo"),
+        "runs": runs,
+    }
     if args.json:
         path = atomic_write_json(args.json, report, indent=2)
         print(f"wrote {path}", file=sys.stderr)

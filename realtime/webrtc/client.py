@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import itertools
 import json
 import math
 import statistics
@@ -179,12 +180,17 @@ class PeerResult:
 
     def summary(self) -> dict[str, Any]:
         rtt = sorted(self.rtt_ms)
-        return {"fps": round(self.fps(), 2), "frames": self.frames, "matched": self.matched,
-                "audio_frames": self.audio_frames,
-                "rtt_p50_ms": round(percentile(rtt, 50), 1) if rtt else None,
-                "rtt_p95_ms": round(percentile(rtt, 95), 1) if rtt else None,
-                "server": {k: self.server_stats.get(k)
-                           for k in ("fps", "latency_ms", "dropped", "audio_delay_ms", "timings")}}
+        return {
+            "fps": round(self.fps(), 2),
+            "frames": self.frames,
+            "matched": self.matched,
+            "audio_frames": self.audio_frames,
+            "rtt_p50_ms": round(percentile(rtt, 50), 1) if rtt else None,
+            "rtt_p95_ms": round(percentile(rtt, 95), 1) if rtt else None,
+            "server": {
+                k: self.server_stats.get(k) for k in ("fps", "latency_ms", "dropped", "audio_delay_ms", "timings")
+            },
+        }
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -198,9 +204,16 @@ def percentile(sorted_values: list[float], q: float) -> float:
 class ClientPeer:
     """An in-process browser stand-in: sends a clip (and a tone), receives the swapped video and the audio back."""
 
-    def __init__(self, frames: list[Image], fps: float = 30.0, audio: bool = True, keep: int = 0,
-                 options: dict | None = None, audio_burst_every: int = 0,
-                 ice_addresses: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self,
+        frames: list[Image],
+        fps: float = 30.0,
+        audio: bool = True,
+        keep: int = 0,
+        options: dict | None = None,
+        audio_burst_every: int = 0,
+        ice_addresses: tuple[str, ...] | None = None,
+    ) -> None:
         """``options``: the peer options sent with the offer; ``keep``: how many matched frames to keep (BGR);
         ``ice_addresses``: gather ICE candidates on these local addresses only (None: aioice's default, which
         never offers 127.0.0.1)."""
@@ -341,12 +354,12 @@ class SyncProbe:
             pcm = frame.to_ndarray().astype(np.float32)
             self.audio.append((t_out, float(np.sqrt(np.mean(pcm * pcm)))))
 
-    def offset(self, client: "ClientPeer") -> dict[str, Any] | None:
+    def offset(self, client: ClientPeer) -> dict[str, Any] | None:
         sent = client.video.sent
         video = [t - sent[i] for i, t in self.video if i in sent and t > sent[i]]
         bursts = sorted(client.audio.bursts.values()) if client.audio is not None else []
         clicks = []
-        for (_, previous), (t, rms) in zip(self.audio, self.audio[1:]):
+        for (_, previous), (t, rms) in itertools.pairwise(self.audio):
             if rms > self.CLICK_RMS >= previous:
                 before = [b for b in bursts if b <= t]
                 if before and t - before[-1] < 0.45:  # clicks every 0.5 s (burst_every=25): the latest one
@@ -354,8 +367,10 @@ class SyncProbe:
         if not video or not clicks:
             return None
         video_ms, audio_ms = statistics.median(video) * 1000, statistics.median(clicks) * 1000
-        return {"video_ms": round(video_ms, 1), "audio_ms": round(audio_ms, 1),
-                "offset_ms": round(audio_ms - video_ms, 1),
-                "clicks": len(clicks), "frames": len(video)}
-
-
+        return {
+            "video_ms": round(video_ms, 1),
+            "audio_ms": round(audio_ms, 1),
+            "offset_ms": round(audio_ms - video_ms, 1),
+            "clicks": len(clicks),
+            "frames": len(video),
+        }

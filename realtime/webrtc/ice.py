@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 HostLookup = Callable[..., list[str]]
 LOOPBACK = ("127.0.0.1",)  # a machine-local server and its clients (tests, the benchmark)
@@ -62,7 +62,9 @@ class _HostAddressPatch:
             if self._users == 0:
                 # Put aioice's function back only if ours is still the one installed: whoever patched after us
                 # keeps their patch (and ours, wrapped inside it, then answers like aioice for everyone).
-                if aioice.ice.get_host_addresses is self._wrapper:
+                # (_original is None only if release() came without acquire(); then _wrapper is None as well and
+                # the identity test fails anyway: the check only narrows the Optional.)
+                if self._original is not None and aioice.ice.get_host_addresses is self._wrapper:
                     aioice.ice.get_host_addresses = self._original
                 self._original = self._wrapper = None
 

@@ -17,9 +17,12 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from realtime.colour import COLOUR_MODES
+
+if TYPE_CHECKING:  # imported at run time only when a track arrives (tracks.py needs aiortc and PyAV)
+    from realtime.webrtc.tracks import DelayedAudioTrack, SwappedVideoTrack
 
 log = logging.getLogger("swapcam.webrtc")
 
@@ -114,9 +117,16 @@ class PeerSession:
     ``peers`` is the server's table of live sessions: this one counts it in its stats and leaves it when closed.
     ``close()`` frees everything (idempotent)."""
 
-    def __init__(self, factory: ProcessorFactory, options: PeerOptions, peers: dict[str, PeerSession], *,
-                 stun_servers: tuple[str, ...] = (), connect_timeout_s: float = 20.0,
-                 stats_interval_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        factory: ProcessorFactory,
+        options: PeerOptions,
+        peers: dict[str, PeerSession],
+        *,
+        stun_servers: tuple[str, ...] = (),
+        connect_timeout_s: float = 20.0,
+        stats_interval_s: float = 1.0,
+    ) -> None:
         from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
         self.factory = factory
@@ -127,8 +137,8 @@ class PeerSession:
         self.stats_interval_s = stats_interval_s
         # iceServers=[] explicitly: aiortc's default would contact a public STUN server on every offer.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(url) for url in stun_servers]))
-        self.video = None  # SwappedVideoTrack
-        self.audio = None  # DelayedAudioTrack
+        self.video: SwappedVideoTrack | None = None
+        self.audio: DelayedAudioTrack | None = None
         self.channel = None
         self.close_reason = ""
         self.max_fps: int | None = None  # the frame rate the browser was asked to keep to (overload), None: any
@@ -241,31 +251,49 @@ class PeerSession:
 
     def stats(self) -> dict[str, Any]:
         now = time.perf_counter()
-        out: dict[str, Any] = {"type": "stats", "peer": self.id, "state": self.pc.connectionState,
-                               "options": self.options.to_json(), "peers": len(self.peers)}
+        out: dict[str, Any] = {
+            "type": "stats",
+            "peer": self.id,
+            "state": self.pc.connectionState,
+            "options": self.options.to_json(),
+            "peers": len(self.peers),
+        }
         if self.video is not None:
             vs = self.video.stats
             latency = self.video.latency_s()
             backlog = vs.backlog_s(now)
-            out.update(fps=round(vs.fps(now), 2), frames_in=vs.frames_in, frames_out=vs.frames_out,
-                       backlog_ms=None if backlog is None else round(backlog * 1000, 1), max_fps=self.max_fps,
-                       dropped=self.video.dropped, errors=vs.errors,
-                       latency_ms=None if latency is None else round(latency * 1000, 1),
-                       timings={k: round(float(v), 2) for k, v in vs.timings.items()})
+            out.update(
+                fps=round(vs.fps(now), 2),
+                frames_in=vs.frames_in,
+                frames_out=vs.frames_out,
+                backlog_ms=None if backlog is None else round(backlog * 1000, 1),
+                max_fps=self.max_fps,
+                dropped=self.video.dropped,
+                errors=vs.errors,
+                latency_ms=None if latency is None else round(latency * 1000, 1),
+                timings={k: round(float(v), 2) for k, v in vs.timings.items()},
+            )
         if self.audio is not None:
             applied = self.audio.applied_delay_s()
-            out.update(audio_frames=self.audio.frames_out, audio_dropped=self.audio.dropped,
-                       audio_delay_ms=None if applied is None else round(applied * 1000, 1),
-                       audio_target_ms=round(self.audio.target_delay() * 1000, 1))
+            out.update(
+                audio_frames=self.audio.frames_out,
+                audio_dropped=self.audio.dropped,
+                audio_delay_ms=None if applied is None else round(applied * 1000, 1),
+                audio_target_ms=round(self.audio.target_delay() * 1000, 1),
+            )
         return out
 
-    def _adapt_rate(self) -> None:
+    def _adapt_rate(self, video: SwappedVideoTrack) -> None:
         now = time.perf_counter()
-        stats = self.video.stats
+        stats = video.stats
         wanted = next_max_fps(stats.backlog_s(now), stats.in_fps(), self.max_fps, now - self._max_fps_changed)
         if wanted != self.max_fps:
-            log.info("peer %s: asking the browser for %s fps (incoming backlog %.0f ms)", self.id,
-                     wanted or "any", 1000 * (stats.backlog_s(now) or 0))
+            log.info(
+                "peer %s: asking the browser for %s fps (incoming backlog %.0f ms)",
+                self.id,
+                wanted or "any",
+                1000 * (stats.backlog_s(now) or 0),
+            )
             self.max_fps, self._max_fps_changed = wanted, now
             self.send({"type": "rate", "max_fps": wanted})
 
@@ -273,7 +301,7 @@ class PeerSession:
         while True:
             await asyncio.sleep(self.stats_interval_s)
             if self.video is not None:
-                self._adapt_rate()
+                self._adapt_rate(self.video)
             self.send(self.stats())
             if self.video is not None and self.video.worker.error is not None:
                 self.send({"type": "error", "message": f"swap failed: {self.video.worker.error}"})

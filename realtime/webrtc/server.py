@@ -32,11 +32,18 @@ from realtime.webrtc.peer import BadOffer, PeerOptions, PeerSession, ProcessorFa
 log = logging.getLogger("swapcam.webrtc")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                 ".css": "text/css; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml",
-                 ".ico": "image/x-icon"}
-PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
-            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".ico": "image/x-icon",
+}
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 
 
 # ------------------------------------------------------------------------------------------------ processor factory
@@ -50,15 +57,24 @@ class PipelineFactory:
         self.directions = tuple(self.swappers)
 
     @classmethod
-    def open(cls, model: str | os.PathLike | None = None, model_b2a: str | os.PathLike | None = None,
-             providers: str = "auto", threads: int | None = None) -> PipelineFactory:
+    def open(
+        cls,
+        model: str | os.PathLike | None = None,
+        model_b2a: str | os.PathLike | None = None,
+        providers: str = "auto",
+        threads: int | None = None,
+    ) -> PipelineFactory:
         """Without ``model``: the shipped demo model both ways (``model_b2a`` replaces its reverse). With ``model``:
         that model, and a reverse direction only when ``model_b2a`` is given."""
         paths: dict[str, str | os.PathLike | None] = {"a2b": model}
         if model is None or model_b2a is not None:
             paths["b2a"] = model_b2a  # None: open_swapper's demo model of that direction
-        return cls({direction: open_swapper(path, providers, threads, direction=direction)
-                    for direction, path in paths.items()})
+        return cls(
+            {
+                direction: open_swapper(path, providers, threads, direction=direction)
+                for direction, path in paths.items()
+            }
+        )
 
     def direction_names(self) -> dict[str, str]:
         """'a2b' -> 'astronaut → grace_hopper', from each model's metadata (what the page shows)."""
@@ -122,8 +138,9 @@ class SwapServer:
         config = config or ServeConfig()
         if config.default_options.direction not in factory.directions:
             # A copy, not a change to the caller's config (it may serve another factory too).
-            config = dataclasses.replace(config, default_options=dataclasses.replace(
-                config.default_options, direction=factory.directions[0]))
+            config = dataclasses.replace(
+                config, default_options=dataclasses.replace(config.default_options, direction=factory.directions[0])
+            )
         self.config = config
         self.peers: dict[str, PeerSession] = {}
         self.static = load_static(STATIC_DIR)
@@ -161,8 +178,14 @@ class SwapServer:
     async def handle_health(self, request):
         from aiohttp import web
 
-        return web.json_response({"status": "ok", "peers": len(self.peers), "max_peers": self.config.max_peers,
-                                  "directions": list(self.factory.directions)})
+        return web.json_response(
+            {
+                "status": "ok",
+                "peers": len(self.peers),
+                "max_peers": self.config.max_peers,
+                "directions": list(self.factory.directions),
+            }
+        )
 
     async def handle_offer(self, request):
         from aiohttp import web
@@ -172,11 +195,18 @@ class SwapServer:
         except HttpError as exc:
             return _error(exc.status, str(exc))
         if len(self.peers) >= self.config.max_peers:
-            return _error(503, f"server is full: {len(self.peers)} of {self.config.max_peers} peers connected; "
-                               "try again later")
+            return _error(
+                503, f"server is full: {len(self.peers)} of {self.config.max_peers} peers connected; try again later"
+            )
         config = self.config
-        peer = PeerSession(self.factory, options, self.peers, stun_servers=config.stun_servers,
-                           connect_timeout_s=config.connect_timeout_s, stats_interval_s=config.stats_interval_s)
+        peer = PeerSession(
+            self.factory,
+            options,
+            self.peers,
+            stun_servers=config.stun_servers,
+            connect_timeout_s=config.connect_timeout_s,
+            stats_interval_s=config.stats_interval_s,
+        )
         self.peers[peer.id] = peer  # reserved before the first await, so concurrent offers cannot overfill
         try:
             # aioice reads the host addresses while the answer is made (ICE gathering), so that is the only time
@@ -191,10 +221,17 @@ class SwapServer:
             raise
         peer.start()
         log.info("peer %s: connected signalling (%d/%d peers)", peer.id, len(self.peers), self.config.max_peers)
-        return web.json_response({"sdp": answer.sdp, "type": answer.type, "peer_id": peer.id,
-                                  "options": peer.options.to_json(), "directions": list(self.factory.directions),
-                                  "direction_names": self._direction_names(),
-                                  "colours": list(COLOUR_MODES)})
+        return web.json_response(
+            {
+                "sdp": answer.sdp,
+                "type": answer.type,
+                "peer_id": peer.id,
+                "options": peer.options.to_json(),
+                "directions": list(self.factory.directions),
+                "direction_names": self._direction_names(),
+                "colours": list(COLOUR_MODES),
+            }
+        )
 
     def _direction_names(self) -> dict[str, str]:
         names = getattr(self.factory, "direction_names", None)
@@ -207,8 +244,9 @@ class SwapServer:
         if request.content_type != "application/json":
             raise HttpError(415, f"Content-Type must be application/json, got {request.content_type or 'none'!r}")
         if request.content_length is not None and request.content_length > self.config.max_body_bytes:
-            raise HttpError(413, f"body of {request.content_length} bytes is over the "
-                                 f"{self.config.max_body_bytes}-byte limit")
+            raise HttpError(
+                413, f"body of {request.content_length} bytes is over the {self.config.max_body_bytes}-byte limit"
+            )
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -281,7 +319,7 @@ async def start_server(server: SwapServer, host: str = "127.0.0.1", port: int = 
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # aiohttp has no public accessor for the bound port
+    bound = runner.addresses[0][1]  # the one site's first socket: (host, port) or (host, port, flow, scope)
     shown = f"[{host}]" if ":" in host else host
     return runner, f"http://{shown}:{bound}"
 
@@ -289,24 +327,43 @@ async def start_server(server: SwapServer, host: str = "127.0.0.1", port: int = 
 # ---------------------------------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)  # --model (direction a2b), --providers, --threads: the same as swapcam live
-    parser.add_argument("--model-b2a", default=None,
-                        help="model for the reverse direction (the page's swap-direction toggle); when left out: the "
-                             "demo model's reverse (Grace Hopper -> astronaut) without --model, none with --model")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on; 127.0.0.1 keeps it on this machine. Use 0.0.0.0 with --cert/--key "
-                             "(browsers allow cameras only on https or localhost)")
+    parser.add_argument(
+        "--model-b2a",
+        default=None,
+        help="model for the reverse direction (the page's swap-direction toggle); when left out: the "
+        "demo model's reverse (Grace Hopper -> astronaut) without --model, none with --model",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; 127.0.0.1 keeps it on this machine. Use 0.0.0.0 with --cert/--key "
+        "(browsers allow cameras only on https or localhost)",
+    )
     parser.add_argument("--port", type=int, default=8080, help="TCP port")
     parser.add_argument("--max-peers", type=int, default=4, help="most browsers served at once (503 beyond)")
     parser.add_argument("--cert", default=None, help="TLS certificate (PEM) to serve https")
     parser.add_argument("--key", default=None, help="TLS private key (PEM) for --cert")
-    parser.add_argument("--connect-timeout", type=float, default=20.0,
-                        help="seconds a peer may take to connect (ICE) before it is dropped")
-    parser.add_argument("--ice-address", action="append", default=None,
-                        help="gather ICE candidates only on this local address (repeatable; default: all interfaces)")
-    parser.add_argument("--stun", action="append", default=None,
-                        help="STUN server URL, e.g. stun:stun.example.org:3478 (repeatable; default: none)")
-    parser.add_argument("--colour", choices=COLOUR_MODES, default="rct",
-                        help="initial colour transfer mode of each peer")
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=20.0,
+        help="seconds a peer may take to connect (ICE) before it is dropped",
+    )
+    parser.add_argument(
+        "--ice-address",
+        action="append",
+        default=None,
+        help="gather ICE candidates only on this local address (repeatable; default: all interfaces)",
+    )
+    parser.add_argument(
+        "--stun",
+        action="append",
+        default=None,
+        help="STUN server URL, e.g. stun:stun.example.org:3478 (repeatable; default: none)",
+    )
+    parser.add_argument(
+        "--colour", choices=COLOUR_MODES, default="rct", help="initial colour transfer mode of each peer"
+    )
     parser.add_argument("--no-label", action="store_true", help="start peers with the 'synthetic video' label off")
 
 
@@ -341,10 +398,15 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     for url in args.stun or []:
         if not url.startswith(("stun:", "stuns:")):
             raise SwapcamError(f"--stun {url!r}: expected a URL like stun:host:port")
-    return ServeConfig(host=args.host, port=args.port, max_peers=args.max_peers, connect_timeout_s=args.connect_timeout,
-                       ice_addresses=tuple(args.ice_address) if args.ice_address else None,
-                       stun_servers=tuple(args.stun or ()),
-                       default_options=PeerOptions(colour=args.colour, label=not args.no_label))
+    return ServeConfig(
+        host=args.host,
+        port=args.port,
+        max_peers=args.max_peers,
+        connect_timeout_s=args.connect_timeout,
+        ice_addresses=tuple(args.ice_address) if args.ice_address else None,
+        stun_servers=tuple(args.stun or ()),
+        default_options=PeerOptions(colour=args.colour, label=not args.no_label),
+    )
 
 
 def quiet_libraries(verbose: bool) -> None:
@@ -363,17 +425,30 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     context = _ssl_context(args.cert, args.key)
     if not is_loopback(config.host) and context is None:
-        log.warning("listening on %s without TLS: browsers on other machines will refuse the camera on plain http; "
-                    "use --cert/--key or a TLS reverse proxy", config.host)
+        log.warning(
+            "listening on %s without TLS: browsers on other machines will refuse the camera on plain http; "
+            "use --cert/--key or a TLS reverse proxy",
+            config.host,
+        )
     factory = PipelineFactory.open(args.model, args.model_b2a, args.providers, args.threads)
     server = SwapServer(factory, config)
     scheme = "https" if context else "http"
     shown = f"[{config.host}]" if ":" in config.host else config.host
-    print(f"swapcam serve: open {scheme}://{shown}:{config.port}/ ({len(factory.directions)} direction(s), "
-          f"up to {config.max_peers} peers; Ctrl+C stops)", flush=True)
+    print(
+        f"swapcam serve: open {scheme}://{shown}:{config.port}/ ({len(factory.directions)} direction(s), "
+        f"up to {config.max_peers} peers; Ctrl+C stops)",
+        flush=True,
+    )
     try:
-        web.run_app(server.app(), host=config.host, port=config.port, ssl_context=context, print=None,
-                    access_log=None, handle_signals=True)
+        web.run_app(
+            server.app(),
+            host=config.host,
+            port=config.port,
+            ssl_context=context,
+            print=None,
+            access_log=None,
+            handle_signals=True,
+        )
     except OSError as exc:
         raise SwapcamError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
     return 0

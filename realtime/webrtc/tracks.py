@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import logging
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol, cast
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -118,7 +120,7 @@ class VideoStats:
         times = list(self.arrivals)
         if len(times) < 3:
             return None
-        return statistics.median(b - a for a, b in zip(times, times[1:]))
+        return statistics.median(b - a for a, b in itertools.pairwise(times))
 
     def record_in(self, t_in: float, pts_s: float | None) -> None:
         self.frames_in += 1
@@ -156,15 +158,22 @@ def frame_to_bgr(frame: av.VideoFrame, max_side: int = MAX_SIDE) -> Image:
     if max(frame.width, frame.height) > max_side:
         scale = max_side / max(frame.width, frame.height)
         frame = frame.reformat(width=int(frame.width * scale) // 2 * 2, height=int(frame.height * scale) // 2 * 2)
-    return frame.to_ndarray(format="bgr24")
+    # PyAV types to_ndarray() as a union over every format's dtype; bgr24 is always uint8.
+    return cast(Image, frame.to_ndarray(format="bgr24"))
 
 
 class VideoWorker:
     """One peer's processing thread. Owns the processor: it is built, used and closed in this thread only
     (mediapipe's tracking graph keeps per-stream state and must not be driven from two threads)."""
 
-    def __init__(self, make_processor: Callable[[], Processor], loop: asyncio.AbstractEventLoop,
-                 deliver: Callable[[av.VideoFrame, float], None], stats: VideoStats, name: str) -> None:
+    def __init__(
+        self,
+        make_processor: Callable[[], Processor],
+        loop: asyncio.AbstractEventLoop,
+        deliver: Callable[[av.VideoFrame | None, float], None],  # None: the worker failed, end the track
+        stats: VideoStats,
+        name: str,
+    ) -> None:
         self._make_processor = make_processor
         self._loop = loop
         self._deliver = deliver
@@ -319,6 +328,9 @@ class DelayedAudioTrack(MediaStreamTrack):
         try:
             while True:
                 frame = await self.source.recv()
+                # aiortc types recv() as Frame | Packet; an audio track's frames are AudioFrames.
+                if not isinstance(frame, av.AudioFrame):
+                    raise TypeError(f"audio track {self.source.id} delivered {type(frame).__name__}, not av.AudioFrame")
                 if frame.sample_rate:
                     self.frame_duration_s = frame.samples / frame.sample_rate
                 self._buffer.append((frame, time.perf_counter()))
