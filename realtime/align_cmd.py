@@ -11,25 +11,19 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 
-from realtime.atomic import atomic_write_json, atomic_write_png
 from realtime.align import DEFAULT_COVERAGE, STABLE_IDX, TEMPLATE_NAME, align, invert_matrix, transform_points
+from realtime.atomic import atomic_write_json, atomic_write_png
 from realtime.errors import SwapcamError
+from realtime.media import expand_inputs, media_kind, read_image, video_frames, video_length
 from realtime.types import Face, Image
 
-log = logging.getLogger(__name__)
-
-IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".y4m", ".mpg", ".mpeg", ".wmv"}
 JSON_NAME = "align.json"
 
 
@@ -57,7 +51,9 @@ class AlignedFace:
         }
 
 
-def align_faces(image: Image, faces: list[Face], size: int, coverage: float, stable_only: bool = True) -> list[AlignedFace]:
+def align_faces(
+    image: Image, faces: list[Face], size: int, coverage: float, stable_only: bool = True
+) -> list[AlignedFace]:
     """Crop and matrix for each detected face (function first: the command is a loop around this)."""
     out = []
     for i, face in enumerate(faces):
@@ -82,67 +78,17 @@ def draw_preview(image: Image, aligned: list[AlignedFace], size: int) -> Image:
             colour = (0, 255, 0) if stable[k] else (0, 220, 255)
             cv2.circle(preview, (int(round(x)), int(round(y))), radius, colour, -1, cv2.LINE_AA)
         x0, y0 = np.round(outline.min(axis=0)).astype(int)
-        cv2.putText(preview, f"face {item.face_index}", (max(0, x0), max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX,
-                    max(0.4, image.shape[0] / 1000), (255, 128, 0), thickness, cv2.LINE_AA)
+        cv2.putText(
+            preview,
+            f"face {item.face_index}",
+            (max(0, x0), max(12, y0 - 4)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            max(0.4, image.shape[0] / 1000),
+            (255, 128, 0),
+            thickness,
+            cv2.LINE_AA,
+        )
     return preview
-
-
-# ---------------------------------------------------------------- inputs
-
-
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files as given; folders expand to the images and videos directly inside them (sorted)."""
-    paths: list[Path] = []
-    for text in inputs:
-        path = Path(text)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXT | VIDEO_EXT)
-            if not found:
-                log.warning("swapcam align: warning: folder %s holds no images or videos; skipped", path)
-            paths.extend(found)
-        else:
-            paths.append(path)
-    return paths
-
-
-def read_image(path: Path) -> Image | None:
-    """BGR uint8 or None when OpenCV cannot decode the file. Alpha is dropped, grey is expanded, 16-bit scaled."""
-    data = np.fromfile(str(path), dtype=np.uint8)  # imdecode also handles non-ASCII paths
-    if data.size == 0:
-        return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)  # always 3-channel 8-bit BGR
-    return image
-
-
-def video_frames(path: Path, every: int, max_frames: int | None) -> Iterator[tuple[int, Image]]:
-    """(frame index, frame) for every ``every``-th frame. Raises SwapcamError if the file is not a video."""
-    # FFmpeg prints its own complaints ("moov atom not found") straight to stderr; we say it in one line instead.
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    cap = cv2.VideoCapture(str(path))
-    try:
-        ok, frame = cap.read() if cap.isOpened() else (False, None)
-        if not ok or frame is None:
-            raise SwapcamError(f"{path}: not a readable image or video")
-        index, taken = 0, 0
-        while ok:
-            if index % every == 0:
-                yield index, frame
-                taken += 1
-                if max_frames is not None and taken >= max_frames:
-                    return
-            ok, frame = cap.read()
-            index += 1
-    finally:
-        cap.release()
-
-
-def video_length(path: Path) -> int | None:
-    cap = cv2.VideoCapture(str(path))
-    try:
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        cap.release()
-    return n if n > 0 else None
 
 
 # ---------------------------------------------------------------- the command
@@ -182,16 +128,12 @@ class AlignJob:
         return aligned
 
 
-def _is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_EXT
-
-
 def _probe(path: Path) -> str | None:
     """'image', 'video' or None. Trusts a known extension; an unknown one is tried as an image, then a video."""
-    suffix = path.suffix.lower()
-    if suffix not in VIDEO_EXT and read_image(path) is not None:
+    kind = media_kind(path)
+    if kind != "video" and read_image(path) is not None:
         return "image"
-    if suffix not in IMAGE_EXT:
+    if kind != "image":
         try:
             next(video_frames(path, 1, 1))
             return "video"
@@ -201,7 +143,11 @@ def _probe(path: Path) -> str | None:
 
 
 def run_align(paths: list[Path], job: AlignJob) -> None:
-    detector = _create_quietly(job.backend, job.max_faces)  # may fail: before any output is written
+    from realtime.landmarks import create_detector
+
+    # may fail: before any output is written
+    detector = create_detector(job.backend, mode="static", max_faces=job.max_faces)
+    detector.warmup()  # mediapipe's start-up lines go into a capture, not into the user's terminal
     job.out.mkdir(parents=True, exist_ok=True)
     try:
         for path in paths:
@@ -212,8 +158,9 @@ def run_align(paths: list[Path], job: AlignJob) -> None:
             if not path.is_file():
                 job.errors.append(f"{path}: not a regular file")
                 continue
-            image = None if _is_video(path) else read_image(path)
-            if image is None and path.suffix.lower() in IMAGE_EXT:
+            kind = media_kind(path)
+            image = None if kind == "video" else read_image(path)
+            if image is None and kind == "image":
                 job.errors.append(f"{path}: not a readable image")
                 continue
             name = job.unique_name(path)
@@ -221,39 +168,20 @@ def run_align(paths: list[Path], job: AlignJob) -> None:
                 aligned = job.handle_frame(detector, image, source, name, 0)
                 preview = f"previews/{name}.png"
                 atomic_write_png(job.out / preview, draw_preview(image, aligned, job.size))
-                job.inputs.append({"source": source, "kind": "image", "frames": 1, "faces": len(aligned),
-                                   "preview": preview})
+                job.inputs.append(
+                    {"source": source, "kind": "image", "frames": 1, "faces": len(aligned), "preview": preview}
+                )
                 continue
             try:
                 n_faces, n_frames, preview = _align_video(detector, path, name, job)
             except SwapcamError as exc:
                 job.errors.append(str(exc))
                 continue
-            job.inputs.append({"source": source, "kind": "video", "frames": n_frames, "faces": n_faces,
-                               "preview": preview})
+            job.inputs.append(
+                {"source": source, "kind": "video", "frames": n_frames, "faces": n_faces, "preview": preview}
+            )
     finally:
         detector.close()
-
-
-def _create_quietly(backend: str, max_faces: int):
-    """mediapipe's C++ side prints INFO/WARNING lines (XNNPACK, feedback tensors, NORM_RECT) when its graph starts
-    and first sees a face; create the detector and run it once on the built-in portrait with that output captured,
-    so the user sees only swapcam's lines. (A one-thread command-line tool: redirecting stderr briefly is safe.)
-    Errors still surface as exceptions with their own message."""
-    from realtime.landmarks import create_detector
-
-    if backend != "mediapipe":
-        return create_detector(backend, mode="static", max_faces=max_faces)
-    from realtime.samples import portrait
-    from realtime.native import captured_native_output
-
-    with captured_native_output():
-        detector = create_detector(backend, mode="static", max_faces=max_faces)
-        try:
-            detector.detect(portrait("astronaut").image)
-        except Exception:  # the warm-up is a nicety; a real problem shows on the first real image
-            pass
-    return detector
 
 
 def _align_video(detector, path: Path, name: str, job: AlignJob) -> tuple[int, int, str]:
@@ -315,21 +243,40 @@ def _positive_int(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_VIDEO",
-                        help="image files, video files or folders (their images and videos, not recursive)")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="IMAGE_OR_VIDEO",
+        help="image files, video files or folders (their images and videos, searched recursively)",
+    )
     parser.add_argument("--out", required=True, help="output folder (created): crops/, previews/, align.json")
     parser.add_argument("--size", type=int, default=256, help="side of the square aligned crops, pixels")
-    parser.add_argument("--coverage", type=float, default=DEFAULT_COVERAGE,
-                        help="crop side / landmark box side: 1.0 cuts at brows and jaw, larger holds more head")
-    parser.add_argument("--landmarks", choices=("mediapipe", "fan"), default="mediapipe",
-                        help="landmark backend: mediapipe FaceMesh (bundled) or face-alignment FAN (needs weights)")
+    parser.add_argument(
+        "--coverage",
+        type=float,
+        default=DEFAULT_COVERAGE,
+        help="crop side / landmark box side: 1.0 cuts at brows and jaw, larger holds more head",
+    )
+    parser.add_argument(
+        "--landmarks",
+        choices=("mediapipe", "fan"),
+        default="mediapipe",
+        help="landmark backend: mediapipe FaceMesh (bundled) or face-alignment FAN (needs weights)",
+    )
     parser.add_argument("--every", type=_positive_int, default=10, help="videos: use every N-th frame")
-    parser.add_argument("--max-frames", type=_positive_int, default=None,
-                        help="videos: stop after this many used frames (default: whole video)")
+    parser.add_argument(
+        "--max-frames",
+        type=_positive_int,
+        default=None,
+        help="videos: stop after this many used frames (default: whole video)",
+    )
     parser.add_argument("--max-faces", type=_positive_int, default=1, help="most faces to find per image/frame")
-    parser.add_argument("--all-points", action="store_true",
-                        help="fit the alignment on all 68 points instead of the stable ones (brows, eyes, nose, "
-                             "mouth corners); the jaw makes crops jitter more")
+    parser.add_argument(
+        "--all-points",
+        action="store_true",
+        help="fit the alignment on all 68 points instead of the stable ones (brows, eyes, nose, "
+        "mouth corners); the jaw makes crops jitter more",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar for videos")
 
 
@@ -351,9 +298,17 @@ def run(args: argparse.Namespace) -> int:
             raise SwapcamError(f"{only}: no such file" if not only.exists() else f"{only}: not a regular file")
         if _probe(only) is None:
             raise SwapcamError(f"{only}: not a readable image or video")
-    job = AlignJob(out=out, size=args.size, coverage=args.coverage, backend=args.landmarks, every=args.every,
-                   max_frames=args.max_frames, max_faces=args.max_faces, stable_only=not args.all_points,
-                   progress=not args.no_progress)
+    job = AlignJob(
+        out=out,
+        size=args.size,
+        coverage=args.coverage,
+        backend=args.landmarks,
+        every=args.every,
+        max_frames=args.max_frames,
+        max_faces=args.max_faces,
+        stable_only=not args.all_points,
+        progress=not args.no_progress,
+    )
     run_align(paths, job)
     json_path = write_json(job)
     n_faces = len(job.records)

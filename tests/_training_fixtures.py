@@ -17,7 +17,7 @@ FACESET_SIZE = 128
 CLIP_FRAMES = 48
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def build_facesets(root: str) -> dict[str, Path]:
     """{"A": folder, "B": folder, "clips": {name: mp4}} under ``root`` (created once per process)."""
     from realtime.samples import synthetic_clip, write_mp4
@@ -35,16 +35,30 @@ def build_facesets(root: str) -> dict[str, Path]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def short_run(root: str, steps: int = 20) -> Path:
     """A tiny-preset run trained for a few steps on the shared facesets (for export and resume tests)."""
     from training.train import TrainConfig, train
 
     sets = build_facesets(str(Path(root).parent / "facesets"))
     run = Path(root)
-    train(TrainConfig(a=str(sets["A"]), b=str(sets["B"]), out=str(run), steps=steps, batch=4, lr=5e-4, seed=3,
-                      preview_every=0, save_every=1000, log_every=1, name_a="astronaut", name_b="grace_hopper"),
-          progress=False)
+    train(
+        TrainConfig(
+            a=str(sets["A"]),
+            b=str(sets["B"]),
+            out=str(run),
+            steps=steps,
+            batch=4,
+            lr=5e-4,
+            seed=3,
+            preview_every=0,
+            save_every=1000,
+            log_every=1,
+            name_a="astronaut",
+            name_b="grace_hopper",
+        ),
+        progress=False,
+    )
     return run
 
 

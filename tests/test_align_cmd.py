@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,9 @@ from realtime.cli import main
 from realtime.samples import write_mp4
 
 REPO = Path(__file__).resolve().parents[1]
+# glog/absl lines as mediapipe's C++ side prints them ("W0000 00:00:... landmark_projection_calculator.cc:186] ...")
+# and the TFLite / absl start-up lines that precede them
+NATIVE_LOG_LINE = re.compile(r"^([IWEF]\d{4} |INFO: Created TensorFlow|WARNING: All log messages)", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +41,13 @@ def _load(out: Path) -> dict:
 def test_non_image_file_one_line_exit_2(media, tmp_path):
     """The real command line in a fresh process: exit code 2, one stderr line naming the file, no traceback."""
     bad = media / "notes.txt"
-    proc = subprocess.run([sys.executable, "-m", "realtime.cli", "align", str(bad), "--out", str(tmp_path / "o")],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "realtime.cli", "align", str(bad), "--out", str(tmp_path / "o")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -46,8 +56,9 @@ def test_non_image_file_one_line_exit_2(media, tmp_path):
     assert not (tmp_path / "o").exists()  # nothing created for a lone bad input
 
 
-@pytest.mark.parametrize("name, content", [("fake.mp4", b"\x00" * 4096), ("broken.png", b"\x89PNG not really"),
-                                           ("empty.jpg", b"")])
+@pytest.mark.parametrize(
+    "name, content", [("fake.mp4", b"\x00" * 4096), ("broken.png", b"\x89PNG not really"), ("empty.jpg", b"")]
+)
 def test_unreadable_media_named(tmp_path, capsys, name, content):
     path = tmp_path / name
     path.write_bytes(content)
@@ -63,14 +74,15 @@ def test_missing_file(tmp_path, capsys):
 
 def test_images_give_crops_json_and_previews(media, tmp_path, portraits):
     out = tmp_path / "out"
-    code = main(["align", str(media / "astronaut.png"), str(media / "grace_hopper.png"), "--out", str(out),
-                 "--size", "192"])
+    code = main(
+        ["align", str(media / "astronaut.png"), str(media / "grace_hopper.png"), "--out", str(out), "--size", "192"]
+    )
     assert code == 0
     doc = _load(out)
     assert doc["size"] == 192 and doc["fit"] == "stable" and doc["errors"] == []
     assert [i["faces"] for i in doc["inputs"]] == [1, 1]
     assert len(doc["faces"]) == 2
-    for rec, name in zip(doc["faces"], ["astronaut", "grace_hopper"]):
+    for rec, name in zip(doc["faces"], ["astronaut", "grace_hopper"], strict=True):
         image = portraits[name].image
         crop = cv2.imread(str(out / rec["crop"]))
         assert crop.shape == (192, 192, 3)
@@ -96,11 +108,13 @@ def test_images_give_crops_json_and_previews(media, tmp_path, portraits):
         at_points = [changed[int(round(y)), int(round(x))] for x, y in landmarks]
         assert np.mean(at_points) > 0.9
         # nothing is drawn away from the face's crop outline (blue box) and its label just above it
-        corners = transform_points(np.array([[0, 0], [192, 0], [192, 192], [0, 192]]), cv2.invertAffineTransform(matrix))
+        corners = transform_points(
+            np.array([[0, 0], [192, 0], [192, 192], [0, 192]]), cv2.invertAffineTransform(matrix)
+        )
         bx0, by0 = np.floor(corners.min(axis=0)).astype(int) - np.array([10, 40])
         bx1, by1 = np.ceil(corners.max(axis=0)).astype(int) + 10
         far = np.ones(changed.shape, bool)
-        far[max(0, by0):by1, max(0, bx0):bx1] = False
+        far[max(0, by0) : by1, max(0, bx0) : bx1] = False
         assert far.mean() > 0.3
         assert changed[far].mean() < 0.001
     assert not list(out.rglob(".*.tmp"))  # atomic writes (realtime.atomic) leave no temp files
@@ -139,8 +153,12 @@ def test_folder_mixed_inputs_warn_and_exit_2_at_the_end(media, tmp_path, capsys)
     assert "no face found in" in err and "grey.png" in err
     doc = _load(out)
     kinds = {Path(i["source"]).name: (i["kind"], i["faces"]) for i in doc["inputs"]}
-    assert kinds == {"astronaut.png": ("image", 1), "clip.mp4": ("video", 2), "grace_hopper.png": ("image", 1),
-                     "grey.png": ("image", 0)}
+    assert kinds == {
+        "astronaut.png": ("image", 1),
+        "clip.mp4": ("video", 2),
+        "grace_hopper.png": ("image", 1),
+        "grey.png": ("image", 0),
+    }
     assert len(doc["errors"]) == 1 and "notes.txt" in doc["errors"][0]
     assert (out / "previews" / "grey.png").is_file()  # a preview even without a face
 
@@ -170,8 +188,19 @@ def test_grey_rgba_and_16bit_files_are_read_as_bgr(tmp_path, astronaut):
     for name, data in (("grey.png", grey), ("rgba.png", rgba), ("deep.png", deep)):
         cv2.imwrite(str(tmp_path / name), data)
     out = tmp_path / "out"
-    assert main(["align", str(tmp_path / "grey.png"), str(tmp_path / "rgba.png"), str(tmp_path / "deep.png"),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "align",
+                str(tmp_path / "grey.png"),
+                str(tmp_path / "rgba.png"),
+                str(tmp_path / "deep.png"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     doc = _load(out)
     assert [i["faces"] for i in doc["inputs"]] == [1, 1, 1]
     boxes = np.array([r["bbox"] for r in doc["faces"]])
@@ -180,8 +209,28 @@ def test_grey_rgba_and_16bit_files_are_read_as_bgr(tmp_path, astronaut):
 
 def test_clean_output_in_a_fresh_process(media, tmp_path):
     """A user running the command sees swapcam's summary line, not mediapipe's C++ log lines."""
-    proc = subprocess.run([sys.executable, "-m", "realtime.cli", "align", str(media / "grace_hopper.png"),
-                           "--out", str(tmp_path / "o")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "realtime.cli", "align", str(media / "grace_hopper.png"), "--out", str(tmp_path / "o")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
+    assert not NATIVE_LOG_LINE.search(proc.stderr + proc.stdout), proc.stderr
     assert proc.stderr == ""
     assert proc.stdout.startswith("1 face(s) from 1 input(s)") and proc.stdout.count("\n") == 1
+
+
+def test_folders_are_searched_recursively_and_flv_is_a_video(media, tmp_path):
+    """The same media table and folder walk as `swapcam extract` (realtime.media)."""
+    nested = tmp_path / "in" / "a" / "b"
+    nested.mkdir(parents=True)
+    shutil.copy(media / "astronaut.png", nested / "astronaut.png")
+    # an MP4 stream under a .flv name: FFmpeg reads it by content; what is tested is that the extension is taken
+    shutil.copy(media / "clip.mp4", tmp_path / "in" / "a" / "clip.flv")
+    (tmp_path / "in" / "a" / "notes.txt").write_text("skipped: not media\n")
+    out = tmp_path / "out"
+    assert main(["align", str(tmp_path / "in"), "--out", str(out), "--every", "6", "--no-progress"]) == 0
+    kinds = {Path(i["source"]).name: (i["kind"], i["faces"]) for i in _load(out)["inputs"]}
+    assert kinds == {"astronaut.png": ("image", 1), "clip.flv": ("video", 2)}

@@ -30,7 +30,7 @@ def _blob_face(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_same_seed_same_batch_other_seed_other_batch():
     aug = Augmenter()
-    images, masks, weights = map(np.stack, zip(*[_blob_face(i) for i in range(6)]))
+    images, masks, weights = map(np.stack, zip(*[_blob_face(i) for i in range(6)], strict=True))
     idx = np.array([0, 1, 2, 3, 4, 5])
     b1 = aug.batch(images, masks, weights, idx, seed=7, step=3, stream=0)
     b2 = Augmenter().batch(images, masks, weights, idx, seed=7, step=3, stream=0)  # a fresh pipeline: no hidden state
@@ -64,7 +64,9 @@ def test_masks_follow_faces_through_flip_and_affine():
 
 
 def test_random_warp_changes_input_not_target():
-    aug = Augmenter(AugmentConfig(warp=1.0, blur=0.0, noise=0.0, colour=0.0, flip=0.0, rotate=0.0, scale=0.0, shift=0.0))
+    aug = Augmenter(
+        AugmentConfig(warp=1.0, blur=0.0, noise=0.0, colour=0.0, flip=0.0, rotate=0.0, scale=0.0, shift=0.0)
+    )
     image, mask, weight = _blob_face(1)
     warped, target, _, _ = aug.sample(image, mask, weight, 5)
     assert np.array_equal(target, image), "with no affine/colour, the target must be the untouched face"

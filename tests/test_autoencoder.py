@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from models.autoencoder import (PRESETS, Decoder, Encoder, ModelConfig, SwapAutoencoder, SwapDirection, build_model,  # noqa: E402
-                                forward_flops, get_preset)
+from models.autoencoder import (  # noqa: E402
+    PRESETS,
+    Decoder,
+    Encoder,
+    ModelConfig,
+    SwapAutoencoder,
+    SwapDirection,
+    build_model,
+    forward_flops,
+    get_preset,
+)
 from realtime.errors import SwapcamError  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _macs_by_hooks(module: torch.nn.Module, x: torch.Tensor) -> int:
@@ -59,7 +62,8 @@ def test_tiny_forward_shapes_and_ranges():
     fb, _ = model(x, "b")
     assert not torch.allclose(fa, fb)
     assert model.decoder_a is not model.decoder_b
-    assert all(p_a.data_ptr() != p_b.data_ptr() for p_a, p_b in zip(model.decoder_a.parameters(), model.decoder_b.parameters()))
+    pairs = zip(model.decoder_a.parameters(), model.decoder_b.parameters(), strict=True)
+    assert all(p_a.data_ptr() != p_b.data_ptr() for p_a, p_b in pairs)
 
 
 @pytest.mark.parametrize("preset", list(PRESETS))
@@ -68,17 +72,11 @@ def test_no_transposed_convolution_and_pixelshuffle_upscales(preset):
     kinds = {type(m) for m in model.modules()}
     assert torch.nn.ConvTranspose2d not in kinds and torch.nn.ConvTranspose1d not in kinds
     shuffles = [m for m in model.modules() if isinstance(m, torch.nn.PixelShuffle)]
-    # one upscale in the encoder + one per decoder stage, in each of the two decoders
+    # one upscale in the encoder + one per decoder stage (+ the sub-pixel output head), in each of the two decoders
     cfg = get_preset(preset)
-    assert len(shuffles) == 1 + 2 * len(cfg.dec_channels)
+    assert len(shuffles) == 1 + 2 * (len(cfg.dec_channels) + int(cfg.subpixel_head))
     assert isinstance(model.encoder, Encoder) and isinstance(model.decoder_a, Decoder)
     assert any(isinstance(m, torch.nn.Linear) for m in model.encoder.modules())  # dense bottleneck
-
-
-def test_preset_sizes():
-    assert get_preset("tiny").size == 64
-    assert 96 <= get_preset("lite").size <= 128
-    assert get_preset("hd").size == 256
 
 
 def test_lite_forward_shape():
@@ -113,9 +111,3 @@ def test_bad_inputs():
 def test_config_round_trip():
     cfg = get_preset("lite")
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
-
-
-def test_contract_imports_without_torch():
-    code = "import sys, models.contract; assert 'torch' not in sys.modules, 'torch imported'; print('ok')"
-    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0 and "ok" in res.stdout, res.stderr

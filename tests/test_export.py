@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +15,22 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from _training_fixtures import build_facesets, short_run  # noqa: E402
-from models.autoencoder import ModelConfig, SwapAutoencoder  # noqa: E402
-from models.contract import (DEMO_MODELS, DFM_INPUT_NAMES, DFM_OUTPUT_NAMES, INPUT_NAMES, OUTPUT_NAMES,  # noqa: E402
-                             TEMPLATE_NAME, ModelInfo, check_io_names)
+
+from models.checkpoint import CHECKPOINT, load_checkpoint, model_from_checkpoint  # noqa: E402
+from models.contract import (  # noqa: E402
+    DEMO_MODELS,
+    DFM_INPUT_NAMES,
+    DFM_OUTPUT_NAMES,
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    TEMPLATE_NAME,
+    ModelInfo,
+    check_io_names,
+)
 from models.export import export_model, read_info  # noqa: E402
+from realtime.atomic import atomic_write_bytes  # noqa: E402
 from realtime.cli import main as cli_main  # noqa: E402
-from training.train import CHECKPOINT, load_checkpoint  # noqa: E402
+from realtime.errors import SwapcamError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +42,7 @@ def run20(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(run20):
     state = load_checkpoint(run20 / CHECKPOINT)
-    model = SwapAutoencoder(ModelConfig.from_dict(state["model_config"]))
-    model.load_state_dict(state["model"])
-    return model.eval(), state
+    return model_from_checkpoint(state), state
 
 
 def _session(path: Path):
@@ -70,9 +80,19 @@ def test_swapcam_export_parity_names_metadata(tmp_path, run20, trained, directio
     info, fmt = read_info(out)
     assert fmt == "swapcam"
     names = tuple(state["identities"])
-    expected = ModelInfo(size=size, coverage=state["coverage"], format="swapcam", layout="NCHW", colour_order="RGB",
-                         value_range=(0.0, 1.0), preset="tiny", steps=state["step"], psnr=state["psnr"],
-                         identities=names if direction == "a2b" else names[::-1], direction=direction)
+    expected = ModelInfo(
+        size=size,
+        coverage=state["coverage"],
+        format="swapcam",
+        layout="NCHW",
+        colour_order="RGB",
+        value_range=(0.0, 1.0),
+        preset="tiny",
+        steps=state["step"],
+        psnr=state["psnr"],
+        identities=names if direction == "a2b" else names[::-1],
+        direction=direction,
+    )
     assert info == expected
     assert info.template == TEMPLATE_NAME and info.coverage == 1.6 and info.size == 64
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
@@ -94,7 +114,11 @@ def test_dfm_contract(tmp_path, run20, trained):
     rgb = _faces(2, size, seed=4)
     bgr_nhwc = np.ascontiguousarray(rgb[:, ::-1].transpose(0, 2, 3, 1))
     src_mask, celeb, celeb_mask = sess.run(None, {"in_face:0": bgr_nhwc})
-    assert src_mask.shape == (2, size, size, 1) and celeb.shape == (2, size, size, 3) and celeb_mask.shape == (2, size, size, 1)
+    assert (
+        src_mask.shape == (2, size, size, 1)
+        and celeb.shape == (2, size, size, 3)
+        and celeb_mask.shape == (2, size, size, 1)
+    )
     with torch.no_grad():
         x = torch.from_numpy(rgb)
         z = model.encoder(x)
@@ -117,6 +141,30 @@ def test_fp16_weights_keep_float32_io(tmp_path, run20, trained):
     sess = _session(half)
     assert sess.get_inputs()[0].type == "tensor(float)" and sess.get_outputs()[0].type == "tensor(float)"
     assert res["max_abs_diff"] < 5e-3  # float16 weight rounding only
+
+
+def test_failed_parity_check_leaves_nothing_behind(tmp_path, run20):
+    """float16 weights cannot meet a 1e-7 tolerance: the export is refused, --out is never created, and a model
+    already at --out is left exactly as it was."""
+    out = tmp_path / "model.onnx"
+    with pytest.raises(SwapcamError, match="differ by .* the model was not written"):
+        export_model(run20, out, fp16=True, tolerance=1e-7)
+    assert list(tmp_path.iterdir()) == []  # neither the model nor a temp file
+    export_model(run20, out)
+    previous = out.read_bytes()
+    with pytest.raises(SwapcamError, match="not written"):
+        export_model(run20, out, direction="b2a", fp16=True, tolerance=1e-7)
+    assert out.read_bytes() == previous and [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_atomic_write_without_fchmod(tmp_path, monkeypatch):
+    """Windows has no os.fchmod before Python 3.13; the atomic writer (models, checkpoints, crops) must not need it."""
+    monkeypatch.delattr(os, "fchmod", raising=False)
+    path = atomic_write_bytes(tmp_path / "sub" / "model.onnx", b"first")
+    atomic_write_bytes(path, b"second")
+    assert path.read_bytes() == b"second" and [p.name for p in path.parent.iterdir()] == ["model.onnx"]
+    if os.name == "posix":
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644  # shareable, not mkstemp's 0600
 
 
 def test_bad_export_inputs_one_line(tmp_path, run20, capsys):
@@ -164,7 +212,9 @@ def test_demo_model_turns_astronaut_into_grace_hopper(tmp_path_factory):
     Same metric as the training test: nearest real aligned face inside the mean landmark hull.
     """
     from _training_fixtures import faceset_faces
-    from training.faceset import hull_mask, load_faceset
+
+    from realtime.compose import hull_mask
+    from training.faceset import load_faceset
 
     sets = build_facesets(str(tmp_path_factory.getbasetemp() / "facesets"))
     info, _ = read_info(DEMO_MODELS["a2b"])
@@ -187,8 +237,22 @@ def test_demo_model_turns_astronaut_into_grace_hopper(tmp_path_factory):
 def test_build_demo_model_command_small(tmp_path, capsys):
     """`swapcam build-demo-model` end to end at toy scale: clips -> extract -> train -> both exports + sums + recipe."""
     out = tmp_path / "demo"
-    argv = ["build-demo-model", "--workdir", str(tmp_path / "work"), "--out-dir", str(out), "--steps", "3", "--batch",
-            "2", "--clips", "1", "--frames", "12", "--no-progress"]
+    argv = [
+        "build-demo-model",
+        "--workdir",
+        str(tmp_path / "work"),
+        "--out-dir",
+        str(out),
+        "--steps",
+        "3",
+        "--batch",
+        "2",
+        "--clips",
+        "1",
+        "--frames",
+        "12",
+        "--no-progress",
+    ]
     assert cli_main(argv) == 0
     assert "demo model: 3 steps" in capsys.readouterr().out
     sums = dict(reversed(line.split()) for line in (out / "SHA256SUMS").read_text().splitlines())
@@ -197,6 +261,7 @@ def test_build_demo_model_command_small(tmp_path, capsys):
         assert hashlib.sha256(exported.read_bytes()).hexdigest() == sums[path.name]
         info, fmt = read_info(exported)
         assert fmt == "swapcam" and info.steps == 3 and info.direction == direction
+    assert sorted(p.name for p in out.iterdir()) == ["RECIPE.md", "SHA256SUMS", "demo_a2b.onnx", "demo_b2a.onnx"]
     recipe = (out / "RECIPE.md").read_text()
     assert "| seed | 0 |" in recipe and sums["demo_a2b.onnx"] in recipe and "3 x 2 faces" in recipe
     # publish-only re-exports the run's checkpoint without training again

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-
 from _training_fixtures import FACESET_SIZE, build_facesets
+
 from models.contract import TEMPLATE_NAME
 from realtime.align import STABLE_IDX, template_points
 from realtime.cli import main as cli_main
@@ -19,6 +23,11 @@ from realtime.errors import SwapcamError
 from realtime.samples import synthetic_clip, write_mp4
 from training.extract import extract
 from training.faceset import load_faceset, read_index
+
+REPO = Path(__file__).resolve().parents[1]
+# glog/absl lines as mediapipe's C++ side prints them ("W0000 00:00:... landmark_projection_calculator.cc:186] ...")
+# and the TFLite / absl start-up lines that precede them
+NATIVE_LOG_LINE = re.compile(r"^([IWEF]\d{4} |INFO: Created TensorFlow|WARNING: All log messages)", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +64,13 @@ def test_faceset_layout_crops_landmarks_and_matrix(facesets):
         assert np.abs(lm[STABLE_IDX] - target[STABLE_IDX]).mean() < 0.04 * FACESET_SIZE
         # the stored matrix is the frame -> crop warp that made this crop
         m = np.array(entry["matrix"])
-        remade = cv2.warpAffine(frames[entry["frame"]], m, (FACESET_SIZE, FACESET_SIZE), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REFLECT)
+        remade = cv2.warpAffine(
+            frames[entry["frame"]],
+            m,
+            (FACESET_SIZE, FACESET_SIZE),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT,
+        )
         assert np.abs(remade.astype(int) - crop.astype(int)).mean() < 1.0
     stats = next(iter(index["sources"].values()))
     assert stats["done"] and stats["frames"] == 48
@@ -143,6 +157,58 @@ def test_image_folder_source(tmp_path, portraits):
     index = extract([str(folder)], tmp_path / "fs", size=96, progress=False)
     assert len(index["faces"]) == 2
     assert {e["frame"] for e in index["faces"]} == {0}
+
+
+def test_nested_folders_flv_and_image_depths(tmp_path, astronaut, facesets):
+    """Folders are searched recursively; .flv is a video; a 16-bit, a grey+alpha and an 8-bit copy of one photo give
+    the same face (realtime.media reads them all as BGR uint8)."""
+    photo = astronaut.image
+    deep = tmp_path / "in" / "photos" / "16bit"
+    deep.mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "in" / "photos" / "plain.png"), photo)
+    cv2.imwrite(str(deep / "deep.png"), photo.astype(np.uint16) * 257)
+    grey_alpha = cv2.cvtColor(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGRA)
+    cv2.imwrite(str(deep / "grey_alpha.png"), grey_alpha)
+    # an MP4 stream under a .flv name: FFmpeg reads it by its content, so what is tested is that the extension is
+    # taken (a folder only yields files whose extension is in realtime.media's table)
+    flv = tmp_path / "in" / "clips" / "talk.flv"
+    flv.parent.mkdir()
+    shutil.copy(facesets["clips"]["grace_hopper"], flv)
+    (tmp_path / "in" / "clips" / "notes.txt").write_text("not media\n")
+    index = extract([str(tmp_path / "in")], tmp_path / "fs", size=96, progress=False, dedup=0)
+    by_source = {Path(key).name: stats for key, stats in index["sources"].items()}
+    assert set(by_source) == {"plain.png", "deep.png", "grey_alpha.png", "talk.flv"}
+    assert by_source["talk.flv"]["frames"] == 48 and by_source["talk.flv"]["faces"] >= 30
+    assert all(by_source[name]["faces"] == 1 for name in ("plain.png", "deep.png", "grey_alpha.png"))
+    crops = {
+        Path(e["source"]).name: cv2.imread(str(tmp_path / "fs" / e["file"])).astype(int)
+        for e in index["faces"]
+        if e["frame"] == 0 and not e["source"].endswith(".flv")
+    }
+    assert np.abs(crops["deep.png"] - crops["plain.png"]).mean() < 1.0
+    # grey + alpha: expanded to three equal channels; the landmarks differ a little on a grey photo, so the crop
+    # matches the colour one's grey version only roughly
+    grey = crops["grey_alpha.png"]
+    assert np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 0], grey[..., 2])
+    grey_plain = cv2.cvtColor(crops["plain.png"].astype(np.uint8), cv2.COLOR_BGR2GRAY).astype(int)
+    assert np.abs(grey[..., 0] - grey_plain).mean() < 6.0
+
+
+def test_no_native_log_lines_in_a_fresh_process(tmp_path, astronaut):
+    """mediapipe's C++ start-up lines (glog/absl, e.g. landmark_projection_calculator) never reach the user."""
+    photo = tmp_path / "portrait.png"
+    cv2.imwrite(str(photo), astronaut.image)
+    proc = subprocess.run(
+        [sys.executable, "-m", "realtime.cli", "extract", str(photo), "--out", str(tmp_path / "fs"), "--no-progress"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not NATIVE_LOG_LINE.search(proc.stderr + proc.stdout), proc.stderr
+    assert proc.stderr == ""
+    assert proc.stdout.startswith(f"{tmp_path / 'fs'}: 1 faces") and proc.stdout.count("\n") == 1
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -18,12 +18,17 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from _training_fixtures import build_facesets, faceset_faces, read_metrics, short_run  # noqa: E402
-from models.autoencoder import build_model  # noqa: E402
+
+from models.autoencoder import build_model, get_preset  # noqa: E402
+from models.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint  # noqa: E402
+from realtime.align import template_points  # noqa: E402
 from realtime.cli import main as cli_main  # noqa: E402
+from realtime.compose import hull_mask  # noqa: E402
 from realtime.errors import SwapcamError  # noqa: E402
-from training.faceset import hull_mask, load_faceset, read_index  # noqa: E402
+from training.faceset import load_faceset, read_index  # noqa: E402
 from training.losses import psnr  # noqa: E402
-from training.train import CHECKPOINT, TrainConfig, load_checkpoint, save_checkpoint, train  # noqa: E402
+from training.step import LossConfig, build_train_state, identity_batch, make_identity, train_step  # noqa: E402
+from training.train import TrainConfig, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,8 +60,19 @@ def _psnr_per_identity(model, faces_a: np.ndarray, faces_b: np.ndarray) -> tuple
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # ~1 min on an idle 2-core CPU; far longer when the cores are shared
 def test_short_training_raises_psnr_and_swaps_identity(tmp_path, facesets):
-    cfg = TrainConfig(a=str(facesets["A"]), b=str(facesets["B"]), out=str(tmp_path / "run"), preset="tiny", steps=500,
-                      batch=8, lr=5e-4, seed=0, preview_every=250, save_every=250, log_every=10)
+    cfg = TrainConfig(
+        a=str(facesets["A"]),
+        b=str(facesets["B"]),
+        out=str(tmp_path / "run"),
+        preset="tiny",
+        steps=500,
+        batch=8,
+        lr=5e-4,
+        seed=0,
+        preview_every=250,
+        save_every=250,
+        log_every=10,
+    )
     faces_a, faces_b = faceset_faces(facesets["A"], 64), faceset_faces(facesets["B"], 64)
     torch.manual_seed(cfg.seed)  # train() initialises its weights exactly like this
     untrained = build_model("tiny")
@@ -82,8 +98,12 @@ def test_short_training_raises_psnr_and_swaps_identity(tmp_path, facesets):
         b2a = model(torch.from_numpy(faces_b), "a")[0][..., region].flatten(1)
     nearest_a2b = is_b[torch.cdist(a2b, real).argmin(dim=1)]
     nearest_b2a = is_b[torch.cdist(b2a, real).argmin(dim=1)]
-    assert nearest_a2b.float().mean() >= 0.9, f"only {nearest_a2b.float().mean():.0%} of A->B outputs are nearest to a B face"
-    assert (~nearest_b2a).float().mean() >= 0.9, f"only {(~nearest_b2a).float().mean():.0%} of B->A outputs are nearest to an A face"
+    assert nearest_a2b.float().mean() >= 0.9, (
+        f"only {nearest_a2b.float().mean():.0%} of A->B outputs are nearest to a B face"
+    )
+    assert (~nearest_b2a).float().mean() >= 0.9, (
+        f"only {(~nearest_b2a).float().mean():.0%} of B->A outputs are nearest to an A face"
+    )
     # and on average closer to B's faces than to A's
     d = torch.cdist(a2b, real)
     assert d[:, is_b].mean() < d[:, ~is_b].mean()
@@ -100,7 +120,7 @@ def test_preview_rows(run20, facesets):
     grid = cv2.imread(str(run20 / "preview.png"))
     assert grid is not None and grid.shape[0] == 6 * 128
     cell = 128
-    rows = [grid[r * cell:(r + 1) * cell, 72:] for r in range(6)]
+    rows = [grid[r * cell : (r + 1) * cell, 72:] for r in range(6)]
     # row 0 is the first preview face of A, row 3 of B: real crops, resized
     face_a = cv2.resize(load_faceset(facesets["A"], 64).images[0], (cell, cell), interpolation=cv2.INTER_NEAREST)
     assert np.abs(rows[0][:, :cell].astype(int) - face_a.astype(int)).mean() < 2.0
@@ -109,15 +129,34 @@ def test_preview_rows(run20, facesets):
 
 # ------------------------------------------------------------------------------------------------ resume
 def test_resume_reproduces_uninterrupted_losses(tmp_path, facesets):
-    common = ["--a", str(facesets["A"]), "--b", str(facesets["B"]), "--batch", "3", "--lr", "5e-4", "--seed", "5",
-              "--log-every", "1", "--preview-every", "0", "--save-every", "1000", "--no-progress", "--threads", "2"]
+    common = [
+        "--a",
+        str(facesets["A"]),
+        "--b",
+        str(facesets["B"]),
+        "--batch",
+        "3",
+        "--lr",
+        "5e-4",
+        "--seed",
+        "5",
+        "--log-every",
+        "1",
+        "--preview-every",
+        "0",
+        "--save-every",
+        "1000",
+        "--no-progress",
+        "--threads",
+        "2",
+    ]
     assert cli_main(["train", "--out", str(tmp_path / "full"), "--steps", "8"] + common) == 0
     assert cli_main(["train", "--out", str(tmp_path / "part"), "--steps", "4"] + common) == 0
     assert load_checkpoint(tmp_path / "part" / CHECKPOINT)["step"] == 4
     assert cli_main(["train", "--out", str(tmp_path / "part"), "--steps", "8", "--resume"] + common) == 0
     full, part = read_metrics(tmp_path / "full"), read_metrics(tmp_path / "part")
     assert [m["step"] for m in part] == list(range(1, 9)) == [m["step"] for m in full]
-    for f, p in zip(full, part):
+    for f, p in zip(full, part, strict=True):
         assert p["loss"] == pytest.approx(f["loss"], rel=1e-5, abs=1e-7), f"step {f['step']}"
     sf, sp = load_checkpoint(tmp_path / "full" / CHECKPOINT), load_checkpoint(tmp_path / "part" / CHECKPOINT)
     for key, value in sf["model"].items():
@@ -131,7 +170,7 @@ def test_checkpoint_write_killed_midway_keeps_previous(tmp_path, run20):
     old_step = load_checkpoint(ckpt)["step"]
     # a real process writing a big checkpoint over it, killed with SIGKILL while the temp file is being written
     script = (
-        "import sys, torch; from training.train import save_checkpoint, CHECKPOINT_FORMAT\n"
+        "import sys, torch; from models.checkpoint import save_checkpoint, CHECKPOINT_FORMAT\n"
         "state = {'format': CHECKPOINT_FORMAT, 'step': 999, 'blob': torch.ones(120_000_000)}\n"
         f"print('writing', flush=True); save_checkpoint({str(ckpt)!r}, state); print('finished', flush=True)\n"
     )
@@ -166,12 +205,81 @@ def test_save_checkpoint_is_atomic_replace(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temp files left behind
 
 
+# ------------------------------------------------------------------------------------------------ the shared step
+def _random_identity(name: str, n: int, size: int, seed: int):
+    rng = np.random.default_rng(seed)
+    landmarks = np.repeat(template_points(size).astype(np.float32)[None], n, axis=0)
+    return make_identity(name, rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8), landmarks)
+
+
+def test_non_finite_loss_stops_before_the_update():
+    """A loss that is NaN (here: a NaN in the batch) raises one clear error and leaves the weights untouched."""
+    device = torch.device("cpu")
+    state = build_train_state(get_preset("tiny"), device, lr=1e-3, seed=0, amp=False)
+    a, b = _random_identity("a", 4, 64, 1), _random_identity("b", 4, 64, 2)
+    batch_a, batch_b = identity_batch(None, a, 0, 0, 0, 2, device), identity_batch(None, b, 0, 0, 1, 2, device)
+    train_step(state, batch_a, batch_b, LossConfig())
+    assert state.step == 1
+    before = {k: v.clone() for k, v in state.model.state_dict().items()}
+    batch_a["input"][0, 0, 0, 0] = float("nan")
+    with pytest.raises(SwapcamError, match=r"loss became nan at step 1; lower --lr \(now 0.001\)"):
+        train_step(state, batch_a, batch_b, LossConfig())
+    assert state.step == 1
+    assert all(torch.equal(before[k], v) for k, v in state.model.state_dict().items())
+
+
+def test_bench_train_runs_the_training_step(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert (
+        cli_main(
+            [
+                "bench-train",
+                "--presets",
+                "tiny",
+                "--batch",
+                "2",
+                "--steps",
+                "2",
+                "--warmup",
+                "1",
+                "--threads",
+                "2",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    result = json.loads(out.read_text())["results"][0]
+    assert result["preset"] == "tiny" and result["steps"] == 2 and result["samples_per_s"] > 0
+    assert "samples/s" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_ctrl_c_saves_before_exiting(tmp_path, facesets):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "training.train", "--a", str(facesets["A"]), "--b", str(facesets["B"]), "--out", str(out),
-           "--steps", "100000", "--batch", "2", "--log-every", "1", "--save-every", "100000", "--preview-every", "0",
-           "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "training.train",
+        "--a",
+        str(facesets["A"]),
+        "--b",
+        str(facesets["B"]),
+        "--out",
+        str(out),
+        "--steps",
+        "100000",
+        "--batch",
+        "2",
+        "--log-every",
+        "1",
+        "--save-every",
+        "100000",
+        "--preview-every",
+        "0",
+        "--no-progress",
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
@@ -192,9 +300,35 @@ def test_ctrl_c_saves_before_exiting(tmp_path, facesets):
 @pytest.mark.slow
 def test_torchrun_ddp_gloo_two_processes(tmp_path, facesets):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
-           "-m", "training.train", "--a", str(facesets["A"]), "--b", str(facesets["B"]), "--out", str(out),
-           "--steps", "4", "--batch", "2", "--lr", "1e-2", "--log-every", "1", "--preview-every", "0", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "training.train",
+        "--a",
+        str(facesets["A"]),
+        "--b",
+        str(facesets["B"]),
+        "--out",
+        str(out),
+        "--steps",
+        "4",
+        "--batch",
+        "2",
+        "--lr",
+        "1e-2",
+        "--log-every",
+        "1",
+        "--preview-every",
+        "0",
+        "--no-progress",
+    ]
     res = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     state = load_checkpoint(out / CHECKPOINT)
@@ -204,8 +338,31 @@ def test_torchrun_ddp_gloo_two_processes(tmp_path, facesets):
     # Gradients really were averaged over the ranks: rank 0 alone (same seed, same batches) logs the same loss at
     # step 1 (before any update) but a different one at step 2 (its weights moved by its own gradient only).
     single = tmp_path / "single"
-    assert cli_main(["train", "--a", str(facesets["A"]), "--b", str(facesets["B"]), "--out", str(single), "--steps", "2",
-                     "--batch", "2", "--lr", "1e-2", "--log-every", "1", "--preview-every", "0", "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "train",
+                "--a",
+                str(facesets["A"]),
+                "--b",
+                str(facesets["B"]),
+                "--out",
+                str(single),
+                "--steps",
+                "2",
+                "--batch",
+                "2",
+                "--lr",
+                "1e-2",
+                "--log-every",
+                "1",
+                "--preview-every",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     alone = read_metrics(single)
     assert alone[0]["loss"] == pytest.approx(metrics[0]["loss"], rel=1e-5)
     assert abs(alone[1]["loss"] - metrics[1]["loss"]) > 1e-3 * abs(metrics[1]["loss"]), (alone[1], metrics[1])
@@ -222,8 +379,11 @@ def _one_line_error(capsys, argv: list[str], needle: str) -> None:
 def test_bad_inputs_give_one_clear_line(tmp_path, facesets, capsys):
     a, b = str(facesets["A"]), str(facesets["B"])
     base = ["--steps", "2", "--batch", "2", "--no-progress"]
-    _one_line_error(capsys, ["train", "--a", a, "--b", b, "--out", str(tmp_path / "r1"), "--preset", "huge"] + base,
-                    "unknown preset 'huge'")
+    _one_line_error(
+        capsys,
+        ["train", "--a", a, "--b", b, "--out", str(tmp_path / "r1"), "--preset", "huge"] + base,
+        "unknown preset 'huge'",
+    )
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -245,13 +405,22 @@ def test_bad_inputs_give_one_clear_line(tmp_path, facesets, capsys):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / CHECKPOINT).write_bytes(b"PK\x03\x04 not really a checkpoint")
-    _one_line_error(capsys, ["train", "--a", a, "--b", b, "--out", str(broken), "--resume"] + base, "corrupt or truncated")
+    _one_line_error(
+        capsys, ["train", "--a", a, "--b", b, "--out", str(broken), "--resume"] + base, "corrupt or truncated"
+    )
     _one_line_error(capsys, ["train", "--a", a, "--b", b, "--out", str(broken)] + base, "already exists")
-    _one_line_error(capsys, ["train", "--a", a, "--b", b, "--out", str(tmp_path / "none"), "--resume"] + base,
-                    "does not exist")
+    _one_line_error(
+        capsys, ["train", "--a", a, "--b", b, "--out", str(tmp_path / "none"), "--resume"] + base, "does not exist"
+    )
 
 
 def test_module_entry_point_help():
-    res = subprocess.run([sys.executable, "-m", "training.train", "--help"], cwd=REPO, env=_env(), capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "training.train", "--help"],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0 and "--resume" in res.stdout and "--preset" in res.stdout

@@ -62,20 +62,34 @@ class Augmenter:
 
         self.config = config
         c = config
-        self.geometry_colour = A.Compose([
-            A.HorizontalFlip(p=c.flip),
-            A.Affine(scale=(1 - c.scale, 1 + c.scale), translate_percent=(-c.shift, c.shift), rotate=(-c.rotate, c.rotate),
-                     interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_LINEAR,
-                     border_mode=cv2.BORDER_REFLECT_101, fill_mask=0, p=1.0 if c.rotate or c.scale or c.shift else 0.0),
-            A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=c.colour),
-        ], seed=0)
-        self.degrade = A.Compose([
-            A.GaussianBlur(blur_limit=(3, 3), sigma_limit=(0.3, 0.9), p=c.blur),
-            A.GaussNoise(std_range=(0.01, 0.04), p=c.noise),
-        ], seed=0)
+        self.geometry_colour = A.Compose(
+            [
+                A.HorizontalFlip(p=c.flip),
+                A.Affine(
+                    scale=(1 - c.scale, 1 + c.scale),
+                    translate_percent=(-c.shift, c.shift),
+                    rotate=(-c.rotate, c.rotate),
+                    interpolation=cv2.INTER_LINEAR,
+                    mask_interpolation=cv2.INTER_LINEAR,
+                    border_mode=cv2.BORDER_REFLECT_101,
+                    fill_mask=0,
+                    p=1.0 if c.rotate or c.scale or c.shift else 0.0,
+                ),
+                A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=c.colour),
+            ],
+            seed=0,
+        )
+        self.degrade = A.Compose(
+            [
+                A.GaussianBlur(blur_limit=(3, 3), sigma_limit=(0.3, 0.9), p=c.blur),
+                A.GaussNoise(std_range=(0.01, 0.04), p=c.noise),
+            ],
+            seed=0,
+        )
 
-    def sample(self, image: np.ndarray, mask: np.ndarray, weight: np.ndarray, seed: int
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def sample(
+        self, image: np.ndarray, mask: np.ndarray, weight: np.ndarray, seed: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """One sample from a BGR uint8 crop and its float32 masks: (input, target) HxWx3 uint8 BGR, mask, weight HxW.
 
         The reflected border that the affine invents gets weight 0: it is not face, so the loss ignores it.
@@ -92,8 +106,16 @@ class Augmenter:
         weight_t = np.asarray(weight_t, np.float32) * (np.asarray(valid_t, np.float32) > 0.5)
         return warped, target, np.asarray(mask_t, np.float32), weight_t
 
-    def batch(self, images: np.ndarray, masks: np.ndarray, weights: np.ndarray, indices: np.ndarray, seed: int,
-              step: int, stream: int) -> dict[str, np.ndarray]:
+    def batch(
+        self,
+        images: np.ndarray,
+        masks: np.ndarray,
+        weights: np.ndarray,
+        indices: np.ndarray,
+        seed: int,
+        step: int,
+        stream: int,
+    ) -> dict[str, np.ndarray]:
         """A batch as float32 NCHW arrays, RGB in [0, 1] (the model's contract): input, target, mask, weight."""
         inputs, targets, ms, ws = [], [], [], []
         for k, i in enumerate(indices):

@@ -10,33 +10,48 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+from models.checkpoint import CHECKPOINT, load_checkpoint
 from models.contract import DEMO_DIR, DEMO_MODELS
+from realtime.atomic import atomic_write_bytes
 from realtime.errors import SwapcamError
 
 log = logging.getLogger("swapcam.demo_model")
 MAX_BYTES = 15_000_000
+SUMS = "SHA256SUMS"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", default="runs/demo-build", help="scratch folder: clips, facesets, training run")
-    parser.add_argument("--out-dir", default=str(DEMO_DIR), help="where demo_a2b.onnx, demo_b2a.onnx, SHA256SUMS and RECIPE.md go")
+    parser.add_argument(
+        "--out-dir", default=str(DEMO_DIR), help="where demo_a2b.onnx, demo_b2a.onnx, SHA256SUMS and RECIPE.md go"
+    )
     parser.add_argument("--steps", type=int, default=4000, help="training steps")
     parser.add_argument("--batch", type=int, default=16, help="faces per identity per step")
-    parser.add_argument("--lr", type=float, default=4e-4,
-                        help="Adam learning rate (higher than train's 5e-5 default: two fixed faces, short budget)")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=4e-4,
+        help="Adam learning rate (higher than train's 5e-5 default: two fixed faces, short budget)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of clips, weights, batches and augmentation")
     parser.add_argument("--clips", type=int, default=4, help="synthetic clips per identity (different seeds)")
     parser.add_argument("--frames", type=int, default=90, help="frames per clip")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted build's training run")
     parser.add_argument("--fp16", action="store_true", help="store weights as float16 (only needed above 15 MB)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    parser.add_argument("--publish-only", action="store_true",
-                        help="skip clips, extraction and training: export WORKDIR/run's current checkpoint")
+    parser.add_argument(
+        "--publish-only",
+        action="store_true",
+        help="skip clips, extraction and training: export WORKDIR/run's current checkpoint",
+    )
 
 
 def sha256(path: Path) -> str:
@@ -47,8 +62,20 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def build(workdir: Path, out_dir: Path, steps: int, batch: int, lr: float, seed: int, clips: int, frames: int,
-          resume: bool = False, fp16: bool = False, progress: bool = True, command: str = "") -> dict:
+def build(
+    workdir: Path,
+    out_dir: Path,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    clips: int,
+    frames: int,
+    resume: bool = False,
+    fp16: bool = False,
+    progress: bool = True,
+    command: str = "",
+) -> dict:
     from realtime.samples import synthetic_clip, write_mp4
     from training.extract import extract, summary
     from training.train import TrainConfig, train
@@ -71,98 +98,182 @@ def build(workdir: Path, out_dir: Path, steps: int, batch: int, lr: float, seed:
         facesets[key] = summary(index)
         log.info("faceset %s (%s): %s", key, portrait, facesets[key])
     run_dir = workdir / "run"
-    cfg = TrainConfig(a=str(workdir / "faceset" / "A"), b=str(workdir / "faceset" / "B"), out=str(run_dir), preset="tiny",
-                      steps=steps, batch=batch, lr=lr, seed=seed, name_a="astronaut", name_b="grace_hopper",
-                      preview_every=500, save_every=250, log_every=25)
-    if not resume and (run_dir / "checkpoint.pt").exists():
+    cfg = TrainConfig(
+        a=str(workdir / "faceset" / "A"),
+        b=str(workdir / "faceset" / "B"),
+        out=str(run_dir),
+        preset="tiny",
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        seed=seed,
+        name_a="astronaut",
+        name_b="grace_hopper",
+        preview_every=500,
+        save_every=250,
+        log_every=25,
+    )
+    if not resume and (run_dir / CHECKPOINT).exists():
         raise SwapcamError(f"{run_dir} already holds a training run; pass --resume or remove {workdir}")
     t_train = time.time()
     train(cfg, resume=resume, progress=progress)
     train_s = time.time() - t_train
-    res = publish(run_dir, out_dir, fp16=fp16, command=command, clips=clips, frames=frames, facesets=facesets,
-                  train_s=train_s)
+    res = publish(
+        run_dir, out_dir, fp16=fp16, command=command, clips=clips, frames=frames, facesets=facesets, train_s=train_s
+    )
     return res | {"total_s": time.time() - t0}
 
 
-def publish(run_dir: Path, out_dir: Path, fp16: bool = False, command: str = "", clips: int = 0, frames: int = 0,
-            facesets: dict | None = None, train_s: float = float("nan"), note: str = "") -> dict:
-    """Export both directions of a run's checkpoint into ``out_dir`` with SHA256SUMS and RECIPE.md."""
-    from models.export import export_model
-    from training.train import load_checkpoint
+def publish(
+    run_dir: Path,
+    out_dir: Path,
+    fp16: bool = False,
+    command: str = "",
+    clips: int = 0,
+    frames: int = 0,
+    facesets: dict | None = None,
+    train_s: float = float("nan"),
+    note: str = "",
+) -> dict:
+    """Export both directions of a run's checkpoint into ``out_dir`` with SHA256SUMS and RECIPE.md.
 
-    state = load_checkpoint(run_dir / "checkpoint.pt")
+    The models and SHA256SUMS must never disagree: everything is first written into a staging folder inside
+    ``out_dir`` (same file system, so the final renames are atomic), the sums are computed from the bytes written
+    there, then the files are renamed into place (SHA256SUMS last) and the sums are checked against the files in
+    ``out_dir``. An export that fails its parity or size check leaves ``out_dir`` as it was.
+    """
+    from models.export import export_model
+
+    state = load_checkpoint(run_dir / CHECKPOINT)
     tcfg = state["train_config"]
-    seed, batch, lr = tcfg["seed"], tcfg["batch"], tcfg["lr"]
     result = {"step": int(state["step"]), "psnr": state["psnr"]}
     if facesets is None:
         from training.extract import summary
         from training.faceset import read_index
 
-        facesets = {k: summary(read_index(run_dir.parent / "faceset" / k)) for k in ("A", "B")
-                    if (run_dir.parent / "faceset" / k / "faces.json").exists()}
-    n_a = facesets.get("A", {}).get("total_faces", "?")
-    n_b = facesets.get("B", {}).get("total_faces", "?")
+        facesets = {
+            k: summary(read_index(run_dir.parent / "faceset" / k))
+            for k in ("A", "B")
+            if (run_dir.parent / "faceset" / k / "faces.json").exists()
+        }
+    n_faces = (facesets.get("A", {}).get("total_faces", "?"), facesets.get("B", {}).get("total_faces", "?"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    exported = {}
-    for direction in ("a2b", "b2a"):
-        target = out_dir / DEMO_MODELS[direction].name
-        res = export_model(run_dir, target, direction, "swapcam", fp16=fp16, check=True)
-        if res["max_abs_diff"] > (2e-3 if fp16 else 1e-4):
-            raise SwapcamError(f"{target}: torch vs onnxruntime differ by {res['max_abs_diff']:.2e}")
-        if res["bytes"] > MAX_BYTES:
-            raise SwapcamError(f"{target} is {res['bytes'] / 1e6:.1f} MB (> 15 MB); rebuild with --fp16")
-        exported[direction] = res
-    sums = {DEMO_MODELS[d].name: sha256(out_dir / DEMO_MODELS[d].name) for d in exported}
-    from realtime.atomic import atomic_write_bytes
+    staging = Path(tempfile.mkdtemp(prefix=".publish-", dir=out_dir))
+    try:
+        exported = {}
+        for direction in ("a2b", "b2a"):
+            name = DEMO_MODELS[direction].name
+            res = export_model(run_dir, staging / name, direction, "swapcam", fp16=fp16, check=True)
+            if res["bytes"] > MAX_BYTES:
+                raise SwapcamError(
+                    f"{out_dir / name} would be {res['bytes'] / 1e6:.1f} MB (> 15 MB); rebuild with --fp16"
+                )
+            exported[direction] = res
+        sums = {DEMO_MODELS[d].name: sha256(staging / DEMO_MODELS[d].name) for d in exported}
+        recipe = _recipe(result, tcfg, exported, sums, fp16, command, clips, frames, n_faces, train_s) + note
+        atomic_write_bytes(staging / "RECIPE.md", recipe.encode())
+        atomic_write_bytes(staging / SUMS, "".join(f"{h}  {name}\n" for name, h in sums.items()).encode())
+        for name in [*sums, "RECIPE.md", SUMS]:
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    wrong = [name for name, digest in sums.items() if sha256(out_dir / name) != digest]
+    if wrong:  # another writer between our rename and now; say so rather than ship a mismatch silently
+        raise SwapcamError(f"{', '.join(wrong)} in {out_dir} do not match {SUMS} after publishing; run it again")
+    return {"psnr": result["psnr"], "steps": result["step"], "sha256": sums, "train_s": train_s}
 
-    atomic_write_bytes(out_dir / "SHA256SUMS", "".join(f"{h}  {name}\n" for name, h in sums.items()).encode())
-    psnr = result["psnr"]
-    recipe = f"""# Demo model recipe
+
+def _recipe(
+    result: dict,
+    tcfg: dict,
+    exported: dict,
+    sums: dict[str, str],
+    fp16: bool,
+    command: str,
+    clips: int,
+    frames: int,
+    n_faces: tuple[object, object],
+    train_s: float,
+) -> str:
+    """RECIPE.md: how the shipped models were built, what they reached, their checksums."""
+    seed, batch, lr = tcfg["seed"], tcfg["batch"], tcfg["lr"]
+    n_a, n_b = n_faces
+    psnr_a, psnr_b = result["psnr"].get("a", float("nan")), result["psnr"].get("b", float("nan"))
+    wall = "not measured (exported from a checkpoint)" if train_s != train_s else f"{train_s / 60:.1f} min"
+    recipe = (
+        f"""# Demo model recipe
 
 The shipped demo models swap the two public-domain sample portraits: A = astronaut (Eileen Collins, NASA portrait,
 `skimage.data.astronaut`) and B = grace_hopper (Grace Hopper, US Navy photograph, matplotlib sample data).
 They were built offline, from scratch, by one command:
 
 ```
-{command or 'swapcam build-demo-model'}
+{command or "swapcam build-demo-model"}
 ```
 
 | | |
 |---|---|
-| preset | tiny (64 px, coverage {exported['a2b']['info'].coverage}, template {exported['a2b']['info'].template}) |
+| preset | tiny (64 px, coverage {exported["a2b"]["info"].coverage}, template {exported["a2b"]["info"].template}) |
 | seed | {seed} |
-| steps x batch | {result['step']} x {batch} faces per identity, Adam lr {lr} |
+| steps x batch | {result["step"]} x {batch} faces per identity, Adam lr {lr} |
 | clips | {clips} synthetic clips x {frames} frames per identity (realtime.samples.synthetic_clip) |
 | faces | A {n_a}, B {n_b} (after near-duplicate removal) |
-| reconstruction PSNR (unaugmented faceset crops) | A->A {psnr.get('a', float('nan')):.2f} dB, B->B {psnr.get('b', float('nan')):.2f} dB |
-| training wall time | {'not measured (exported from a checkpoint)' if train_s != train_s else f'{train_s / 60:.1f} min'} on {platform.machine()} ({platform.python_version()}, shared 2-core CPU) |
-| weights | {'float16 (compute float32)' if fp16 else 'float32'} |
+| reconstruction PSNR (unaugmented faceset crops) | A->A {psnr_a:.2f} dB, B->B {psnr_b:.2f} dB |
+| training wall time | {wall} on {platform.machine()} ({platform.python_version()}, shared 2-core CPU) |
+| weights | {"float16 (compute float32)" if fp16 else "float32"} |
 
 Files (`sha256sum -c SHA256SUMS` checks them):
 
 | file | direction | bytes | sha256 |
 |---|---|---|---|
-""" + "".join(f"| {DEMO_MODELS[d].name} | {exported[d]['info'].identities[0]} -> {exported[d]['info'].identities[1]} "
-              f"| {exported[d]['bytes']} | `{sums[DEMO_MODELS[d].name]}` |\n" for d in exported) + """
+"""
+        + "".join(
+            f"| {DEMO_MODELS[d].name} | {exported[d]['info'].identities[0]} -> {exported[d]['info'].identities[1]} "
+            f"| {exported[d]['bytes']} | `{sums[DEMO_MODELS[d].name]}` |\n"
+            for d in exported
+        )
+        + """
 Contract: input `in_face` N x 3 x 64 x 64 float32 RGB [0, 1]; outputs `out_face` (N x 3 x 64 x 64) and `out_mask`
 (N x 1 x 64 x 64); metadata in the ONNX `metadata_props` (`swapcam.*` keys, see models/contract.py).
 Training is deterministic on one machine for a given seed and thread count, but float results differ slightly across
 CPUs and torch versions, so a rebuild gives a model of the same quality, not the same bytes.
 """
-    atomic_write_bytes(out_dir / "RECIPE.md", (recipe + note).encode())
-    return {"psnr": psnr, "steps": result["step"], "sha256": sums, "train_s": train_s}
+    )
+    return recipe
 
 
 def run(args: argparse.Namespace) -> int:
     argv = sys.argv[1:]
-    command = "swapcam " + " ".join(argv[argv.index("build-demo-model"):]) if "build-demo-model" in argv else ""
+    command = "swapcam " + " ".join(argv[argv.index("build-demo-model") :]) if "build-demo-model" in argv else ""
     if args.publish_only:
-        res = publish(Path(args.workdir) / "run", Path(args.out_dir), fp16=args.fp16, command=command,
-                      clips=args.clips, frames=args.frames)
-        print(f"demo model: exported step {res['steps']} (PSNR A {res['psnr']['a']:.2f} dB, B {res['psnr']['b']:.2f} dB)")
+        res = publish(
+            Path(args.workdir) / "run",
+            Path(args.out_dir),
+            fp16=args.fp16,
+            command=command,
+            clips=args.clips,
+            frames=args.frames,
+        )
+        print(
+            f"demo model: exported step {res['steps']} (PSNR A {res['psnr']['a']:.2f} dB, B {res['psnr']['b']:.2f} dB)"
+        )
         return 0
-    res = build(Path(args.workdir), Path(args.out_dir), args.steps, args.batch, args.lr, args.seed, args.clips,
-                args.frames, args.resume, args.fp16, progress=not args.no_progress, command=command)
-    print(f"demo model: {res['steps']} steps, PSNR A {res['psnr']['a']:.2f} dB, B {res['psnr']['b']:.2f} dB, "
-          f"{res['train_s'] / 60:.1f} min training; wrote {', '.join(res['sha256'])}")
+    res = build(
+        Path(args.workdir),
+        Path(args.out_dir),
+        args.steps,
+        args.batch,
+        args.lr,
+        args.seed,
+        args.clips,
+        args.frames,
+        args.resume,
+        args.fp16,
+        progress=not args.no_progress,
+        command=command,
+    )
+    print(
+        f"demo model: {res['steps']} steps, PSNR A {res['psnr']['a']:.2f} dB, B {res['psnr']['b']:.2f} dB, "
+        f"{res['train_s'] / 60:.1f} min training; wrote {', '.join(res['sha256'])}"
+    )
     return 0

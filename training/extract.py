@@ -14,39 +14,51 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 
-from models.contract import DEFAULT_COVERAGE
-from realtime.align import align, transform_points
-from realtime.errors import SwapcamError
+from realtime.align import DEFAULT_COVERAGE, align, transform_points
 from realtime.atomic import atomic_write_json, atomic_write_png
+from realtime.errors import SwapcamError
+from realtime.media import capture_frames, expand_inputs, media_kind, open_video, read_image
 from training.faceset import FACES_JSON, empty_index, read_index
 
 log = logging.getLogger("swapcam.extract")
 
-VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".y4m", ".mpg", ".mpeg", ".wmv", ".flv"}
-IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 SAVE_EVERY = 25  # faces between index saves: bounds the work a crash can lose
 DEDUP_WINDOW = 8  # recent crops compared against for near-duplicates
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("sources", nargs="*", metavar="SRC", help="videos, image files or folders of images (searched recursively)")
+    parser.add_argument(
+        "sources", nargs="*", metavar="SRC", help="videos, image files or folders of images (searched recursively)"
+    )
     parser.add_argument("--out", required=True, help="faceset folder to create or resume (crops + faces.json)")
     parser.add_argument("--size", type=int, default=256, help="side of the aligned square crops, pixels")
-    parser.add_argument("--coverage", type=float, default=DEFAULT_COVERAGE,
-                        help="crop side / landmark box side (must match the coverage the model is used with live)")
+    parser.add_argument(
+        "--coverage",
+        type=float,
+        default=DEFAULT_COVERAGE,
+        help="crop side / landmark box side (must match the coverage the model is used with live)",
+    )
     parser.add_argument("--every", type=int, default=1, help="use every N-th video frame")
     parser.add_argument("--landmarks", choices=("mediapipe", "fan"), default="mediapipe", help="landmark backend")
     parser.add_argument("--max-faces", type=int, default=1, help="faces per frame to keep (largest first)")
-    parser.add_argument("--dedup", type=float, default=1.0,
-                        help="drop a crop whose 32x32 grey thumbnail differs from a recent crop by less than this "
-                             "mean absolute value (0..255); 0 keeps everything")
-    parser.add_argument("--camera", type=float, default=None, metavar="SECONDS",
-                        help="record your own face from the camera for this many seconds (in addition to SRC)")
+    parser.add_argument(
+        "--dedup",
+        type=float,
+        default=1.0,
+        help="drop a crop whose 32x32 grey thumbnail differs from a recent crop by less than this "
+        "mean absolute value (0..255); 0 keeps everything",
+    )
+    parser.add_argument(
+        "--camera",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="record your own face from the camera for this many seconds (in addition to SRC)",
+    )
     parser.add_argument("--camera-index", type=int, default=0, help="camera device index for --camera")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -61,20 +73,12 @@ def thumbnail(crop: np.ndarray) -> np.ndarray:
 
 
 def expand_sources(sources: list[str]) -> list[tuple[Path, str]]:
-    """(path, kind) for every input; kind is 'video', 'image' or 'missing'. Folders expand to their images/videos."""
-    out: list[tuple[Path, str]] = []
-    for text in sources:
-        path = Path(text)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXT | VIDEO_EXT)
-            if not found:
-                log.warning("warning: folder %s holds no images or videos; skipped", path)
-            out += [(p, "video" if p.suffix.lower() in VIDEO_EXT else "image") for p in found]
-        elif path.is_file():
-            out.append((path, "video" if path.suffix.lower() in VIDEO_EXT else "image"))
-        else:
-            out.append((path, "missing"))
-    return out
+    """(path, kind) for every input; kind is 'video', 'image' or 'missing'. Folders expand (recursively) to their
+    images and videos; a file named directly with an unknown extension is tried as an image."""
+    return [
+        (path, "missing" if not path.is_file() else "video" if media_kind(path) == "video" else "image")
+        for path in expand_inputs(sources)
+    ]
 
 
 class Extractor:
@@ -88,13 +92,15 @@ class Extractor:
             self.index = read_index(out)
             if int(self.index.get("size", -1)) != size or abs(float(self.index.get("coverage", -1)) - coverage) > 1e-9:
                 raise SwapcamError(
-                    f"faceset {out} holds {self.index.get('size')} px crops with coverage {self.index.get('coverage')}; "
-                    f"cannot add --size {size} --coverage {coverage} crops (use another --out)")
+                    f"faceset {out} holds {self.index.get('size')} px crops with coverage "
+                    f"{self.index.get('coverage')}; cannot add --size {size} --coverage {coverage} crops "
+                    "(use another --out)"
+                )
         else:
             self.index = empty_index(size, coverage, backend)
         self.recent: list[np.ndarray] = []
         for entry in self.index["faces"][-DEDUP_WINDOW:]:  # resume: dedup against what the last run kept
-            crop = cv2.imread(str(out / entry["file"]), cv2.IMREAD_COLOR)
+            crop = read_image(out / entry["file"])
             if crop is not None:
                 self.recent.append(thumbnail(crop))
         self.known_files = {entry["file"] for entry in self.index["faces"]}
@@ -102,6 +108,7 @@ class Extractor:
         from realtime.landmarks import create_detector
 
         self.detector = create_detector(backend, mode="static", max_faces=max_faces)
+        self.detector.warmup()  # mediapipe's start-up lines go into a capture, not into the user's terminal
 
     def close(self) -> None:
         self.detector.close()
@@ -132,9 +139,13 @@ class Extractor:
             self.recent = (self.recent + [thumb])[-DEDUP_WINDOW:]
             name = f"{stem}_{tag}_{frame_index:06d}_{k}.png"
             atomic_write_png(self.out / name, crop)
-            entry = {"file": name, "source": source_key, "frame": int(frame_index),
-                     "landmarks": np.round(transform_points(face.landmarks, matrix), 3).tolist(),
-                     "matrix": np.asarray(matrix).tolist()}
+            entry = {
+                "file": name,
+                "source": source_key,
+                "frame": int(frame_index),
+                "landmarks": np.round(transform_points(face.landmarks, matrix), 3).tolist(),
+                "matrix": np.asarray(matrix).tolist(),
+            }
             if name in self.known_files:  # a crash between crop and index write: replace, never duplicate
                 self.index["faces"] = [e for e in self.index["faces"] if e["file"] != name]
             self.known_files.add(name)
@@ -146,22 +157,16 @@ class Extractor:
 
 
 def _new_stats(fp: str) -> dict:
-    return {"fingerprint": fp, "done": False, "next_frame": 0, "frames": 0, "faces": 0, "no_face": 0, "duplicates": 0,
-            "errors": 0}
-
-
-def _video_frames(cap: cv2.VideoCapture, start: int) -> Iterator[tuple[int, np.ndarray]]:
-    index = 0
-    while index < start:  # grab() skips without decoding to BGR; seeking by CAP_PROP_POS_FRAMES is inexact
-        if not cap.grab():
-            return
-        index += 1
-    while True:
-        ok, frame = cap.read()
-        if not ok or frame is None:
-            return
-        yield index, frame
-        index += 1
+    return {
+        "fingerprint": fp,
+        "done": False,
+        "next_frame": 0,
+        "frames": 0,
+        "faces": 0,
+        "no_face": 0,
+        "duplicates": 0,
+        "errors": 0,
+    }
 
 
 def extract_video(ex: Extractor, path: Path, every: int, progress: bool) -> None:
@@ -175,8 +180,9 @@ def extract_video(ex: Extractor, path: Path, every: int, progress: bool) -> None
     if stats["done"]:
         log.info("%s: already extracted (%d faces), skipped", path, stats["faces"])
         return
-    cap = cv2.VideoCapture(str(path))
+    cap = open_video(path)
     if not cap.isOpened():
+        cap.release()
         log.warning("warning: cannot open video %s (corrupt or unsupported); skipped", path)
         stats["errors"] += 1
         stats["done"] = True
@@ -185,9 +191,16 @@ def extract_video(ex: Extractor, path: Path, every: int, progress: bool) -> None
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     read_any = stats["next_frame"] > 0
     try:
-        bar = tqdm(total=total or None, initial=stats["next_frame"], desc=path.name, unit="frame", file=sys.stderr,
-                   disable=not progress, leave=False)
-        for index, frame in _video_frames(cap, stats["next_frame"]):
+        bar = tqdm(
+            total=total or None,
+            initial=stats["next_frame"],
+            desc=path.name,
+            unit="frame",
+            file=sys.stderr,
+            disable=not progress,
+            leave=False,
+        )
+        for index, frame in capture_frames(cap, stats["next_frame"]):
             read_any = True
             if index % every == 0:
                 ex.add_frame(frame, key, index, stats)
@@ -202,8 +215,12 @@ def extract_video(ex: Extractor, path: Path, every: int, progress: bool) -> None
         log.warning("warning: no frame could be decoded from %s (corrupt or empty video); skipped", path)
         stats["errors"] += 1
     elif total and stats["next_frame"] < total - 1:
-        log.warning("warning: %s stopped decoding at frame %d of %d (truncated?); kept what was read",
-                    path, stats["next_frame"], total)
+        log.warning(
+            "warning: %s stopped decoding at frame %d of %d (truncated?); kept what was read",
+            path,
+            stats["next_frame"],
+            total,
+        )
     stats["done"] = True
     ex.save()
 
@@ -215,7 +232,7 @@ def extract_image(ex: Extractor, path: Path) -> None:
     if stats is not None and stats.get("fingerprint") == fp and stats["done"]:
         return
     stats = ex.index["sources"][key] = _new_stats(fp)
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = read_image(path)
     if image is None:
         log.warning("warning: cannot read image %s (corrupt or unsupported); skipped", path)
         stats["errors"] += 1
@@ -238,7 +255,9 @@ def extract_camera(ex: Extractor, seconds: float, camera_index: int, every: int,
     t_end = time.monotonic() + seconds
     index = 0
     try:
-        with tqdm(total=round(seconds), desc=f"camera {camera_index}", unit="s", file=sys.stderr, disable=not progress) as bar:
+        with tqdm(
+            total=round(seconds), desc=f"camera {camera_index}", unit="s", file=sys.stderr, disable=not progress
+        ) as bar:
             t0 = time.monotonic()
             while time.monotonic() < t_end:
                 ok, frame = cap.read()
@@ -256,9 +275,19 @@ def extract_camera(ex: Extractor, seconds: float, camera_index: int, every: int,
     ex.save()
 
 
-def extract(sources: list[str], out: str | Path, size: int = 256, coverage: float = DEFAULT_COVERAGE, every: int = 1,
-            landmarks: str = "mediapipe", max_faces: int = 1, dedup: float = 1.0, camera: float | None = None,
-            camera_index: int = 0, progress: bool = True) -> dict:
+def extract(
+    sources: list[str],
+    out: str | Path,
+    size: int = 256,
+    coverage: float = DEFAULT_COVERAGE,
+    every: int = 1,
+    landmarks: str = "mediapipe",
+    max_faces: int = 1,
+    dedup: float = 1.0,
+    camera: float | None = None,
+    camera_index: int = 0,
+    progress: bool = True,
+) -> dict:
     """Extract faces into ``out``; returns the faceset index (also in ``out/faces.json``)."""
     if size < 32 or size > 1024:
         raise SwapcamError(f"--size {size}: expected 32..1024 pixels")
@@ -297,13 +326,28 @@ def extract(sources: list[str], out: str | Path, size: int = 256, coverage: floa
 
 def summary(index: dict) -> dict:
     keys = ("frames", "faces", "no_face", "duplicates", "errors")
-    return {k: sum(int(s.get(k, 0)) for s in index["sources"].values()) for k in keys} | {"total_faces": len(index["faces"])}
+    return {k: sum(int(s.get(k, 0)) for s in index["sources"].values()) for k in keys} | {
+        "total_faces": len(index["faces"])
+    }
 
 
 def run(args: argparse.Namespace) -> int:
-    index = extract(args.sources, args.out, args.size, args.coverage, args.every, args.landmarks, args.max_faces,
-                    args.dedup, args.camera, args.camera_index, progress=not args.no_progress)
+    index = extract(
+        args.sources,
+        args.out,
+        args.size,
+        args.coverage,
+        args.every,
+        args.landmarks,
+        args.max_faces,
+        args.dedup,
+        args.camera,
+        args.camera_index,
+        progress=not args.no_progress,
+    )
     s = summary(index)
-    print(f"{args.out}: {s['total_faces']} faces (over all its sources: {s['frames']} frames read, {s['no_face']} without "
-          f"a face, {s['duplicates']} near-duplicates dropped, {s['errors']} unreadable inputs)")
+    print(
+        f"{args.out}: {s['total_faces']} faces (over all its sources: {s['frames']} frames read, "
+        f"{s['no_face']} without a face, {s['duplicates']} near-duplicates dropped, {s['errors']} unreadable inputs)"
+    )
     return 0

@@ -21,17 +21,24 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.contract import TEMPLATE_NAME
-from realtime.align import EYES_IDX, MOUTH_IDX
+from realtime.align import DEFAULT_COVERAGE, EYES_IDX, MOUTH_IDX, TEMPLATE_NAME
 from realtime.errors import SwapcamError
+from realtime.media import read_image
 
 FACES_JSON = "faces.json"
 FACESET_VERSION = 1
 
 
 def empty_index(size: int, coverage: float, backend: str) -> dict:
-    return {"version": FACESET_VERSION, "size": size, "coverage": coverage, "template": TEMPLATE_NAME,
-            "landmarks_backend": backend, "sources": {}, "faces": []}
+    return {
+        "version": FACESET_VERSION,
+        "size": size,
+        "coverage": coverage,
+        "template": TEMPLATE_NAME,
+        "landmarks_backend": backend,
+        "sources": {},
+        "faces": [],
+    }
 
 
 def read_index(folder: str | Path) -> dict:
@@ -59,33 +66,26 @@ class Faceset:
     images: np.ndarray  # N x S x S x 3 uint8 BGR
     landmarks: np.ndarray  # N x 68 x 2 float32, in the resized crop's pixels
     coverage: float
-    source_size: int  # side of the stored crops
 
     def __len__(self) -> int:
         return len(self.images)
 
 
-def load_faceset(folder: str | Path, size: int, coverage: float | None = None) -> Faceset:
-    """Load every crop of a faceset resized to ``size`` with its landmarks; checks sizes and readability.
-
-    ``coverage``: when given, the faceset must have been extracted with it (training and the live loop must crop
-    faces the same way).
-    """
+def load_faceset(folder: str | Path, size: int) -> Faceset:
+    """Load every crop of a faceset resized to ``size`` with its landmarks; checks sizes and readability."""
     folder = Path(folder)
     index = read_index(folder)
     faces = index["faces"]
     if not faces:
         raise SwapcamError(f"faceset {folder} is empty (no faces in {FACES_JSON}); extract faces first")
-    stored_cov = float(index.get("coverage", 1.6))
-    if coverage is not None and abs(stored_cov - coverage) > 1e-6:
-        raise SwapcamError(f"faceset {folder} was extracted with coverage {stored_cov}, expected {coverage}")
+    stored_cov = float(index.get("coverage", DEFAULT_COVERAGE))
     if index.get("template", TEMPLATE_NAME) != TEMPLATE_NAME:
         raise SwapcamError(f"faceset {folder} uses template {index.get('template')!r}, expected {TEMPLATE_NAME!r}")
     images, marks = [], []
     crop_size = None
     for entry in faces:
         path = folder / str(entry.get("file", ""))
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+        image = read_image(path) if path.is_file() else None
         if image is None:
             raise SwapcamError(f"faceset {folder}: crop {path.name} is missing or not a readable image")
         h, w = image.shape[:2]
@@ -94,8 +94,10 @@ def load_faceset(folder: str | Path, size: int, coverage: float | None = None) -
         if crop_size is None:
             crop_size = h
         elif h != crop_size:
-            raise SwapcamError(f"faceset {folder}: crop {path.name} is {w}x{h} but earlier crops are {crop_size}x{crop_size}; "
-                               "crops of mixed sizes (re-extract into an empty folder)")
+            raise SwapcamError(
+                f"faceset {folder}: crop {path.name} is {w}x{h} but earlier crops are "
+                f"{crop_size}x{crop_size}; crops of mixed sizes (re-extract into an empty folder)"
+            )
         lm = np.asarray(entry.get("landmarks"), dtype=np.float32)
         if lm.shape != (68, 2) or not np.all(np.isfinite(lm)):
             raise SwapcamError(f"faceset {folder}: face {path.name} has landmarks of shape {lm.shape}, expected 68x2")
@@ -105,15 +107,7 @@ def load_faceset(folder: str | Path, size: int, coverage: float | None = None) -
         images.append(image)
         # pixel centres: x_new + 0.5 = (x_old + 0.5) * scale
         marks.append((lm + 0.5) * scale - 0.5)
-    return Faceset(folder, np.stack(images), np.stack(marks).astype(np.float32), stored_cov, int(crop_size))
-
-
-def hull_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
-    """Convex hull of the 68 points as a float32 size x size mask in {0, 1}: the mask the model learns."""
-    mask = np.zeros((size, size), np.uint8)
-    hull = cv2.convexHull(np.round(landmarks * 16).astype(np.int32))
-    cv2.fillConvexPoly(mask, hull, 1, lineType=cv2.LINE_8, shift=4)
-    return mask.astype(np.float32)
+    return Faceset(folder, np.stack(images), np.stack(marks).astype(np.float32), stored_cov)
 
 
 def priority_map(landmarks: np.ndarray, size: int, eyes: float = 3.0, mouth: float = 2.0) -> np.ndarray:
@@ -125,7 +119,7 @@ def priority_map(landmarks: np.ndarray, size: int, eyes: float = 3.0, mouth: flo
     pad = max(1.0, size / 40.0)  # grow the regions a little: the loss should cover the lids and lips' edges
     for idx, value in ((EYES_IDX, eyes), (MOUTH_IDX, mouth)):
         region = np.zeros((size, size), np.uint8)
-        for part in ((idx[:6], idx[6:]) if idx is EYES_IDX else (idx,)):
+        for part in (idx[:6], idx[6:]) if idx is EYES_IDX else (idx,):
             pts = landmarks[part]
             centre = pts.mean(axis=0)
             grown = centre + (pts - centre) * 1.35 + np.sign(pts - centre) * pad

@@ -44,9 +44,16 @@ def weighted_recon(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, kind:
     return (err * weight).sum() / (weight.sum() * x.shape[1]).clamp_min(1e-6)
 
 
-def reconstruction_loss(face: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, target_mask: torch.Tensor,
-                        weight: torch.Tensor, kind: str = "l1", dssim_weight: float = 1.0, mask_weight: float = 1.0
-                        ) -> torch.Tensor:
+def reconstruction_loss(
+    face: torch.Tensor,
+    mask: torch.Tensor,
+    target: torch.Tensor,
+    target_mask: torch.Tensor,
+    weight: torch.Tensor,
+    kind: str = "l1",
+    dssim_weight: float = 1.0,
+    mask_weight: float = 1.0,
+) -> torch.Tensor:
     """Loss of one identity's batch: priority-weighted L1/MSE + DSSIM on the face + MSE of the learned mask vs hull."""
     loss = weighted_recon(face, target, weight, kind)
     if dssim_weight:

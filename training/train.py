@@ -1,7 +1,9 @@
 """Train the swap autoencoder (shared encoder, decoder A, decoder B) on facesets A and B.
 
-Reads top to bottom: config -> data -> model -> loop (batch, loss, step, log, preview, checkpoint). A batch is a pure
-function of (seed, step, rank), so ``--resume`` continues exactly the schedule an uninterrupted run would follow.
+``train()`` reads top to bottom as named steps: resume (config) -> device -> data -> model state -> loop (batch, step,
+log, preview, checkpoint); the helpers follow it in that order. The step itself is training.step's, shared with
+``swapcam bench-train``. A batch is a pure function of (seed, step, rank), so ``--resume`` continues exactly the
+schedule an uninterrupted run would follow.
 Checkpoints (``OUT/checkpoint.pt``) are written atomically and hold the model config, the training config, the
 optimizer, the step and the RNG state. Ctrl-C saves a checkpoint before exiting.
 
@@ -12,7 +14,6 @@ CUDA, gloo on CPU). ``--batch`` is per process. Mixed precision (fp16 autocast +
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import os
@@ -20,16 +21,22 @@ import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from models.checkpoint import CHECKPOINT, CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from realtime.atomic import atomic_write_bytes, atomic_write_json
 from realtime.errors import SwapcamError
 
-log = logging.getLogger("swapcam.train")
+if TYPE_CHECKING:  # torch is imported where it is used: `swapcam train --help` should not wait for it
+    import torch
 
-CHECKPOINT = "checkpoint.pt"
+    from models.autoencoder import ModelConfig
+    from training.augment import Augmenter
+    from training.step import Identity, StepOutput, TrainState
+
 METRICS = "metrics.jsonl"
-CHECKPOINT_FORMAT = "swapcam-checkpoint-v1"
 
 
 @dataclass
@@ -62,87 +69,196 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--a", required=True, help="faceset folder of identity A (from `swapcam extract`)")
     parser.add_argument("--b", required=True, help="faceset folder of identity B")
     parser.add_argument("--out", required=True, help="run folder: checkpoint.pt, metrics.jsonl, previews/")
-    parser.add_argument("--preset", default="tiny", help="model preset: tiny (64 px, CPU), lite (128 px), hd (256 px, GPU)")
-    parser.add_argument("--steps", type=int, default=10000, help="total optimisation steps (a resumed run stops here too)")
-    parser.add_argument("--batch", type=int, default=16, help="faces per identity per step (per process under torchrun)")
+    parser.add_argument(
+        "--preset", default="tiny", help="model preset: tiny (64 px, CPU), lite (128 px), hd (256 px, GPU)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=10000, help="total optimisation steps (a resumed run stops here too)"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=16, help="faces per identity per step (per process under torchrun)"
+    )
     parser.add_argument("--lr", type=float, default=5e-5, help="Adam learning rate")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, batches and augmentation")
     parser.add_argument("--loss", default="l1", choices=("l1", "mse"), help="pixel loss (DSSIM is added to either)")
     parser.add_argument("--dssim-weight", type=float, default=1.0, help="weight of the DSSIM term")
-    parser.add_argument("--mask-weight", type=float, default=1.0, help="weight of the learned-mask loss vs the landmark hull")
-    parser.add_argument("--eyes-weight", type=float, default=3.0, help="pixel-loss weight on the eyes (1 = no priority)")
-    parser.add_argument("--mouth-weight", type=float, default=2.0, help="pixel-loss weight on the mouth (1 = no priority)")
+    parser.add_argument(
+        "--mask-weight", type=float, default=1.0, help="weight of the learned-mask loss vs the landmark hull"
+    )
+    parser.add_argument(
+        "--eyes-weight", type=float, default=3.0, help="pixel-loss weight on the eyes (1 = no priority)"
+    )
+    parser.add_argument(
+        "--mouth-weight", type=float, default=2.0, help="pixel-loss weight on the mouth (1 = no priority)"
+    )
     parser.add_argument("--background-weight", type=float, default=0.3, help="pixel-loss weight outside the face hull")
     parser.add_argument("--warp", type=float, default=1.0, help="random-warp strength (0 disables it)")
     parser.add_argument("--flip", type=float, default=0.5, help="horizontal-flip probability")
-    parser.add_argument("--preview-every", type=int, default=250, help="write a preview PNG every N steps (0: only at the end)")
-    parser.add_argument("--save-every", type=int, default=250, help="write the checkpoint every N steps (and at the end)")
+    parser.add_argument(
+        "--preview-every", type=int, default=250, help="write a preview PNG every N steps (0: only at the end)"
+    )
+    parser.add_argument(
+        "--save-every", type=int, default=250, help="write the checkpoint every N steps (and at the end)"
+    )
     parser.add_argument("--log-every", type=int, default=10, help="append a metrics line every N steps")
-    parser.add_argument("--name-a", default="", help="name of identity A in the exported metadata (default: folder name)")
-    parser.add_argument("--name-b", default="", help="name of identity B in the exported metadata (default: folder name)")
+    parser.add_argument(
+        "--name-a", default="", help="name of identity A in the exported metadata (default: folder name)"
+    )
+    parser.add_argument(
+        "--name-b", default="", help="name of identity B in the exported metadata (default: folder name)"
+    )
     parser.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue OUT/checkpoint.pt with its own config (only --steps and the *-every options "
-                             "may change)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue OUT/checkpoint.pt with its own config (only --steps and the *-every options may change)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: cores / processes)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-# --------------------------------------------------------------------------------------------------- checkpoints
-def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """torch.save to a temp file beside ``path``, fsync, rename: a write killed midway leaves the old file intact."""
-    import torch
+# --------------------------------------------------------------------------------------------------- training
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, threads: int = 0) -> dict:
+    """Run (or resume) training; returns a summary dict (step, psnr, run folder). Rank 0 writes all files."""
+    from training.distributed import dist_setup, dist_teardown, wrap_ddp
+    from training.step import LossConfig, build_train_state, restore_train_state, train_step
 
-    from realtime.atomic import atomic_write_bytes
+    out = Path(cfg.out)
+    saved = load_checkpoint(out / CHECKPOINT) if resume else None
+    cfg, model_config = resolve_config(cfg, saved)
+    rank, world, local_rank = dist_setup()
+    device = choose_device(local_rank, world, threads)
+    data = load_data(cfg, model_config.size)
+    state = build_train_state(model_config, device, cfg.lr, cfg.seed, amp=cfg.amp and device.type == "cuda")
+    if saved is not None:
+        restore_train_state(state, saved, device)
+    state.pair = wrap_ddp(state.pair, device, local_rank, world)
+    losses = LossConfig(cfg.loss, cfg.dssim_weight, cfg.mask_weight)
+    if rank == 0:
+        prepare_run_folder(out, cfg, state.step)
 
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    def checkpoint(psnr_eval: dict | None = None) -> None:
+        if rank == 0:
+            psnr_eval = psnr_eval or evaluate_psnr(state.model, data.eval_a, data.eval_b, device)
+            save_checkpoint(
+                out / CHECKPOINT, checkpoint_contents(cfg, model_config, state, data, world, psnr_eval, device)
+            )
 
+    def preview() -> None:
+        if rank == 0:
+            write_run_preview(out, state, data, device)
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint, raising a one-line SwapcamError when it is missing, truncated or not a swapcam checkpoint."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise SwapcamError(f"checkpoint {path} does not exist")
+    metrics = MetricsLog(out / METRICS, world)
+    bar = progress_bar(cfg, model_config.name, state.step, enabled=progress and rank == 0)
+    interrupted = False
+    state.model.train()
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises several types for truncated/garbage files; all mean the same to a user
-        raise SwapcamError(f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: {str(exc)[:120]})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise SwapcamError(f"checkpoint {path} is not a swapcam training checkpoint")
-    return state
+        while state.step < cfg.steps:
+            batch_a, batch_b = next_batches(data, cfg, state.step, rank, device)
+            result = train_step(state, batch_a, batch_b, losses)
+            metrics.count(2 * cfg.batch * world)
+            if rank == 0 and (state.step % cfg.log_every == 0 or state.step == cfg.steps):
+                record = metrics.write(state.step, result, batch_a["target"], batch_b["target"], cfg.lr)
+                bar.set_postfix(
+                    loss=f"{record['loss']:.4f}",
+                    psnr_a=f"{record['psnr_a']:.1f}",
+                    psnr_b=f"{record['psnr_b']:.1f}",
+                    refresh=False,
+                )
+            bar.update(1)
+            if cfg.preview_every and state.step % cfg.preview_every == 0:
+                preview()
+            if state.step % cfg.save_every == 0 and state.step < cfg.steps:
+                checkpoint()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    final_psnr = evaluate_psnr(state.model, data.eval_a, data.eval_b, device) if rank == 0 else {}
+    checkpoint(final_psnr)
+    if not interrupted:
+        preview()
+    dist_teardown(world)
+    summary = {
+        "run": str(out),
+        "step": state.step,
+        "steps": cfg.steps,
+        "psnr": final_psnr,
+        "interrupted": interrupted,
+        "identities": [data.a.name, data.b.name],
+        "world_size": world,
+    }
+    if interrupted:
+        raise TrainingInterrupted(summary)
+    return summary
 
 
-def find_checkpoint(run: str | Path) -> Path:
-    run = Path(run)
-    return run / CHECKPOINT if run.is_dir() else run
+# --------------------------------------------------------------------------------------------------- resume
+def resolve_config(cfg: TrainConfig, saved: dict | None) -> tuple[TrainConfig, ModelConfig]:
+    """The run's config and model config: a fresh run's own (refusing to overwrite a checkpoint), or on resume the
+    saved ones, of which only the stopping point and the reporting cadence may change."""
+    from models.autoencoder import ModelConfig, get_preset
+
+    if saved is not None:
+        known = {f.name for f in fields(TrainConfig)}
+        resumed = TrainConfig(**{k: v for k, v in saved["train_config"].items() if k in known})
+        for keep in ("steps", "preview_every", "save_every", "log_every", "out"):
+            setattr(resumed, keep, getattr(cfg, keep))
+        cfg, model_config = resumed, ModelConfig.from_dict(saved["model_config"])
+    else:
+        model_config = get_preset(cfg.preset)
+        ckpt_path = Path(cfg.out) / CHECKPOINT
+        if ckpt_path.exists():
+            raise SwapcamError(f"{ckpt_path} already exists; pass --resume to continue it, or choose another --out")
+    if cfg.steps < 1 or cfg.batch < 1 or not cfg.lr > 0:
+        raise SwapcamError(f"--steps {cfg.steps} --batch {cfg.batch} --lr {cfg.lr}: all must be positive")
+    if cfg.loss not in ("l1", "mse"):
+        raise SwapcamError(f"--loss {cfg.loss!r}: expected l1 or mse")
+    return cfg, model_config
+
+
+# --------------------------------------------------------------------------------------------------- device
+def choose_device(local_rank: int, world: int, threads: int = 0) -> torch.device:
+    """This process's GPU under torchrun (or the only one); else the CPU, its cores shared among the processes."""
+    import torch
+
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+        return device
+    per_process = (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    torch.set_num_threads(threads or max(1, per_process))
+    return torch.device("cpu")
 
 
 # --------------------------------------------------------------------------------------------------- data
 @dataclass
-class Identity:
-    name: str
-    images: np.ndarray  # N x S x S x 3 uint8 BGR
-    masks: np.ndarray  # N x S x S float32 hull
-    weights: np.ndarray  # N x S x S float32 loss weight
+class TrainingData:
+    a: Identity
+    b: Identity
+    coverage: float  # of both facesets' crops (they must agree)
+    augmenter: Augmenter
+    eval_a: np.ndarray  # fixed unaugmented faces (N x 3 x S x S RGB float): the reported PSNR
+    eval_b: np.ndarray
+    preview_a: np.ndarray  # six of them, one preview column each
+    preview_b: np.ndarray
 
 
 def load_identity(folder: str, name: str, size: int, cfg: TrainConfig) -> tuple[Identity, float]:
-    from training.faceset import hull_mask, load_faceset, priority_map
+    """A faceset folder as training data at the model's size; also returns the faceset's coverage."""
+    from training.faceset import load_faceset
+    from training.step import make_identity
 
     faceset = load_faceset(folder, size)
-    masks = np.stack([hull_mask(lm, size) for lm in faceset.landmarks])
-    prio = np.stack([priority_map(lm, size, cfg.eyes_weight, cfg.mouth_weight) for lm in faceset.landmarks])
-    weights = prio * (cfg.background_weight + (1.0 - cfg.background_weight) * masks)
-    return Identity(name or Path(folder).resolve().name, faceset.images, masks, weights.astype(np.float32)), faceset.coverage
-
-
-def batch_indices(seed: int, step: int, stream: int, n: int, batch: int) -> np.ndarray:
-    rng = np.random.default_rng([seed & 0xFFFFFFFF, step, stream, 7])
-    return rng.integers(0, n, size=batch)
+    identity = make_identity(
+        name or Path(folder).resolve().name,
+        faceset.images,
+        faceset.landmarks,
+        cfg.eyes_weight,
+        cfg.mouth_weight,
+        cfg.background_weight,
+    )
+    return identity, faceset.coverage
 
 
 def fixed_faces(identity: Identity, count: int) -> np.ndarray:
@@ -153,45 +269,49 @@ def fixed_faces(identity: Identity, count: int) -> np.ndarray:
     return to_nchw_rgb(identity.images[idx])
 
 
-# --------------------------------------------------------------------------------------------------- distributed
-def dist_setup() -> tuple[int, int, int]:
-    """(rank, world_size, local_rank) from torchrun's environment; initialises the process group when world > 1."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
-    import torch
-    import torch.distributed as dist
+def load_data(cfg: TrainConfig, size: int) -> TrainingData:
+    """Both facesets (same coverage), the augmenter, the evaluation and preview faces. Sets cfg.name_a/name_b."""
+    from training.augment import AugmentConfig, Augmenter
 
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+    ident_a, cov_a = load_identity(cfg.a, cfg.name_a, size, cfg)
+    ident_b, cov_b = load_identity(cfg.b, cfg.name_b, size, cfg)
+    if abs(cov_a - cov_b) > 1e-6:
+        raise SwapcamError(
+            f"facesets {cfg.a} (coverage {cov_a}) and {cfg.b} (coverage {cov_b}) were cropped "
+            "differently; re-extract one with the other's --coverage"
+        )
+    cfg.name_a, cfg.name_b = ident_a.name, ident_b.name
+    eval_a, eval_b = fixed_faces(ident_a, 64), fixed_faces(ident_b, 64)
 
+    def six(faces: np.ndarray) -> np.ndarray:
+        return faces[np.linspace(0, len(faces) - 1, 6).round().astype(int)]
 
-class PairForward:
-    """Builds the module DDP wraps: one forward for both identities, so every parameter gets a gradient each step."""
-
-    @staticmethod
-    def make(model):
-        import torch
-        from torch import nn
-
-        class _Pair(nn.Module):
-            def __init__(self, inner: nn.Module) -> None:
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, xa: torch.Tensor, xb: torch.Tensor):
-                # one encoder pass over both batches: same maths, half the kernel launches
-                z = self.inner.encoder(torch.cat([xa, xb]))
-                za, zb = z[: xa.shape[0]], z[xa.shape[0]:]
-                return self.inner.decoder_a(za), self.inner.decoder_b(zb)
-
-        return _Pair(model)
+    return TrainingData(
+        ident_a,
+        ident_b,
+        cov_a,
+        Augmenter(AugmentConfig(warp=cfg.warp, flip=cfg.flip)),
+        eval_a,
+        eval_b,
+        six(eval_a),
+        six(eval_b),
+    )
 
 
-# --------------------------------------------------------------------------------------------------- evaluation
-def evaluate_psnr(model, faces_a: np.ndarray, faces_b: np.ndarray, device) -> dict[str, float]:
+def next_batches(data: TrainingData, cfg: TrainConfig, step: int, rank: int, device: torch.device) -> tuple[dict, dict]:
+    """This rank's batches of A and B for ``step``: every (rank, identity) pair has its own stream of samples."""
+    from training.step import identity_batch
+
+    return (
+        identity_batch(data.augmenter, data.a, cfg.seed, step, 2 * rank, cfg.batch, device),
+        identity_batch(data.augmenter, data.b, cfg.seed, step, 2 * rank + 1, cfg.batch, device),
+    )
+
+
+# --------------------------------------------------------------------------------------------------- log
+def evaluate_psnr(
+    model: torch.nn.Module, faces_a: np.ndarray, faces_b: np.ndarray, device: torch.device
+) -> dict[str, float]:
     """Reconstruction PSNR (A->A, B->B) on unaugmented faces, in dB."""
     import torch
 
@@ -200,182 +320,114 @@ def evaluate_psnr(model, faces_a: np.ndarray, faces_b: np.ndarray, device) -> di
     model.eval()
     out = {}
     with torch.no_grad():
-        for key, faces, ident in (("a", faces_a, "a"), ("b", faces_b, "b")):
+        for key, faces in (("a", faces_a), ("b", faces_b)):
             x = torch.from_numpy(faces).to(device)
-            out[key] = round(float(psnr(model(x, ident)[0], x)), 3)
+            out[key] = round(float(psnr(model(x, key)[0], x)), 3)
     model.train()
     return out
 
 
-# --------------------------------------------------------------------------------------------------- training
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, threads: int = 0) -> dict:
-    """Run (or resume) training; returns a summary dict (step, psnr, run folder). Rank 0 writes all files."""
-    import torch
+class MetricsLog:
+    """Appends one JSON line per logged step to metrics.jsonl: losses, per-identity PSNR of the batch, throughput."""
 
-    from models.autoencoder import ModelConfig, build_model, get_preset
-    from training.augment import AugmentConfig, Augmenter
-    from training.losses import psnr, reconstruction_loss
-    from training.previews import preview_grid, write_preview
+    def __init__(self, path: Path, world: int) -> None:
+        self.path, self.world = path, world
+        self._t_last, self._samples = time.perf_counter(), 0
 
-    out = Path(cfg.out)
-    ckpt_path = out / CHECKPOINT
-    state = None
-    if resume:
-        state = load_checkpoint(ckpt_path)
-        saved = TrainConfig(**{k: v for k, v in state["train_config"].items() if k in {f.name for f in fields(TrainConfig)}})
-        # the schedule is the saved one; only the stopping point and the reporting cadence may change
-        for keep in ("steps", "preview_every", "save_every", "log_every", "out"):
-            setattr(saved, keep, getattr(cfg, keep))
-        cfg = saved
-        model_config = ModelConfig.from_dict(state["model_config"])
-    else:
-        model_config = get_preset(cfg.preset)
-        if ckpt_path.exists():
-            raise SwapcamError(f"{ckpt_path} already exists; pass --resume to continue it, or choose another --out")
-    if cfg.steps < 1 or cfg.batch < 1 or not cfg.lr > 0:
-        raise SwapcamError(f"--steps {cfg.steps} --batch {cfg.batch} --lr {cfg.lr}: all must be positive")
-    if cfg.loss not in ("l1", "mse"):
-        raise SwapcamError(f"--loss {cfg.loss!r}: expected l1 or mse")
+    def count(self, samples: int) -> None:
+        self._samples += samples
 
-    rank, world, local_rank = dist_setup()
-    if torch.cuda.is_available():
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-        torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
-    use_amp = cfg.amp and device.type == "cuda"
+    def write(self, step: int, result: StepOutput, target_a: torch.Tensor, target_b: torch.Tensor, lr: float) -> dict:
+        import torch
 
-    size = model_config.size
-    ident_a, cov_a = load_identity(cfg.a, cfg.name_a, size, cfg)
-    ident_b, cov_b = load_identity(cfg.b, cfg.name_b, size, cfg)
-    if abs(cov_a - cov_b) > 1e-6:
-        raise SwapcamError(f"facesets {cfg.a} (coverage {cov_a}) and {cfg.b} (coverage {cov_b}) were cropped differently; "
-                           "re-extract one with the other's --coverage")
-    cfg.name_a, cfg.name_b = ident_a.name, ident_b.name
-    augmenter = Augmenter(AugmentConfig(warp=cfg.warp, flip=cfg.flip))
-    eval_a, eval_b = fixed_faces(ident_a, 64), fixed_faces(ident_b, 64)
-    prev_a, prev_b = torch.from_numpy(eval_a[np.linspace(0, len(eval_a) - 1, 6).round().astype(int)]), \
-        torch.from_numpy(eval_b[np.linspace(0, len(eval_b) - 1, 6).round().astype(int)])
+        from training.losses import psnr
 
-    torch.manual_seed(cfg.seed)
-    model = build_model(model_config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    step = 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if use_amp and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        step = int(state["step"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if device.type == "cuda" and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
-    pair = PairForward.make(model)
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
+        with torch.no_grad():
+            psnr_a, psnr_b = float(psnr(result.face_a, target_a)), float(psnr(result.face_b, target_b))
+        now = time.perf_counter()
+        record = {
+            "step": step,
+            "loss": float(result.loss),
+            "loss_a": float(result.loss_a),
+            "loss_b": float(result.loss_b),
+            "psnr_a": round(psnr_a, 3),
+            "psnr_b": round(psnr_b, 3),
+            "lr": lr,
+            "world_size": self.world,
+            "samples_per_s": round(self._samples / max(now - self._t_last, 1e-9), 2),
+            "time": time.time(),
+        }
+        self._t_last, self._samples = now, 0
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        return record
 
-        pair = DDP(pair, device_ids=[local_rank] if device.type == "cuda" else None)
-    metrics_path = out / METRICS
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        _trim_metrics(metrics_path, step)
-        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
 
-    def checkpoint(psnr_eval: dict | None = None) -> None:
-        if rank != 0:
-            return
-        psnr_eval = psnr_eval or evaluate_psnr(model, eval_a, eval_b, device)
-        save_checkpoint(ckpt_path, {
-            "format": CHECKPOINT_FORMAT, "model_config": model_config.to_dict(), "train_config": asdict(cfg),
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict() if use_amp else None, "step": step,
-            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
-            "psnr": psnr_eval, "coverage": cov_a, "identities": [ident_a.name, ident_b.name], "world_size": world,
-        })
-
-    def preview() -> None:
-        if rank == 0:
-            write_preview(preview_grid(model, prev_a.to(device), prev_b.to(device)), out, step)
-
+def progress_bar(cfg: TrainConfig, preset: str, step: int, enabled: bool):
     from tqdm import tqdm
 
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {model_config.name}", unit="step", file=sys.stderr,
-               disable=not progress or rank != 0, dynamic_ncols=True)
-    t_last, samples_since = time.perf_counter(), 0
-    interrupted = False
-    model.train()
-    try:
-        while step < cfg.steps:
-            ba = augmenter.batch(ident_a.images, ident_a.masks, ident_a.weights,
-                                 batch_indices(cfg.seed, step, 2 * rank, len(ident_a.images), cfg.batch), cfg.seed, step, 2 * rank)
-            bb = augmenter.batch(ident_b.images, ident_b.masks, ident_b.weights,
-                                 batch_indices(cfg.seed, step, 2 * rank + 1, len(ident_b.images), cfg.batch), cfg.seed, step,
-                                 2 * rank + 1)
-            ta = {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in ba.items()}
-            tb = {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in bb.items()}
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                (face_a, mask_a), (face_b, mask_b) = pair(ta["input"], tb["input"])
-            face_a, mask_a, face_b, mask_b = face_a.float(), mask_a.float(), face_b.float(), mask_b.float()
-            loss_a = reconstruction_loss(face_a, mask_a, ta["target"], ta["mask"], ta["weight"], cfg.loss,
-                                         cfg.dssim_weight, cfg.mask_weight)
-            loss_b = reconstruction_loss(face_b, mask_b, tb["target"], tb["mask"], tb["weight"], cfg.loss,
-                                         cfg.dssim_weight, cfg.mask_weight)
-            loss = loss_a + loss_b
-            if not torch.isfinite(loss):
-                raise SwapcamError(f"loss became {float(loss)} at step {step}; lower --lr (now {cfg.lr})")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            step += 1
-            samples_since += 2 * cfg.batch * world
-            if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
-                with torch.no_grad():
-                    pa, pb = float(psnr(face_a, ta["target"])), float(psnr(face_b, tb["target"]))
-                now = time.perf_counter()
-                record = {"step": step, "loss": float(loss.detach()), "loss_a": float(loss_a.detach()), "loss_b": float(loss_b.detach()),
-                          "psnr_a": round(pa, 3), "psnr_b": round(pb, 3), "lr": cfg.lr, "world_size": world,
-                          "samples_per_s": round(samples_since / max(now - t_last, 1e-9), 2), "time": time.time()}
-                t_last, samples_since = now, 0
-                with open(metrics_path, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-                bar.set_postfix(loss=f"{float(loss.detach()):.4f}", psnr_a=f"{pa:.1f}", psnr_b=f"{pb:.1f}", refresh=False)
-            bar.update(1)
-            if cfg.preview_every and step % cfg.preview_every == 0:
-                preview()
-            if step % cfg.save_every == 0 and step < cfg.steps:
-                checkpoint()
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        bar.close()
-    final_psnr = evaluate_psnr(model, eval_a, eval_b, device) if rank == 0 else {}
-    checkpoint(final_psnr)
-    if not interrupted:
-        preview()
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-        dist.destroy_process_group()
-    summary = {"run": str(out), "step": step, "steps": cfg.steps, "psnr": final_psnr, "interrupted": interrupted,
-               "identities": [ident_a.name, ident_b.name], "world_size": world}
-    if interrupted:
-        raise TrainingInterrupted(summary)
-    return summary
+    return tqdm(
+        total=cfg.steps,
+        initial=step,
+        desc=f"train {preset}",
+        unit="step",
+        file=sys.stderr,
+        disable=not enabled,
+        dynamic_ncols=True,
+    )
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training, after the checkpoint was saved."""
+def write_run_preview(out: Path, state: TrainState, data: TrainingData, device: torch.device) -> None:
+    import torch
 
-    def __init__(self, summary: dict) -> None:
-        super().__init__(f"interrupted at step {summary['step']}; checkpoint saved in {summary['run']}")
-        self.summary = summary
+    from training.previews import preview_grid, write_preview
+
+    grid = preview_grid(
+        state.model, torch.from_numpy(data.preview_a).to(device), torch.from_numpy(data.preview_b).to(device)
+    )
+    write_preview(grid, out, state.step)
 
 
-def _trim_metrics(path: Path, step: int) -> None:
+# --------------------------------------------------------------------------------------------------- checkpoint
+def prepare_run_folder(out: Path, cfg: TrainConfig, step: int) -> None:
+    """Create the run folder, drop metric lines a resumed run will log again, save the config as JSON."""
+    out.mkdir(parents=True, exist_ok=True)
+    trim_metrics(out / METRICS, step)
+    atomic_write_json(out / "train_config.json", asdict(cfg))
+
+
+def checkpoint_contents(
+    cfg: TrainConfig,
+    model_config: ModelConfig,
+    state: TrainState,
+    data: TrainingData,
+    world: int,
+    psnr_eval: dict,
+    device: torch.device,
+) -> dict:
+    """Everything a resume or an export needs, both configs included (see models.checkpoint)."""
+    import torch
+
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model_config": model_config.to_dict(),
+        "train_config": asdict(cfg),
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "scaler": state.scaler.state_dict() if state.amp else None,
+        "step": state.step,
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        },
+        "psnr": psnr_eval,
+        "coverage": data.coverage,
+        "identities": [data.a.name, data.b.name],
+        "world_size": world,
+    }
+
+
+def trim_metrics(path: Path, step: int) -> None:
     """On resume, drop metric lines past the checkpoint's step (they were logged, then lost with the process)."""
     if not path.exists():
         return
@@ -386,18 +438,42 @@ def _trim_metrics(path: Path, step: int) -> None:
                 keep.append(line)
         except (ValueError, KeyError):
             continue
-    from realtime.atomic import atomic_write_bytes
-
     atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after the checkpoint was saved."""
+
+    def __init__(self, summary: dict) -> None:
+        super().__init__(f"interrupted at step {summary['step']}; checkpoint saved in {summary['run']}")
+        self.summary = summary
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(a=args.a, b=args.b, out=args.out, preset=args.preset, steps=args.steps, batch=args.batch,
-                       lr=args.lr, seed=args.seed, loss=args.loss, dssim_weight=args.dssim_weight,
-                       mask_weight=args.mask_weight, eyes_weight=args.eyes_weight, mouth_weight=args.mouth_weight,
-                       background_weight=args.background_weight, warp=args.warp, flip=args.flip,
-                       preview_every=args.preview_every, save_every=max(1, args.save_every),
-                       log_every=max(1, args.log_every), name_a=args.name_a, name_b=args.name_b, amp=not args.no_amp)
+    return TrainConfig(
+        a=args.a,
+        b=args.b,
+        out=args.out,
+        preset=args.preset,
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        loss=args.loss,
+        dssim_weight=args.dssim_weight,
+        mask_weight=args.mask_weight,
+        eyes_weight=args.eyes_weight,
+        mouth_weight=args.mouth_weight,
+        background_weight=args.background_weight,
+        warp=args.warp,
+        flip=args.flip,
+        preview_every=args.preview_every,
+        save_every=max(1, args.save_every),
+        log_every=max(1, args.log_every),
+        name_a=args.name_a,
+        name_b=args.name_b,
+        amp=not args.no_amp,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -412,15 +488,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"swapcam train: {exc}", file=sys.stderr)
         return 130
     if summary["psnr"]:
-        print(f"{summary['run']}: step {summary['step']}, PSNR A->A {summary['psnr']['a']:.2f} dB, "
-              f"B->B {summary['psnr']['b']:.2f} dB")
+        print(
+            f"{summary['run']}: step {summary['step']}, PSNR A->A {summary['psnr']['a']:.2f} dB, "
+            f"B->B {summary['psnr']['b']:.2f} dB"
+        )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m training.train`` (what torchrun runs): same options as ``swapcam train``."""
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.strip(),
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train",
+        description=__doc__.strip(),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     add_arguments(parser)
     args = parser.parse_args(argv)

@@ -1,0 +1,174 @@
+"""One training step and what it consumes, shared by ``swapcam train`` and ``swapcam bench-train`` so the benchmark
+times exactly the work a real run does.
+
+An :class:`Identity` is one side's faces with their hull masks and loss weights; :func:`identity_batch` draws an
+augmented batch from it as a pure function of (seed, step, stream); :func:`train_step` runs forward (one encoder pass
+for both identities), the reconstruction losses, backward and the Adam update on a :class:`TrainState`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.autoencoder import ModelConfig, SwapAutoencoder, build_model
+from realtime.compose import hull_mask
+from realtime.errors import SwapcamError
+from training.augment import Augmenter, to_nchw_rgb
+from training.distributed import PairForward
+from training.faceset import priority_map
+from training.losses import reconstruction_loss
+
+Batch = dict[str, torch.Tensor]  # input, target (N x 3 x S x S RGB [0, 1]), mask, weight (N x 1 x S x S)
+
+
+# --------------------------------------------------------------------------------------------------- data
+@dataclass
+class Identity:
+    name: str
+    images: np.ndarray  # N x S x S x 3 uint8 BGR
+    masks: np.ndarray  # N x S x S float32 landmark hull
+    weights: np.ndarray  # N x S x S float32 loss weight
+
+
+def make_identity(
+    name: str,
+    images: np.ndarray,
+    landmarks: np.ndarray,
+    eyes_weight: float = 3.0,
+    mouth_weight: float = 2.0,
+    background_weight: float = 0.3,
+) -> Identity:
+    """Faces (N x S x S x 3) and their crop landmarks (N x 68 x 2) with the hull mask the model learns and the
+    per-pixel loss weight: eye/mouth priority, times ``background_weight`` outside the hull (the compositor only
+    pastes the face, so the background matters less)."""
+    size = images.shape[1]
+    masks = np.stack([hull_mask(lm, size) for lm in landmarks])
+    priority = np.stack([priority_map(lm, size, eyes_weight, mouth_weight) for lm in landmarks])
+    weights = priority * (background_weight + (1.0 - background_weight) * masks)
+    return Identity(name, images, masks, weights.astype(np.float32))
+
+
+def batch_indices(seed: int, step: int, stream: int, n: int, batch: int) -> np.ndarray:
+    rng = np.random.default_rng([seed & 0xFFFFFFFF, step, stream, 7])
+    return rng.integers(0, n, size=batch)
+
+
+def identity_batch(
+    augmenter: Augmenter | None, identity: Identity, seed: int, step: int, stream: int, batch: int, device: torch.device
+) -> Batch:
+    """The batch of (seed, step, stream) on ``device``; a resumed run draws the same one. ``augmenter`` None gives
+    the faces unaugmented (input = target), which bench-train uses to time the model alone."""
+    idx = batch_indices(seed, step, stream, len(identity.images), batch)
+    if augmenter is not None:
+        arrays = augmenter.batch(identity.images, identity.masks, identity.weights, idx, seed, step, stream)
+    else:
+        faces = to_nchw_rgb(identity.images[idx])
+        arrays = {
+            "input": faces,
+            "target": faces,
+            "mask": identity.masks[idx][:, None],
+            "weight": identity.weights[idx][:, None],
+        }
+    return {
+        k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(device, non_blocking=True)
+        for k, v in arrays.items()
+    }
+
+
+# --------------------------------------------------------------------------------------------------- the step
+@dataclass(frozen=True)
+class LossConfig:
+    kind: str = "l1"  # pixel loss: l1 or mse
+    dssim_weight: float = 1.0
+    mask_weight: float = 1.0
+
+
+@dataclass
+class TrainState:
+    """What a step changes: the weights, the optimizer and grad-scaler state, the step count."""
+
+    model: SwapAutoencoder
+    pair: nn.Module  # PairForward over ``model``; DistributedDataParallel-wrapped under torchrun
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp: bool  # fp16 autocast + grad scaling (CUDA only)
+    step: int = 0
+
+
+def build_train_state(config: ModelConfig, device: torch.device, lr: float, seed: int, amp: bool) -> TrainState:
+    """Fresh weights from ``seed`` and an Adam optimizer (beta1 0.5, the deepfakes autoencoders' choice)."""
+    torch.manual_seed(seed)
+    model = build_model(config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    return TrainState(model, PairForward(model), optimizer, scaler, amp)
+
+
+def restore_train_state(state: TrainState, saved: dict, device: torch.device) -> None:
+    """Continue a checkpoint: weights, optimizer, grad scaler, step and the RNG, so the run goes on as if never
+    stopped."""
+    state.model.load_state_dict(saved["model"])
+    state.optimizer.load_state_dict(saved["optimizer"])
+    if state.amp and saved.get("scaler"):
+        state.scaler.load_state_dict(saved["scaler"])
+    state.step = int(saved["step"])
+    torch.set_rng_state(saved["rng"]["torch"])
+    if device.type == "cuda" and saved["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state(saved["rng"]["cuda"], device)
+
+
+@dataclass
+class StepOutput:
+    """Detached results of one step, for logging."""
+
+    loss: torch.Tensor
+    loss_a: torch.Tensor
+    loss_b: torch.Tensor
+    face_a: torch.Tensor  # the reconstructions (float32), to compare with the batches' targets
+    face_b: torch.Tensor
+
+
+def train_step(state: TrainState, batch_a: Batch, batch_b: Batch, losses: LossConfig) -> StepOutput:
+    """Forward both identities, loss, backward, Adam update; ``state.step`` advances by one.
+
+    Raises SwapcamError before touching the weights when the loss is not finite (a learning rate too high).
+    """
+    device_type = batch_a["input"].device.type
+    with torch.autocast(device_type, dtype=torch.float16, enabled=state.amp):
+        (face_a, mask_a), (face_b, mask_b) = state.pair(batch_a["input"], batch_b["input"])
+    # autocast hands back float16; the losses (batch sums, DSSIM's small variances) are computed in float32
+    face_a, mask_a, face_b, mask_b = face_a.float(), mask_a.float(), face_b.float(), mask_b.float()
+    loss_a = reconstruction_loss(
+        face_a,
+        mask_a,
+        batch_a["target"],
+        batch_a["mask"],
+        batch_a["weight"],
+        losses.kind,
+        losses.dssim_weight,
+        losses.mask_weight,
+    )
+    loss_b = reconstruction_loss(
+        face_b,
+        mask_b,
+        batch_b["target"],
+        batch_b["mask"],
+        batch_b["weight"],
+        losses.kind,
+        losses.dssim_weight,
+        losses.mask_weight,
+    )
+    loss = loss_a + loss_b
+    if not torch.isfinite(loss):
+        lr = state.optimizer.param_groups[0]["lr"]
+        raise SwapcamError(f"loss became {float(loss.detach())} at step {state.step}; lower --lr (now {lr})")
+    state.optimizer.zero_grad(set_to_none=True)
+    state.scaler.scale(loss).backward()
+    state.scaler.step(state.optimizer)
+    state.scaler.update()
+    state.step += 1
+    return StepOutput(loss.detach(), loss_a.detach(), loss_b.detach(), face_a.detach(), face_b.detach())
