@@ -43,14 +43,28 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 "$PY" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
 if [ "${GPU_DEMO_MINUTES:-0}" != 0 ]; then
-  step "demo model: ${GPU_DEMO_MINUTES} more minutes of training"
+  step "demo model: up to ${GPU_DEMO_MINUTES} minutes of training"
   W="${GPU_DEMO_WORKDIR:-.gpu/demo}"
-  timeout $(( ${GPU_DEMO_MINUTES%.*} * 60 + 120 )) "$PY" -m realtime.cli train --a "$W/faceset/A" --b "$W/faceset/B" \
-    --out "$W/run" --resume --max-minutes "$GPU_DEMO_MINUTES" --no-progress --workers "${GPU_WORKERS:-12}" \
-    ${GPU_TRAIN_ARGS:-} 2>&1 | tail -n 25
-  # files come back at most 16 MB each: split the checkpoint, `cat checkpoint.pt.part-* > checkpoint.pt` rejoins it
-  split -b 15M -d "$W/run/checkpoint.pt" "$OUT/checkpoint.pt.part-" && ls -la "$OUT"
+  RESUME=""
+  [ -f "$W/run/checkpoint.pt" ] && RESUME="--resume"
+  timeout $(( ${GPU_DEMO_MINUTES%.*} * 60 + 120 )) "$PY" -m realtime.cli build-demo-model --workdir "$W" --train-only \
+    $RESUME --max-minutes "$GPU_DEMO_MINUTES" --workers "${GPU_WORKERS:-12}" --no-progress ${GPU_TRAIN_ARGS:-} 2>&1 \
+    | tail -n 15
+  # Files come back at most 16 MB each and 64 MB in all: a weights-only copy (no Adam state; `train --resume` starts
+  # Adam afresh from it) split in 15 MB parts; `cat demo-weights.pt.part-* > checkpoint.pt` rejoins it.
+  "$PY" - "$W/run/checkpoint.pt" "$OUT/demo-weights.pt" <<'PYEOF'
+import sys
+
+import torch
+
+state = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
+state["optimizer"], state["scaler"] = None, None
+torch.save(state, sys.argv[2])
+print("weights-only checkpoint: step", state["step"], "psnr", state["psnr"])
+PYEOF
+  split -b 15M -d "$OUT/demo-weights.pt" "$OUT/demo-weights.pt.part-" && rm -f "$OUT/demo-weights.pt"
   cp "$W/run/metrics.jsonl" "$OUT/demo-metrics.jsonl" 2>/dev/null
+  ls -la "$OUT"
 fi
 
 step "training samples/s (AMP on CUDA)"

@@ -60,22 +60,35 @@ def moved_landmarks(landmarks: np.ndarray, mouth: float = 0.0, eyes: float = 0.0
 
 def displacement_field(src: np.ndarray, dst: np.ndarray, shape: tuple[int, int], sigma: float) -> np.ndarray:
     """Backward map (H x W x 2, float32) taking each output pixel to where it samples the input, interpolated from
-    control points ``dst -> src`` with normalised Gaussian weights; points that do not move pull the field to 0."""
+    control points ``dst -> src`` with normalised Gaussian weights; points that do not move pull the field to 0.
+
+    Computed only in the box around the moving points (3 sigma beyond; zero outside) on a grid of about sigma / 2
+    pixels, then upsampled: the field is smooth at the scale of sigma, and training warps thousands of crops."""
     h, w = shape
-    step = 4  # the field is smooth: solve on a coarse grid, upscale
-    ys, xs = np.mgrid[0:h:step, 0:w:step].astype(np.float64)
-    grid = np.stack([xs, ys], axis=-1)
-    offsets = src - dst
-    d2 = ((grid[:, :, None, :] - dst[None, None, :, :]) ** 2).sum(-1)
-    weight = np.exp(-d2 / (2 * sigma * sigma))
-    field = (weight[..., None] * offsets[None, None]).sum(2) / (weight.sum(2)[..., None] + 1e-3)
-    # fade to zero towards the border: the background never moves
-    edge = np.minimum.reduce([xs, ys, (w - 1) - xs, (h - 1) - ys]) / (0.08 * min(h, w))
-    field *= np.clip(edge, 0.0, 1.0)[..., None]
-    coarse = field.astype(np.float32)
-    full = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
     base = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
-    return base + full
+    offsets = src - dst
+    moving = np.abs(offsets).max(axis=1) > 1e-6
+    if not moving.any():
+        return base
+    reach = 3.0 * sigma
+    lo = np.floor(np.maximum(dst[moving].min(axis=0) - reach, 0)).astype(int)
+    hi = np.ceil(np.minimum(dst[moving].max(axis=0) + reach, [w - 1, h - 1])).astype(int)
+    step = int(np.clip(sigma / 2.0, 1, 8))
+    xs = np.arange(lo[0], hi[0] + step, step, dtype=np.float64)
+    ys = np.arange(lo[1], hi[1] + step, step, dtype=np.float64)
+    gx, gy = np.meshgrid(xs, ys)
+    d2 = (gx[..., None] - dst[None, None, :, 0]) ** 2 + (gy[..., None] - dst[None, None, :, 1]) ** 2
+    weight = np.exp(-d2 / (2 * sigma * sigma))
+    field = np.einsum("yxn,nc->yxc", weight, offsets) / (weight.sum(2)[..., None] + 1e-3)
+    # fade to zero towards the border: the background never moves
+    edge = np.minimum.reduce([gx, gy, (w - 1) - gx, (h - 1) - gy]) / (0.08 * min(h, w))
+    field *= np.clip(edge, 0.0, 1.0)[..., None]
+    box_w, box_h = int(hi[0] - lo[0] + 1), int(hi[1] - lo[1] + 1)
+    # upsample the coarse grid to (about) one value per pixel of the box, then crop to the box
+    full = cv2.resize(field.astype(np.float32), ((len(xs) - 1) * step + 1, (len(ys) - 1) * step + 1),
+                      interpolation=cv2.INTER_LINEAR) if step > 1 else field.astype(np.float32)
+    base[lo[1] : lo[1] + box_h, lo[0] : lo[0] + box_w] += full[:box_h, :box_w]
+    return base
 
 
 def _paint_mouth(image: Image, lm: np.ndarray, amount: float, d: float) -> None:

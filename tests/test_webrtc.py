@@ -300,7 +300,9 @@ def test_peer_gets_swapped_video_and_synced_audio_then_everything_is_freed(facto
             await wait_for(lambda: len(peer.audio.applied) >= 100, 10, "100 delayed audio frames")
             recent = list(peer.audio.applied)[-50:]
             errors_ms = [abs(applied - target) * 1000 for _, applied, target in recent]
-            assert statistics.median(errors_ms) < 10, f"audio held {errors_ms} ms off its target"
+            # Within the lip-sync tolerance (ITU-R BT.1359, +-45 ms): a broken hold (none, or a stale target) is off by
+            # the whole video latency (~100 ms); scheduling jitter on a loaded 2-core machine reaches tens of ms.
+            assert statistics.median(errors_ms) < 45, f"audio held {errors_ms} ms off its target"
             video_latency = peer.video.latency_s()
             expected = peer.audio_delay_s()
             assert video_latency is not None and 0 < video_latency < 1.0

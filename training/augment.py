@@ -16,6 +16,8 @@ of ``(seed, step)``: a resumed run draws exactly the batches the uninterrupted r
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -32,6 +34,12 @@ class AugmentConfig:
     colour: float = 0.8  # probability of colour jitter
     blur: float = 0.15  # probability of a small blur on the input
     noise: float = 0.25  # probability of sensor-like noise on the input
+    # Expression coverage from stills (realtime.expressions): with this probability a sample first gets its mouth
+    # opened (0 .. mouth_max eye distances) and, in eyes_share of those, its eyes closed. Input and target both
+    # show it, so decoders learn to draw expressions a one-photo faceset never had.
+    expressions: float = 0.0
+    mouth_max: float = 0.45
+    eyes_share: float = 0.3
 
 
 def sample_seed(seed: int, step: int, stream: int, index: int) -> int:
@@ -55,14 +63,30 @@ def random_warp(image: np.ndarray, rng: np.random.Generator, amount: float = 1.0
 
 
 class Augmenter:
-    """Builds (input, target, mask, weight) samples. Holds the two albumentations pipelines; no other state."""
+    """Builds (input, target, mask, weight) samples.
 
-    def __init__(self, config: AugmentConfig = AugmentConfig()) -> None:
+    ``workers`` > 0 builds a batch's samples in that many threads (OpenCV and albumentations release the GIL; a GPU
+    run is otherwise starved by one core augmenting). Each thread has its own albumentations pipelines, which keep
+    their random state inside; every sample has its own seed, so the batch is the same whatever ``workers`` is.
+    """
+
+    def __init__(self, config: AugmentConfig = AugmentConfig(), workers: int = 0) -> None:
+        self.config = config
+        self.workers = max(0, int(workers))
+        self._local = threading.local()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _pipelines(self):  # (geometry_colour, degrade) of the calling thread
+        pipes = getattr(self._local, "pipes", None)
+        if pipes is None:
+            pipes = self._local.pipes = self._build_pipelines()
+        return pipes
+
+    def _build_pipelines(self):
         import albumentations as A
 
-        self.config = config
-        c = config
-        self.geometry_colour = A.Compose(
+        c = self.config
+        geometry_colour = A.Compose(
             [
                 A.HorizontalFlip(p=c.flip),
                 A.Affine(
@@ -79,30 +103,49 @@ class Augmenter:
             ],
             seed=0,
         )
-        self.degrade = A.Compose(
+        degrade = A.Compose(
             [
                 A.GaussianBlur(blur_limit=(3, 3), sigma_limit=(0.3, 0.9), p=c.blur),
                 A.GaussNoise(std_range=(0.01, 0.04), p=c.noise),
             ],
             seed=0,
         )
+        return geometry_colour, degrade
 
     def sample(
-        self, image: np.ndarray, mask: np.ndarray, weight: np.ndarray, seed: int
+        self,
+        image: np.ndarray,
+        mask: np.ndarray,
+        weight: np.ndarray,
+        seed: int,
+        warp: float | None = None,
+        landmarks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """One sample from a BGR uint8 crop and its float32 masks: (input, target) HxWx3 uint8 BGR, mask, weight HxW.
 
-        The reflected border that the affine invents gets weight 0: it is not face, so the loss ignores it.
+        ``warp`` overrides the configured random-warp strength (the training schedule fades it out); ``landmarks``
+        (the crop's 68 points) enable the expression warps. The reflected border that the affine invents gets
+        weight 0: it is not face, so the loss ignores it.
         """
+        c = self.config
+        if landmarks is not None and c.expressions > 0:
+            rng_e = np.random.default_rng([seed, 11])
+            if rng_e.random() < c.expressions:
+                from realtime.expressions import expression_warp
+
+                mouth = float(rng_e.uniform(0.0, c.mouth_max))
+                eyes = float(rng_e.uniform(0.5, 1.0)) if rng_e.random() < c.eyes_share else 0.0
+                image, _, (mask, weight) = expression_warp(image, landmarks, mouth, eyes, extra=(mask, weight))
+        geometry_colour, degrade = self._pipelines()
         valid = np.ones(mask.shape, np.float32)
-        self.geometry_colour.set_random_seed(seed)
-        out = self.geometry_colour(image=image, masks=[mask, weight, valid])
+        geometry_colour.set_random_seed(seed)
+        out = geometry_colour(image=image, masks=[mask, weight, valid])
         target = out["image"]
         mask_t, weight_t, valid_t = out["masks"]
         rng = np.random.default_rng(seed)
-        warped = random_warp(target, rng, self.config.warp)
-        self.degrade.set_random_seed(seed ^ 0x5A5A5A5A)
-        warped = self.degrade(image=warped)["image"]
+        warped = random_warp(target, rng, c.warp if warp is None else warp)
+        degrade.set_random_seed(seed ^ 0x5A5A5A5A)
+        warped = degrade(image=warped)["image"]
         weight_t = np.asarray(weight_t, np.float32) * (np.asarray(valid_t, np.float32) > 0.5)
         return warped, target, np.asarray(mask_t, np.float32), weight_t
 
@@ -115,15 +158,24 @@ class Augmenter:
         seed: int,
         step: int,
         stream: int,
+        warp: float | None = None,
+        landmarks: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """A batch as float32 NCHW arrays, RGB in [0, 1] (the model's contract): input, target, mask, weight."""
-        inputs, targets, ms, ws = [], [], [], []
-        for k, i in enumerate(indices):
-            x, y, m, w = self.sample(images[i], masks[i], weights[i], sample_seed(seed, step, stream, k))
-            inputs.append(x)
-            targets.append(y)
-            ms.append(m)
-            ws.append(w)
+        """A batch as float32 NCHW arrays, RGB in [0, 1] (the model's contract): input, target, mask, weight.
+        ``landmarks`` (N x 68 x 2 crop points of ``images``) enable the expression warps."""
+
+        def one(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            i = int(indices[k])
+            lm = None if landmarks is None else landmarks[i]
+            return self.sample(images[i], masks[i], weights[i], sample_seed(seed, step, stream, k), warp, lm)
+
+        if self.workers > 0 and len(indices) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="swapcam-augment")
+            samples = list(self._pool.map(one, range(len(indices))))
+        else:
+            samples = [one(k) for k in range(len(indices))]
+        inputs, targets, ms, ws = (list(part) for part in zip(*samples, strict=True))
         return {
             "input": to_nchw_rgb(np.stack(inputs)),
             "target": to_nchw_rgb(np.stack(targets)),

@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from models.checkpoint import CHECKPOINT, load_checkpoint
@@ -33,20 +34,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out-dir", default=str(DEMO_DIR), help="where demo_a2b.onnx, demo_b2a.onnx, SHA256SUMS and RECIPE.md go"
     )
-    parser.add_argument("--steps", type=int, default=4000, help="training steps")
-    parser.add_argument("--batch", type=int, default=16, help="faces per identity per step")
+    parser.add_argument("--preset", default="rt128", help="model preset (rt128: 128 px, real time on a 2-core CPU)")
+    parser.add_argument("--steps", type=int, default=8000, help="training steps (the schedules below scale with it)")
+    parser.add_argument("--batch", type=int, default=32, help="faces per identity per step")
     parser.add_argument(
         "--lr",
         type=float,
         default=4e-4,
         help="Adam learning rate (higher than train's 5e-5 default: two fixed faces, short budget)",
     )
+    parser.add_argument("--warmup", type=int, default=300, help="learning-rate warm-up steps")
+    parser.add_argument("--warp-off", type=float, default=0.8, help="random warp fades out by this fraction of --steps")
+    parser.add_argument(
+        "--expressions", type=float, default=0.3, help="share of samples with an opened mouth / closed eyes (stills)"
+    )
+    parser.add_argument("--holdout", type=float, default=0.05, help="share of each faceset held out for held-out PSNR")
     parser.add_argument("--seed", type=int, default=0, help="seed of clips, weights, batches and augmentation")
-    parser.add_argument("--clips", type=int, default=4, help="synthetic clips per identity (different seeds)")
+    parser.add_argument("--clips", type=int, default=8, help="synthetic clips per identity (different seeds)")
     parser.add_argument("--frames", type=int, default=90, help="frames per clip")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted build's training run")
-    parser.add_argument("--fp16", action="store_true", help="store weights as float16 (only needed above 15 MB)")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0.0,
+        help="stop training after this many minutes, saved (a short GPU lease); --resume continues it",
+    )
+    parser.add_argument("--workers", type=int, default=0, help="augmentation threads (a GPU needs several)")
+    parser.add_argument(
+        "--fp16",
+        action="store_true",
+        help="store weights as float16 (compute stays float32); chosen automatically when float32 exceeds 15 MB",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--train-only",
+        action="store_true",
+        help="skip clips and extraction: train (or with --resume continue) on WORKDIR/faceset/A and B as they are "
+        "(e.g. on a GPU machine without mediapipe), then stop; publish later with --publish-only",
+    )
     parser.add_argument(
         "--publish-only",
         action="store_true",
@@ -62,66 +87,119 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def build(
-    workdir: Path,
-    out_dir: Path,
-    steps: int,
-    batch: int,
-    lr: float,
-    seed: int,
-    clips: int,
-    frames: int,
-    resume: bool = False,
-    fp16: bool = False,
-    progress: bool = True,
-    command: str = "",
-) -> dict:
+@dataclass
+class Recipe:
+    """What build-demo-model trains: the model, the schedule and the data. Saved in the run's config."""
+
+    preset: str = "rt128"
+    steps: int = 8000
+    batch: int = 32
+    lr: float = 4e-4
+    warmup: int = 300
+    warp_off: float = 0.8
+    expressions: float = 0.3
+    holdout: float = 0.05
+    seed: int = 0
+    clips: int = 8
+    frames: int = 90
+
+
+# Clip seeds start above the seeds `swapcam eval` and the tests use for their synthetic clips (0..9), so the
+# shipped model is always measured on clips it never trained on.
+CLIP_SEEDS = {"A": 100, "B": 600}
+MOTIONS = (1.0, 1.3, 1.6)  # more motion than the default clip: the live loop meets bigger head turns
+
+
+def make_facesets(workdir: Path, recipe: Recipe, size: int, progress: bool) -> dict:
+    """Synthetic clips of both portraits -> `swapcam extract` (resumable) -> facesets at the model's crop size."""
     from realtime.samples import synthetic_clip, write_mp4
     from training.extract import extract, summary
-    from training.train import TrainConfig, train
 
-    t0 = time.time()
-    workdir.mkdir(parents=True, exist_ok=True)
     facesets = {}
     for key, portrait in (("A", "astronaut"), ("B", "grace_hopper")):
         paths = []
-        for k in range(clips):
-            clip_seed = seed * 1000 + k + (0 if key == "A" else 500)
+        for k in range(recipe.clips):
+            clip_seed = recipe.seed * 1000 + CLIP_SEEDS[key] + k
             path = workdir / "clips" / f"{portrait}_{clip_seed}.mp4"
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                # more motion than the default clip: the live loop meets bigger head turns than a test clip has
-                clip = synthetic_clip(portrait, frames, seed=clip_seed, motion=1.3 if k % 2 else 1.0, noise=2.0)
+                clip = synthetic_clip(portrait, recipe.frames, seed=clip_seed, motion=MOTIONS[k % 3], noise=2.0)
                 write_mp4(clip.frames, path, clip.fps)
             paths.append(str(path))
-        index = extract(paths, workdir / "faceset" / key, size=256, progress=progress)
+        index = extract(paths, workdir / "faceset" / key, size=size, progress=progress)
         facesets[key] = summary(index)
         log.info("faceset %s (%s): %s", key, portrait, facesets[key])
-    run_dir = workdir / "run"
-    cfg = TrainConfig(
+    return facesets
+
+
+def train_config(workdir: Path, recipe: Recipe, max_minutes: float = 0.0, workers: int = 0):
+    from training.train import TrainConfig
+
+    return TrainConfig(
         a=str(workdir / "faceset" / "A"),
         b=str(workdir / "faceset" / "B"),
-        out=str(run_dir),
-        preset="tiny",
-        steps=steps,
-        batch=batch,
-        lr=lr,
-        seed=seed,
+        out=str(workdir / "run"),
+        preset=recipe.preset,
+        steps=recipe.steps,
+        batch=recipe.batch,
+        lr=recipe.lr,
+        seed=recipe.seed,
         name_a="astronaut",
         name_b="grace_hopper",
         preview_every=500,
         save_every=250,
         log_every=25,
+        warmup=recipe.warmup,
+        lr_schedule="cosine",
+        lr_final=0.05,
+        warp_off=recipe.warp_off,
+        expressions=recipe.expressions,
+        holdout=recipe.holdout,
+        max_minutes=max_minutes,
+        workers=workers,
     )
+
+
+def build(
+    workdir: Path,
+    out_dir: Path,
+    recipe: Recipe,
+    resume: bool = False,
+    fp16: bool = False,
+    progress: bool = True,
+    command: str = "",
+    max_minutes: float = 0.0,
+    workers: int = 0,
+    train_only: bool = False,
+) -> dict:
+    """Clips -> facesets -> training -> publish. With ``train_only`` the facesets must exist and nothing is
+    published; with ``max_minutes`` training may stop early (saved), and nothing is published until it is done."""
+    from models.autoencoder import get_preset
+    from training.train import train
+
+    t0 = time.time()
+    workdir.mkdir(parents=True, exist_ok=True)
+    size = get_preset(recipe.preset).size
+    facesets = None if train_only else make_facesets(workdir, recipe, size, progress)
+    run_dir = workdir / "run"
     if not resume and (run_dir / CHECKPOINT).exists():
         raise SwapcamError(f"{run_dir} already holds a training run; pass --resume or remove {workdir}")
     t_train = time.time()
-    train(cfg, resume=resume, progress=progress)
+    summary = train(train_config(workdir, recipe, max_minutes, workers), resume=resume, progress=progress)
     train_s = time.time() - t_train
+    if train_only or summary.get("out_of_time"):
+        return {"psnr": summary["psnr"], "steps": summary["step"], "train_s": train_s, "published": False}
     res = publish(
-        run_dir, out_dir, fp16=fp16, command=command, clips=clips, frames=frames, facesets=facesets, train_s=train_s
+        run_dir,
+        out_dir,
+        fp16=fp16,
+        command=command,
+        clips=recipe.clips,
+        frames=recipe.frames,
+        facesets=facesets,
+        train_s=train_s,
     )
-    return res | {"total_s": time.time() - t0}
+    return res | {"total_s": time.time() - t0, "published": True}
 
 
 def publish(
@@ -164,6 +242,10 @@ def publish(
         for direction in ("a2b", "b2a"):
             name = DEMO_MODELS[direction].name
             res = export_model(run_dir, staging / name, direction, "swapcam", fp16=fp16, check=True)
+            if res["bytes"] > MAX_BYTES and not fp16:  # a 128 px model's dense layers: store weights as float16
+                log.info("%s: %.1f MB as float32, exporting float16 weights", name, res["bytes"] / 1e6)
+                fp16 = True
+                res = export_model(run_dir, staging / name, direction, "swapcam", fp16=True, check=True)
             if res["bytes"] > MAX_BYTES:
                 raise SwapcamError(
                     f"{out_dir / name} would be {res['bytes'] / 1e6:.1f} MB (> 15 MB); rebuild with --fp16"
@@ -200,6 +282,15 @@ def _recipe(
     n_a, n_b = n_faces
     psnr_a, psnr_b = result["psnr"].get("a", float("nan")), result["psnr"].get("b", float("nan"))
     wall = "not measured (exported from a checkpoint)" if train_s != train_s else f"{train_s / 60:.1f} min"
+    info = exported["a2b"]["info"]
+    size = info.size
+    schedule = (
+        f"lr warm-up {tcfg.get('warmup', 0)} steps, then {tcfg.get('lr_schedule', 'constant')} to "
+        f"{tcfg.get('lr_final', 1)} x lr; random warp off at {tcfg.get('warp_off', 1.0):.0%} of the steps; "
+        f"expression warps on {tcfg.get('expressions', 0):.0%} of samples"
+    )
+    psnr = result["psnr"]
+    held = f"A {psnr['held_a']:.2f} dB, B {psnr['held_b']:.2f} dB" if "held_a" in psnr else "not measured"
     recipe = (
         f"""# Demo model recipe
 
@@ -213,13 +304,15 @@ They were built offline, from scratch, by one command:
 
 | | |
 |---|---|
-| preset | tiny (64 px, coverage {exported["a2b"]["info"].coverage}, template {exported["a2b"]["info"].template}) |
+| preset | {tcfg["preset"]} ({size} px, coverage {info.coverage}, template {info.template}) |
 | seed | {seed} |
 | steps x batch | {result["step"]} x {batch} faces per identity, Adam lr {lr} |
+| schedule | {schedule} |
 | clips | {clips} synthetic clips x {frames} frames per identity (realtime.samples.synthetic_clip) |
 | faces | A {n_a}, B {n_b} (after near-duplicate removal) |
 | reconstruction PSNR (unaugmented faceset crops) | A->A {psnr_a:.2f} dB, B->B {psnr_b:.2f} dB |
-| training wall time | {wall} on {platform.machine()} ({platform.python_version()}, shared 2-core CPU) |
+| held-out PSNR ({tcfg.get("holdout", 0):.0%} of each faceset, never trained on) | {held} |
+| training wall time | {wall} on {platform.machine()} ({platform.python_version()}) |
 | weights | {"float16 (compute float32)" if fp16 else "float32"} |
 
 Files (`sha256sum -c SHA256SUMS` checks them):
@@ -232,9 +325,10 @@ Files (`sha256sum -c SHA256SUMS` checks them):
             f"| {exported[d]['bytes']} | `{sums[DEMO_MODELS[d].name]}` |\n"
             for d in exported
         )
-        + """
-Contract: input `in_face` N x 3 x 64 x 64 float32 RGB [0, 1]; outputs `out_face` (N x 3 x 64 x 64) and `out_mask`
-(N x 1 x 64 x 64); metadata in the ONNX `metadata_props` (`swapcam.*` keys, see models/contract.py).
+        + f"""
+Contract: input `in_face` N x 3 x {size} x {size} float32 RGB [0, 1]; outputs `out_face` (N x 3 x {size} x {size})
+and `out_mask` (N x 1 x {size} x {size}); metadata in the ONNX `metadata_props` (`swapcam.*` keys, see
+models/contract.py).
 Training is deterministic on one machine for a given seed and thread count, but float results differ slightly across
 CPUs and torch versions, so a rebuild gives a model of the same quality, not the same bytes.
 """
@@ -258,22 +352,37 @@ def run(args: argparse.Namespace) -> int:
             f"demo model: exported step {res['steps']} (PSNR A {res['psnr']['a']:.2f} dB, B {res['psnr']['b']:.2f} dB)"
         )
         return 0
+    recipe = Recipe(
+        preset=args.preset,
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        warmup=args.warmup,
+        warp_off=args.warp_off,
+        expressions=args.expressions,
+        holdout=args.holdout,
+        seed=args.seed,
+        clips=args.clips,
+        frames=args.frames,
+    )
     res = build(
         Path(args.workdir),
         Path(args.out_dir),
-        args.steps,
-        args.batch,
-        args.lr,
-        args.seed,
-        args.clips,
-        args.frames,
+        recipe,
         args.resume,
         args.fp16,
         progress=not args.no_progress,
         command=command,
+        max_minutes=args.max_minutes,
+        workers=args.workers,
+        train_only=args.train_only,
     )
-    print(
-        f"demo model: {res['steps']} steps, PSNR A {res['psnr']['a']:.2f} dB, B {res['psnr']['b']:.2f} dB, "
-        f"{res['train_s'] / 60:.1f} min training; wrote {', '.join(res['sha256'])}"
-    )
+    psnr = res["psnr"]
+    held = f" (held out A {psnr['held_a']:.2f} dB, B {psnr['held_b']:.2f} dB)" if "held_a" in psnr else ""
+    line = f"demo model: {res['steps']} steps, PSNR A {psnr['a']:.2f} dB, B {psnr['b']:.2f} dB{held}, "
+    line += f"{res['train_s'] / 60:.1f} min training; "
+    if res["published"]:
+        print(line + f"wrote {', '.join(res['sha256'])}")
+    else:
+        print(line + "not published yet (--resume to continue, --publish-only to export)")
     return 0

@@ -32,6 +32,7 @@ class Identity:
     images: np.ndarray  # N x S x S x 3 uint8 BGR
     masks: np.ndarray  # N x S x S float32 landmark hull
     weights: np.ndarray  # N x S x S float32 loss weight
+    landmarks: np.ndarray | None = None  # N x 68 x 2 crop landmarks (expression warps need them)
 
 
 def make_identity(
@@ -49,7 +50,7 @@ def make_identity(
     masks = np.stack([hull_mask(lm, size) for lm in landmarks])
     priority = np.stack([priority_map(lm, size, eyes_weight, mouth_weight) for lm in landmarks])
     weights = priority * (background_weight + (1.0 - background_weight) * masks)
-    return Identity(name, images, masks, weights.astype(np.float32))
+    return Identity(name, images, masks, weights.astype(np.float32), np.asarray(landmarks, np.float32))
 
 
 def batch_indices(seed: int, step: int, stream: int, n: int, batch: int) -> np.ndarray:
@@ -58,13 +59,23 @@ def batch_indices(seed: int, step: int, stream: int, n: int, batch: int) -> np.n
 
 
 def identity_batch(
-    augmenter: Augmenter | None, identity: Identity, seed: int, step: int, stream: int, batch: int, device: torch.device
+    augmenter: Augmenter | None,
+    identity: Identity,
+    seed: int,
+    step: int,
+    stream: int,
+    batch: int,
+    device: torch.device,
+    warp: float | None = None,
 ) -> Batch:
     """The batch of (seed, step, stream) on ``device``; a resumed run draws the same one. ``augmenter`` None gives
-    the faces unaugmented (input = target), which bench-train uses to time the model alone."""
+    the faces unaugmented (input = target), which bench-train uses to time the model alone. ``warp`` is the
+    random-warp strength of this step (the schedule's; None: the augmenter's own)."""
     idx = batch_indices(seed, step, stream, len(identity.images), batch)
     if augmenter is not None:
-        arrays = augmenter.batch(identity.images, identity.masks, identity.weights, idx, seed, step, stream)
+        arrays = augmenter.batch(
+            identity.images, identity.masks, identity.weights, idx, seed, step, stream, warp, identity.landmarks
+        )
     else:
         faces = to_nchw_rgb(identity.images[idx])
         arrays = {
@@ -112,7 +123,8 @@ def restore_train_state(state: TrainState, saved: dict, device: torch.device) ->
     """Continue a checkpoint: weights, optimizer, grad scaler, step and the RNG, so the run goes on as if never
     stopped."""
     state.model.load_state_dict(saved["model"])
-    state.optimizer.load_state_dict(saved["optimizer"])
+    if saved.get("optimizer") is not None:  # a weights-only copy (carried back from a GPU lease) starts Adam afresh
+        state.optimizer.load_state_dict(saved["optimizer"])
     if state.amp and saved.get("scaler"):
         state.scaler.load_state_dict(saved["scaler"])
     state.step = int(saved["step"])

@@ -28,6 +28,7 @@ import numpy as np
 from models.checkpoint import CHECKPOINT, CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from realtime.atomic import atomic_write_bytes, atomic_write_json
 from realtime.errors import SwapcamError
+from training.schedule import LR_SCHEDULES, learning_rate
 
 if TYPE_CHECKING:  # torch is imported where it is used: `swapcam train --help` should not wait for it
     import torch
@@ -63,6 +64,15 @@ class TrainConfig:
     name_a: str = ""
     name_b: str = ""
     amp: bool = True  # only used on CUDA
+    # schedules (training.schedule): lr warm-up then constant or cosine decay; random warp faded out late
+    warmup: int = 0
+    lr_schedule: str = "constant"
+    lr_final: float = 0.1
+    warp_off: float = 1.0
+    expressions: float = 0.0  # probability of a mouth-open / eyes-closed warp per sample (training.augment)
+    holdout: float = 0.0  # share of each faceset never trained on: the held-out PSNR
+    max_minutes: float = 0.0  # stop (and save) after this much wall time; 0 = no limit
+    workers: int = 0  # augmentation threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,10 +118,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--name-b", default="", help="name of identity B in the exported metadata (default: folder name)"
     )
     parser.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    parser.add_argument("--warmup", type=int, default=0, help="steps of linear learning-rate warm-up from lr/N to lr")
+    parser.add_argument(
+        "--lr-schedule",
+        default="constant",
+        choices=LR_SCHEDULES,
+        help="after the warm-up: constant, or cosine decay to --lr-final x lr at the last step",
+    )
+    parser.add_argument("--lr-final", type=float, default=0.1, help="cosine schedule: final lr as a fraction of --lr")
+    parser.add_argument(
+        "--warp-off",
+        type=float,
+        default=1.0,
+        help="fraction of --steps at which random warp is off (faded out over the 25%% of the run before); "
+        "1 keeps it on throughout. Clean late steps sharpen what warped early steps taught",
+    )
+    parser.add_argument(
+        "--expressions",
+        type=float,
+        default=0.0,
+        help="probability per sample of a landmark-driven mouth-open / eyes-closed warp (stills-only facesets "
+        "then teach more than one expression)",
+    )
+    parser.add_argument(
+        "--holdout",
+        type=float,
+        default=0.0,
+        help="share of each faceset never trained on (evenly spread); its PSNR is reported as held-out PSNR",
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0.0,
+        help="stop after this many minutes of training, saved (0: no limit); --resume continues the same schedule",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=0, help="augmentation threads (0: the training thread); same batches either way"
+    )
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="continue OUT/checkpoint.pt with its own config (only --steps and the *-every options may change)",
+        help="continue OUT/checkpoint.pt with its own config (only --steps, the *-every options, --max-minutes "
+        "and --workers may change)",
     )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: cores / processes)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -139,7 +187,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, threads
 
     def checkpoint(psnr_eval: dict | None = None) -> None:
         if rank == 0:
-            psnr_eval = psnr_eval or evaluate_psnr(state.model, data.eval_a, data.eval_b, device)
+            psnr_eval = psnr_eval or evaluate_all(state.model, data, device)
             save_checkpoint(
                 out / CHECKPOINT, checkpoint_contents(cfg, model_config, state, data, world, psnr_eval, device)
             )
@@ -150,15 +198,17 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, threads
 
     metrics = MetricsLog(out / METRICS, world)
     bar = progress_bar(cfg, model_config.name, state.step, enabled=progress and rank == 0)
-    interrupted = False
+    interrupted = out_of_time = False
+    deadline = time.monotonic() + 60.0 * cfg.max_minutes if cfg.max_minutes > 0 else None
     state.model.train()
     try:
         while state.step < cfg.steps:
+            lr = set_learning_rate(state, cfg)
             batch_a, batch_b = next_batches(data, cfg, state.step, rank, device)
             result = train_step(state, batch_a, batch_b, losses)
             metrics.count(2 * cfg.batch * world)
             if rank == 0 and (state.step % cfg.log_every == 0 or state.step == cfg.steps):
-                record = metrics.write(state.step, result, batch_a["target"], batch_b["target"], cfg.lr)
+                record = metrics.write(state.step, result, batch_a["target"], batch_b["target"], lr)
                 bar.set_postfix(
                     loss=f"{record['loss']:.4f}",
                     psnr_a=f"{record['psnr_a']:.1f}",
@@ -170,11 +220,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, threads
                 preview()
             if state.step % cfg.save_every == 0 and state.step < cfg.steps:
                 checkpoint()
+            if deadline is not None and time.monotonic() > deadline:
+                out_of_time = True  # a short GPU lease: stop here, saved; --resume continues the same schedule
+                break
     except KeyboardInterrupt:
         interrupted = True
     finally:
         bar.close()
-    final_psnr = evaluate_psnr(state.model, data.eval_a, data.eval_b, device) if rank == 0 else {}
+    final_psnr = evaluate_all(state.model, data, device) if rank == 0 else {}
     checkpoint(final_psnr)
     if not interrupted:
         preview()
@@ -185,6 +238,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, threads
         "steps": cfg.steps,
         "psnr": final_psnr,
         "interrupted": interrupted,
+        "out_of_time": out_of_time,
         "identities": [data.a.name, data.b.name],
         "world_size": world,
     }
@@ -202,7 +256,7 @@ def resolve_config(cfg: TrainConfig, saved: dict | None) -> tuple[TrainConfig, M
     if saved is not None:
         known = {f.name for f in fields(TrainConfig)}
         resumed = TrainConfig(**{k: v for k, v in saved["train_config"].items() if k in known})
-        for keep in ("steps", "preview_every", "save_every", "log_every", "out"):
+        for keep in ("steps", "preview_every", "save_every", "log_every", "out", "max_minutes", "workers"):
             setattr(resumed, keep, getattr(cfg, keep))
         cfg, model_config = resumed, ModelConfig.from_dict(saved["model_config"])
     else:
@@ -214,6 +268,13 @@ def resolve_config(cfg: TrainConfig, saved: dict | None) -> tuple[TrainConfig, M
         raise SwapcamError(f"--steps {cfg.steps} --batch {cfg.batch} --lr {cfg.lr}: all must be positive")
     if cfg.loss not in ("l1", "mse"):
         raise SwapcamError(f"--loss {cfg.loss!r}: expected l1 or mse")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise SwapcamError(f"--lr-schedule {cfg.lr_schedule!r}: choose from {', '.join(LR_SCHEDULES)}")
+    if not 0.0 <= cfg.holdout < 0.5 or not 0.0 <= cfg.expressions <= 1.0 or cfg.warmup < 0 or cfg.max_minutes < 0:
+        raise SwapcamError(
+            f"--holdout {cfg.holdout} (0..0.5), --expressions {cfg.expressions} (0..1), --warmup {cfg.warmup} and "
+            f"--max-minutes {cfg.max_minutes} (>= 0): out of range"
+        )
     return cfg, model_config
 
 
@@ -240,25 +301,38 @@ class TrainingData:
     augmenter: Augmenter
     eval_a: np.ndarray  # fixed unaugmented faces (N x 3 x S x S RGB float): the reported PSNR
     eval_b: np.ndarray
+    held_a: np.ndarray | None  # faces held out of training (--holdout): the held-out PSNR
+    held_b: np.ndarray | None
     preview_a: np.ndarray  # six of them, one preview column each
     preview_b: np.ndarray
 
 
-def load_identity(folder: str, name: str, size: int, cfg: TrainConfig) -> tuple[Identity, float]:
-    """A faceset folder as training data at the model's size; also returns the faceset's coverage."""
+def load_identity(folder: str, name: str, size: int, cfg: TrainConfig) -> tuple[Identity, float, np.ndarray | None]:
+    """A faceset folder as training data at the model's size; also returns the faceset's coverage and, with
+    ``cfg.holdout``, the held-out faces (N x 3 x S x S RGB float; evenly spread through the faceset, so a video's
+    neighbouring frames are on both sides only as much as the faceset's own sampling allows)."""
+    from training.augment import to_nchw_rgb
     from training.faceset import load_faceset
     from training.step import make_identity
 
     faceset = load_faceset(folder, size)
+    images, landmarks = faceset.images, faceset.landmarks
+    held = None
+    if cfg.holdout > 0 and len(images) >= 4:
+        every = max(2, int(round(1.0 / cfg.holdout)))
+        mask = np.zeros(len(images), bool)
+        mask[every // 2 :: every] = True
+        held = to_nchw_rgb(images[mask])
+        images, landmarks = images[~mask], landmarks[~mask]
     identity = make_identity(
         name or Path(folder).resolve().name,
-        faceset.images,
-        faceset.landmarks,
+        images,
+        landmarks,
         cfg.eyes_weight,
         cfg.mouth_weight,
         cfg.background_weight,
     )
-    return identity, faceset.coverage
+    return identity, faceset.coverage, held
 
 
 def fixed_faces(identity: Identity, count: int) -> np.ndarray:
@@ -273,8 +347,8 @@ def load_data(cfg: TrainConfig, size: int) -> TrainingData:
     """Both facesets (same coverage), the augmenter, the evaluation and preview faces. Sets cfg.name_a/name_b."""
     from training.augment import AugmentConfig, Augmenter
 
-    ident_a, cov_a = load_identity(cfg.a, cfg.name_a, size, cfg)
-    ident_b, cov_b = load_identity(cfg.b, cfg.name_b, size, cfg)
+    ident_a, cov_a, held_a = load_identity(cfg.a, cfg.name_a, size, cfg)
+    ident_b, cov_b, held_b = load_identity(cfg.b, cfg.name_b, size, cfg)
     if abs(cov_a - cov_b) > 1e-6:
         raise SwapcamError(
             f"facesets {cfg.a} (coverage {cov_a}) and {cfg.b} (coverage {cov_b}) were cropped "
@@ -290,9 +364,11 @@ def load_data(cfg: TrainConfig, size: int) -> TrainingData:
         ident_a,
         ident_b,
         cov_a,
-        Augmenter(AugmentConfig(warp=cfg.warp, flip=cfg.flip)),
+        Augmenter(AugmentConfig(warp=cfg.warp, flip=cfg.flip, expressions=cfg.expressions), workers=cfg.workers),
         eval_a,
         eval_b,
+        held_a,
+        held_b,
         six(eval_a),
         six(eval_b),
     )
@@ -300,15 +376,35 @@ def load_data(cfg: TrainConfig, size: int) -> TrainingData:
 
 def next_batches(data: TrainingData, cfg: TrainConfig, step: int, rank: int, device: torch.device) -> tuple[dict, dict]:
     """This rank's batches of A and B for ``step``: every (rank, identity) pair has its own stream of samples."""
+    from training.schedule import warp_strength
     from training.step import identity_batch
 
+    warp = warp_strength(step, cfg.steps, cfg.warp, cfg.warp_off)
     return (
-        identity_batch(data.augmenter, data.a, cfg.seed, step, 2 * rank, cfg.batch, device),
-        identity_batch(data.augmenter, data.b, cfg.seed, step, 2 * rank + 1, cfg.batch, device),
+        identity_batch(data.augmenter, data.a, cfg.seed, step, 2 * rank, cfg.batch, device, warp),
+        identity_batch(data.augmenter, data.b, cfg.seed, step, 2 * rank + 1, cfg.batch, device, warp),
     )
 
 
+def set_learning_rate(state: TrainState, cfg: TrainConfig) -> float:
+    """This step's learning rate (training.schedule), written into the optimizer; returned for the log."""
+    lr = learning_rate(state.step, cfg.steps, cfg.lr, cfg.warmup, cfg.lr_schedule, cfg.lr_final)
+    for group in state.optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
 # --------------------------------------------------------------------------------------------------- log
+def evaluate_all(model: torch.nn.Module, data: TrainingData, device: torch.device) -> dict[str, float]:
+    """PSNR on the fixed training faces ('a', 'b') and, with --holdout, on faces never trained on ('held_a',
+    'held_b'): the number that says whether the model learned the face or memorised its crops."""
+    result = evaluate_psnr(model, data.eval_a, data.eval_b, device)
+    if data.held_a is not None and data.held_b is not None:
+        held = evaluate_psnr(model, data.held_a, data.held_b, device)
+        result.update(held_a=held["a"], held_b=held["b"])
+    return result
+
+
 def evaluate_psnr(
     model: torch.nn.Module, faces_a: np.ndarray, faces_b: np.ndarray, device: torch.device
 ) -> dict[str, float]:
@@ -473,6 +569,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         name_a=args.name_a,
         name_b=args.name_b,
         amp=not args.no_amp,
+        warmup=args.warmup,
+        lr_schedule=args.lr_schedule,
+        lr_final=args.lr_final,
+        warp_off=args.warp_off,
+        expressions=args.expressions,
+        holdout=args.holdout,
+        max_minutes=args.max_minutes,
+        workers=args.workers,
     )
 
 
@@ -487,10 +591,13 @@ def run(args: argparse.Namespace) -> int:
     except TrainingInterrupted as exc:
         print(f"swapcam train: {exc}", file=sys.stderr)
         return 130
-    if summary["psnr"]:
+    psnr = summary["psnr"]
+    if psnr:
+        held = f" (held out: A {psnr['held_a']:.2f} dB, B {psnr['held_b']:.2f} dB)" if "held_a" in psnr else ""
+        stopped = f" of {summary['steps']}, time budget reached: --resume continues" if summary["out_of_time"] else ""
         print(
-            f"{summary['run']}: step {summary['step']}, PSNR A->A {summary['psnr']['a']:.2f} dB, "
-            f"B->B {summary['psnr']['b']:.2f} dB"
+            f"{summary['run']}: step {summary['step']}{stopped}, PSNR A->A {psnr['a']:.2f} dB, "
+            f"B->B {psnr['b']:.2f} dB{held}"
         )
     return 0
 
