@@ -35,7 +35,7 @@ step() { echo "== $(date +%H:%M:%S) $*"; }
 if [ "$DRY" = 1 ]; then
   PRESETS=tiny; STEPS=3; BATCH=4; FRAMES=40; SUFFIX=dryrun
 else
-  PRESETS=tiny,rt128,lite,hd; STEPS=30; BATCH=32; FRAMES=300; SUFFIX=gpu
+  PRESETS=tiny,rt128,lite,hd; STEPS=15; BATCH=32; FRAMES=300; SUFFIX=gpu
 fi
 
 step "machine"
@@ -47,8 +47,29 @@ if [ "${GPU_DEMO_MINUTES:-0}" != 0 ]; then
   W="${GPU_DEMO_WORKDIR:-.gpu/demo}"
   RESUME=""
   [ -f "$W/run/checkpoint.pt" ] && RESUME="--resume"
+  STEPS_ARG=""
+  if [ -z "$RESUME" ] && [ "${GPU_DEMO_STEPS:-auto}" = auto ]; then
+    # The schedules (lr decay, warp fade) scale with --steps: size the run to the minutes at hand by timing this
+    # machine for 20 s first (same data, workers and batch), then use 92 % of what the rest would allow.
+    P=/tmp/swapcam-probe; rm -rf "$P"; mkdir -p "$P"; ln -s "$(cd "$W/faceset" && pwd)" "$P/faceset"
+    timeout 120 "$PY" -m realtime.cli build-demo-model --workdir "$P" --train-only --steps 1000000 --max-minutes 0.35 \
+      --workers "${GPU_WORKERS:-12}" --no-progress ${GPU_TRAIN_ARGS:-} >/dev/null 2>&1
+    DEMO_STEPS=$("$PY" - "$P/run/metrics.jsonl" "$GPU_DEMO_MINUTES" <<'PYEOF'
+import json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+cfg = json.load(open(sys.argv[1].replace("metrics.jsonl", "train_config.json")))
+rates = [r["samples_per_s"] / (2 * cfg["batch"]) for r in rows[1:]] or [1.0]
+print(max(100, int(statistics.median(rates) * 60 * float(sys.argv[2]) * 0.92)))
+PYEOF
+)
+    echo "probe: $DEMO_STEPS steps fit in $GPU_DEMO_MINUTES min"
+    [ -n "$DEMO_STEPS" ] && STEPS_ARG="--steps $DEMO_STEPS"
+  elif [ -n "${GPU_DEMO_STEPS:-}" ] && [ "${GPU_DEMO_STEPS}" != auto ]; then
+    STEPS_ARG="--steps $GPU_DEMO_STEPS"
+  fi
   timeout $(( ${GPU_DEMO_MINUTES%.*} * 60 + 120 )) "$PY" -m realtime.cli build-demo-model --workdir "$W" --train-only \
-    $RESUME --max-minutes "$GPU_DEMO_MINUTES" --workers "${GPU_WORKERS:-12}" --no-progress ${GPU_TRAIN_ARGS:-} 2>&1 \
+    $RESUME $STEPS_ARG --max-minutes "$GPU_DEMO_MINUTES" --workers "${GPU_WORKERS:-12}" --no-progress \
+    ${GPU_TRAIN_ARGS:-} 2>&1 \
     | tail -n 15
   # Files come back at most 16 MB each and 64 MB in all: a weights-only copy (no Adam state; `train --resume` starts
   # Adam afresh from it) split in 15 MB parts; `cat demo-weights.pt.part-* > checkpoint.pt` rejoins it.
@@ -68,10 +89,10 @@ PYEOF
 fi
 
 step "training samples/s (AMP on CUDA)"
-timeout 300 "$PY" -m realtime.cli bench-train --presets "$PRESETS" --batch "$BATCH" --steps "$STEPS" --warmup 3 \
+timeout "${GPU_BENCH_TRAIN_S:-150}" "$PY" -m realtime.cli bench-train --presets "$PRESETS" --batch "$BATCH" --steps "$STEPS" --warmup 3 \
   --json "$OUT/train-$SUFFIX.json" 2>&1 | tail -n 12
 
 step "inference: swap model alone, providers, IO binding, fp16; live pipeline at 1280x720 if mediapipe runs"
-timeout 240 "$PY" benchmarks/gpu_infer.py --presets "${PRESETS}" --frames "$FRAMES" --json "$OUT/infer-$SUFFIX.json" 2>&1 \
+timeout "${GPU_INFER_S:-120}" "$PY" benchmarks/gpu_infer.py --presets "${INFER_PRESETS:-rt128,hd}" --runs 20 --frames "$FRAMES" --json "$OUT/infer-$SUFFIX.json" 2>&1 \
   | tail -n 30
 step "done"
