@@ -33,7 +33,7 @@ export PYTHONUNBUFFERED=1
 step() { echo "== $(date +%H:%M:%S) $*"; }
 
 if [ "$DRY" = 1 ]; then
-  PRESETS=tiny; STEPS=3; BATCH=4; FRAMES=40; SUFFIX=dryrun
+  PRESETS=tiny; STEPS=3; BATCH=4; FRAMES=40; SUFFIX=dryrun; INFER_PRESETS="${INFER_PRESETS:-tiny}"
 else
   PRESETS=tiny,rt128,lite,hd; STEPS=15; BATCH=32; FRAMES=300; SUFFIX=gpu
 fi
