@@ -48,23 +48,29 @@ if [ "${GPU_DEMO_MINUTES:-0}" != 0 ]; then
   RESUME=""
   [ -f "$W/run/checkpoint.pt" ] && RESUME="--resume"
   STEPS_ARG=""
-  if [ -z "$RESUME" ] && [ "${GPU_DEMO_STEPS:-auto}" = auto ]; then
+  if [ "${GPU_DEMO_STEPS:-auto}" = auto ]; then
     # The schedules (lr decay, warp fade) scale with --steps: size the run to the minutes at hand by timing this
-    # machine for 20 s first (same data, workers and batch), then use 92 % of what the rest would allow.
+    # machine for 20 s first (a fresh run on the same data, workers and batch), then use 92 % of what the rest
+    # allows (on top of the step a resumed run is at).
     P=/tmp/swapcam-probe; rm -rf "$P"; mkdir -p "$P"; ln -s "$(cd "$W/faceset" && pwd)" "$P/faceset"
     timeout 120 "$PY" -m realtime.cli build-demo-model --workdir "$P" --train-only --steps 1000000 --max-minutes 0.35 \
       --workers "${GPU_WORKERS:-12}" --no-progress ${GPU_TRAIN_ARGS:-} >/dev/null 2>&1
-    DEMO_STEPS=$("$PY" - "$P/run/metrics.jsonl" "$GPU_DEMO_MINUTES" <<'PYEOF'
-import json, statistics, sys
+    DEMO_STEPS=$("$PY" - "$P/run/metrics.jsonl" "$GPU_DEMO_MINUTES" "$W/run/checkpoint.pt" <<'PYEOF'
+import json, os, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 cfg = json.load(open(sys.argv[1].replace("metrics.jsonl", "train_config.json")))
 rates = [r["samples_per_s"] / (2 * cfg["batch"]) for r in rows[1:]] or [1.0]
-print(max(100, int(statistics.median(rates) * 60 * float(sys.argv[2]) * 0.92)))
+done = 0
+if os.path.exists(sys.argv[3]):
+    import torch
+
+    done = int(torch.load(sys.argv[3], map_location="cpu", weights_only=False)["step"])
+print(done + max(100, int(statistics.median(rates) * 60 * float(sys.argv[2]) * 0.92)))
 PYEOF
 )
-    echo "probe: $DEMO_STEPS steps fit in $GPU_DEMO_MINUTES min"
+    echo "probe: $(tail -n 1 "$P/run/metrics.jsonl" | cut -c1-200); run to step $DEMO_STEPS in $GPU_DEMO_MINUTES min"
     [ -n "$DEMO_STEPS" ] && STEPS_ARG="--steps $DEMO_STEPS"
-  elif [ -n "${GPU_DEMO_STEPS:-}" ] && [ "${GPU_DEMO_STEPS}" != auto ]; then
+  else
     STEPS_ARG="--steps $GPU_DEMO_STEPS"
   fi
   timeout $(( ${GPU_DEMO_MINUTES%.*} * 60 + 120 )) "$PY" -m realtime.cli build-demo-model --workdir "$W" --train-only \
@@ -87,6 +93,8 @@ PYEOF
   cp "$W/run/metrics.jsonl" "$OUT/demo-metrics.jsonl" 2>/dev/null
   ls -la "$OUT"
 fi
+
+if [ -n "${GPU_SKIP_BENCH:-}" ]; then step "done (benchmarks skipped)"; exit 0; fi
 
 step "training samples/s (AMP on CUDA)"
 timeout "${GPU_BENCH_TRAIN_S:-150}" "$PY" -m realtime.cli bench-train --presets "$PRESETS" --batch "$BATCH" --steps "$STEPS" --warmup 3 \

@@ -19,6 +19,9 @@ NATIVE_LOG_ENV = {
     "GLOG_minloglevel": "2",  # mediapipe / glog: errors only (no INFO/WARNING start-up lines)
     "OPENCV_FFMPEG_LOGLEVEL": "-8",  # FFmpeg through OpenCV: quiet ("moov atom not found" is said by us, in one line)
     "OPENCV_LOG_LEVEL": "ERROR",  # OpenCV's own [ WARN:0] lines (camera probing)
+    # albumentations asks PyPI for a newer version on import (a network call and a warning offline): swapcam never
+    # reaches the network at run time
+    "NO_ALBUMENTATIONS_UPDATE": "1",
 }
 
 

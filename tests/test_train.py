@@ -424,3 +424,47 @@ def test_module_entry_point_help():
         timeout=120,
     )
     assert res.returncode == 0 and "--resume" in res.stdout and "--preset" in res.stdout
+
+
+# -- the recipe tools: schedules, prefetch workers, held-out PSNR, time budget --------------------------------------
+def test_learning_rate_and_warp_schedules():
+    from training.schedule import learning_rate, warp_strength
+
+    lrs = [learning_rate(s, 100, 1e-3, warmup=10, schedule="cosine", final=0.1) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)  # linear warm-up
+    assert lrs[10] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-4, rel=0.01)  # cosine down to 10 %
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+    assert learning_rate(50, 100, 1e-3) == 1e-3  # constant without warm-up is the old behaviour
+    with pytest.raises(ValueError):
+        learning_rate(0, 10, 1e-3, schedule="step")
+    warps = [warp_strength(s, 100, 1.0, off_at=0.8) for s in range(100)]
+    assert warps[0] == warps[54] == 1.0 and warps[80] == warps[99] == 0.0  # fade over 25 % of the run before 80 %
+    assert 0.0 < warps[70] < 1.0 and warps == sorted(warps, reverse=True)
+    assert warp_strength(99, 100, 1.0) == 1.0  # off_at 1: always on
+
+
+def test_worker_processes_build_the_same_batches_and_holdout_is_reported(tmp_path, facesets):
+    common = ["--a", str(facesets["A"]), "--b", str(facesets["B"]), "--batch", "3", "--lr", "5e-4", "--seed", "2"]
+    common += ["--log-every", "1", "--preview-every", "0", "--no-progress", "--threads", "1", "--steps", "3"]
+    common += ["--holdout", "0.2", "--expressions", "0.5", "--warmup", "2", "--lr-schedule", "cosine"]
+    assert cli_main(["train", "--out", str(tmp_path / "inline")] + common) == 0
+    assert cli_main(["train", "--out", str(tmp_path / "workers"), "--workers", "2"] + common) == 0
+    inline, workers = read_metrics(tmp_path / "inline"), read_metrics(tmp_path / "workers")
+    assert [m["loss"] for m in inline] == pytest.approx([m["loss"] for m in workers], rel=1e-6)
+    assert [m["lr"] for m in inline] == pytest.approx([5e-4 / 2, 5e-4, 5e-4])  # warm-up 2, then the cosine starts
+    psnr = load_checkpoint(tmp_path / "inline" / CHECKPOINT)["psnr"]
+    assert {"a", "b", "held_a", "held_b"} <= set(psnr)
+    n_faces = len(read_index(facesets["A"])["faces"])
+    config = json.loads((tmp_path / "inline" / "train_config.json").read_text())
+    assert config["holdout"] == 0.2 and n_faces >= 5
+
+
+def test_time_budget_stops_early_saved_and_resume_finishes(tmp_path, facesets):
+    common = ["--a", str(facesets["A"]), "--b", str(facesets["B"]), "--batch", "2", "--log-every", "1"]
+    common += ["--preview-every", "0", "--save-every", "1000", "--no-progress", "--threads", "1"]
+    run = tmp_path / "budget"
+    assert cli_main(["train", "--out", str(run), "--steps", "100000", "--max-minutes", "0.001"] + common) == 0
+    step = load_checkpoint(run / CHECKPOINT)["step"]
+    assert 1 <= step < 100000  # stopped by the clock, checkpoint saved
+    assert cli_main(["train", "--out", str(run), "--steps", str(step + 2), "--resume"] + common) == 0
+    assert load_checkpoint(run / CHECKPOINT)["step"] == step + 2

@@ -16,8 +16,6 @@ of ``(seed, step)``: a resumed run draws exactly the batches the uninterrupted r
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -65,24 +63,24 @@ def random_warp(image: np.ndarray, rng: np.random.Generator, amount: float = 1.0
 class Augmenter:
     """Builds (input, target, mask, weight) samples.
 
-    ``workers`` > 0 builds a batch's samples in that many threads (OpenCV and albumentations release the GIL; a GPU
-    run is otherwise starved by one core augmenting). Each thread has its own albumentations pipelines, which keep
-    their random state inside; every sample has its own seed, so the batch is the same whatever ``workers`` is.
+    The albumentations pipelines keep their random state inside, so one Augmenter serves one thread or process
+    (training.prefetch gives each worker process its own); every sample has its own seed, so a batch is the same
+    whoever builds it.
     """
 
-    def __init__(self, config: AugmentConfig = AugmentConfig(), workers: int = 0) -> None:
+    def __init__(self, config: AugmentConfig = AugmentConfig()) -> None:
         self.config = config
-        self.workers = max(0, int(workers))
-        self._local = threading.local()
-        self._pool: ThreadPoolExecutor | None = None
+        self._pipes = None
 
-    def _pipelines(self):  # (geometry_colour, degrade) of the calling thread
-        pipes = getattr(self._local, "pipes", None)
-        if pipes is None:
-            pipes = self._local.pipes = self._build_pipelines()
-        return pipes
+    def _pipelines(self):  # (geometry_colour, degrade), built on first use (worker processes build their own)
+        if self._pipes is None:
+            self._pipes = self._build_pipelines()
+        return self._pipes
 
     def _build_pipelines(self):
+        from realtime.native import quiet_native_logs
+
+        quiet_native_logs()  # before the import: albumentations' update check would reach for the network
         import albumentations as A
 
         c = self.config
@@ -169,12 +167,7 @@ class Augmenter:
             lm = None if landmarks is None else landmarks[i]
             return self.sample(images[i], masks[i], weights[i], sample_seed(seed, step, stream, k), warp, lm)
 
-        if self.workers > 0 and len(indices) > 1:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="swapcam-augment")
-            samples = list(self._pool.map(one, range(len(indices))))
-        else:
-            samples = [one(k) for k in range(len(indices))]
+        samples = [one(k) for k in range(len(indices))]
         inputs, targets, ms, ws = (list(part) for part in zip(*samples, strict=True))
         return {
             "input": to_nchw_rgb(np.stack(inputs)),

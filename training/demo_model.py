@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="stop training after this many minutes, saved (a short GPU lease); --resume continues it",
     )
-    parser.add_argument("--workers", type=int, default=0, help="augmentation threads (a GPU needs several)")
+    parser.add_argument("--workers", type=int, default=0, help="augmentation worker processes (a GPU needs several)")
     parser.add_argument(
         "--fp16",
         action="store_true",

@@ -58,6 +58,40 @@ def batch_indices(seed: int, step: int, stream: int, n: int, batch: int) -> np.n
     return rng.integers(0, n, size=batch)
 
 
+def identity_arrays(
+    augmenter: Augmenter | None,
+    identity: Identity,
+    seed: int,
+    step: int,
+    stream: int,
+    batch: int,
+    warp: float | None = None,
+) -> dict[str, np.ndarray]:
+    """The batch of (seed, step, stream) as float32 NCHW numpy arrays; a resumed run draws the same one, and so does
+    a worker process (training.prefetch). ``augmenter`` None gives the faces unaugmented (input = target), which
+    bench-train uses to time the model alone. ``warp`` is the random-warp strength of this step (the schedule's;
+    None: the augmenter's own)."""
+    idx = batch_indices(seed, step, stream, len(identity.images), batch)
+    if augmenter is not None:
+        return augmenter.batch(
+            identity.images, identity.masks, identity.weights, idx, seed, step, stream, warp, identity.landmarks
+        )
+    faces = to_nchw_rgb(identity.images[idx])
+    return {
+        "input": faces,
+        "target": faces,
+        "mask": identity.masks[idx][:, None],
+        "weight": identity.weights[idx][:, None],
+    }
+
+
+def to_device(arrays: dict[str, np.ndarray], device: torch.device) -> Batch:
+    return {
+        k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(device, non_blocking=True)
+        for k, v in arrays.items()
+    }
+
+
 def identity_batch(
     augmenter: Augmenter | None,
     identity: Identity,
@@ -68,26 +102,8 @@ def identity_batch(
     device: torch.device,
     warp: float | None = None,
 ) -> Batch:
-    """The batch of (seed, step, stream) on ``device``; a resumed run draws the same one. ``augmenter`` None gives
-    the faces unaugmented (input = target), which bench-train uses to time the model alone. ``warp`` is the
-    random-warp strength of this step (the schedule's; None: the augmenter's own)."""
-    idx = batch_indices(seed, step, stream, len(identity.images), batch)
-    if augmenter is not None:
-        arrays = augmenter.batch(
-            identity.images, identity.masks, identity.weights, idx, seed, step, stream, warp, identity.landmarks
-        )
-    else:
-        faces = to_nchw_rgb(identity.images[idx])
-        arrays = {
-            "input": faces,
-            "target": faces,
-            "mask": identity.masks[idx][:, None],
-            "weight": identity.weights[idx][:, None],
-        }
-    return {
-        k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(device, non_blocking=True)
-        for k, v in arrays.items()
-    }
+    """:func:`identity_arrays` on ``device``."""
+    return to_device(identity_arrays(augmenter, identity, seed, step, stream, batch, warp), device)
 
 
 # --------------------------------------------------------------------------------------------------- the step
@@ -108,6 +124,7 @@ class TrainState:
     scaler: torch.amp.GradScaler
     amp: bool  # fp16 autocast + grad scaling (CUDA only)
     step: int = 0
+    fresh_optimizer_at: int | None = None  # resumed without Adam's state (a weights-only copy): warm up again here
 
 
 def build_train_state(config: ModelConfig, device: torch.device, lr: float, seed: int, amp: bool) -> TrainState:
@@ -123,8 +140,10 @@ def restore_train_state(state: TrainState, saved: dict, device: torch.device) ->
     """Continue a checkpoint: weights, optimizer, grad scaler, step and the RNG, so the run goes on as if never
     stopped."""
     state.model.load_state_dict(saved["model"])
-    if saved.get("optimizer") is not None:  # a weights-only copy (carried back from a GPU lease) starts Adam afresh
+    if saved.get("optimizer") is not None:
         state.optimizer.load_state_dict(saved["optimizer"])
+    else:  # a weights-only copy (carried back from a GPU lease): Adam starts afresh, so the lr warms up again
+        state.fresh_optimizer_at = int(saved["step"])
     if state.amp and saved.get("scaler"):
         state.scaler.load_state_dict(saved["scaler"])
     state.step = int(saved["step"])

@@ -20,6 +20,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,7 +73,7 @@ class TrainConfig:
     expressions: float = 0.0  # probability of a mouth-open / eyes-closed warp per sample (training.augment)
     holdout: float = 0.0  # share of each faceset never trained on: the held-out PSNR
     max_minutes: float = 0.0  # stop (and save) after this much wall time; 0 = no limit
-    workers: int = 0  # augmentation threads
+    workers: int = 0  # augmentation worker processes (training.prefetch)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,7 +154,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop after this many minutes of training, saved (0: no limit); --resume continues the same schedule",
     )
     parser.add_argument(
-        "--workers", type=int, default=0, help="augmentation threads (0: the training thread); same batches either way"
+        "--workers",
+        type=int,
+        default=0,
+        help="augmentation worker processes building batches ahead (0: inline); same batches either way",
     )
     parser.add_argument(
         "--resume",
@@ -169,7 +173,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, threads: int = 0) -> dict:
     """Run (or resume) training; returns a summary dict (step, psnr, run folder). Rank 0 writes all files."""
     from training.distributed import dist_setup, dist_teardown, wrap_ddp
-    from training.step import LossConfig, build_train_state, restore_train_state, train_step
+    from training.prefetch import BatchStream
+    from training.step import LossConfig, build_train_state, restore_train_state, to_device, train_step
 
     out = Path(cfg.out)
     saved = load_checkpoint(out / CHECKPOINT) if resume else None
@@ -201,10 +206,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, threads
     interrupted = out_of_time = False
     deadline = time.monotonic() + 60.0 * cfg.max_minutes if cfg.max_minutes > 0 else None
     state.model.train()
+    batches = BatchStream(partial(step_arrays, data, cfg, rank), state.step, cfg.steps, cfg.workers)
     try:
-        while state.step < cfg.steps:
+        for _, arrays_a, arrays_b in batches:
             lr = set_learning_rate(state, cfg)
-            batch_a, batch_b = next_batches(data, cfg, state.step, rank, device)
+            batch_a, batch_b = to_device(arrays_a, device), to_device(arrays_b, device)
             result = train_step(state, batch_a, batch_b, losses)
             metrics.count(2 * cfg.batch * world)
             if rank == 0 and (state.step % cfg.log_every == 0 or state.step == cfg.steps):
@@ -226,6 +232,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, threads
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        batches.close()
         bar.close()
     final_psnr = evaluate_all(state.model, data, device) if rank == 0 else {}
     checkpoint(final_psnr)
@@ -364,7 +371,7 @@ def load_data(cfg: TrainConfig, size: int) -> TrainingData:
         ident_a,
         ident_b,
         cov_a,
-        Augmenter(AugmentConfig(warp=cfg.warp, flip=cfg.flip, expressions=cfg.expressions), workers=cfg.workers),
+        Augmenter(AugmentConfig(warp=cfg.warp, flip=cfg.flip, expressions=cfg.expressions)),
         eval_a,
         eval_b,
         held_a,
@@ -374,21 +381,24 @@ def load_data(cfg: TrainConfig, size: int) -> TrainingData:
     )
 
 
-def next_batches(data: TrainingData, cfg: TrainConfig, step: int, rank: int, device: torch.device) -> tuple[dict, dict]:
-    """This rank's batches of A and B for ``step``: every (rank, identity) pair has its own stream of samples."""
+def step_arrays(data: TrainingData, cfg: TrainConfig, rank: int, step: int) -> tuple[dict, dict]:
+    """This rank's batches of A and B for ``step`` as numpy arrays: every (rank, identity) pair has its own stream
+    of samples; the random-warp strength follows the schedule. Runs in a prefetch worker or inline."""
     from training.schedule import warp_strength
-    from training.step import identity_batch
+    from training.step import identity_arrays
 
     warp = warp_strength(step, cfg.steps, cfg.warp, cfg.warp_off)
     return (
-        identity_batch(data.augmenter, data.a, cfg.seed, step, 2 * rank, cfg.batch, device, warp),
-        identity_batch(data.augmenter, data.b, cfg.seed, step, 2 * rank + 1, cfg.batch, device, warp),
+        identity_arrays(data.augmenter, data.a, cfg.seed, step, 2 * rank, cfg.batch, warp),
+        identity_arrays(data.augmenter, data.b, cfg.seed, step, 2 * rank + 1, cfg.batch, warp),
     )
 
 
 def set_learning_rate(state: TrainState, cfg: TrainConfig) -> float:
     """This step's learning rate (training.schedule), written into the optimizer; returned for the log."""
     lr = learning_rate(state.step, cfg.steps, cfg.lr, cfg.warmup, cfg.lr_schedule, cfg.lr_final)
+    if state.fresh_optimizer_at is not None and cfg.warmup > 0:
+        lr *= min(1.0, (state.step - state.fresh_optimizer_at + 1) / cfg.warmup)
     for group in state.optimizer.param_groups:
         group["lr"] = lr
     return lr
