@@ -50,6 +50,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fp16", action="store_true", help="store weights as float16 (compute and I/O stay float32)")
     parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="static int8 quantisation calibrated on face crops of the input identity; prints what it costs (PSNR "
+        "vs the float model) and gains (ms per face here), and whether it is worth using on this CPU",
+    )
+    parser.add_argument(
+        "--calibration",
+        default=None,
+        help="--int8: faceset of the identity the model is fed (a2b: A); when left out, the run's own faceset",
+    )
+    parser.add_argument(
         "--no-check",
         action="store_true",
         help="skip the torch vs onnxruntime parity check (with it, a model that fails is not written)",
@@ -243,7 +254,39 @@ def read_info(path: str | Path) -> tuple[ModelInfo, str]:
     return ModelInfo.from_metadata(meta, str(path)), fmt
 
 
+def _run_int8(args: argparse.Namespace) -> int:
+    """Float export (parity-checked) to a temp file, then int8 into --out, with the cost/gain report."""
+    import tempfile
+
+    from models.quantize import faceset_crops, quantize_int8
+
+    state = load_checkpoint(find_checkpoint(args.run))
+    tcfg, size = state.get("train_config") or {}, int(state["model_config"]["size"])
+    fed, drawn = ("a", "b") if args.direction == "a2b" else ("b", "a")
+    folder = args.calibration or tcfg.get(fed)
+    if not folder:
+        raise SwapcamError("--int8: no faceset to calibrate on; pass --calibration FACESET (the input identity's)")
+    faces = faceset_crops(folder, size)
+    own = faceset_crops(tcfg[drawn], size) if tcfg.get(drawn) and Path(tcfg[drawn]).is_dir() else None
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = Path(tmp) / "float.onnx"
+        export_model(args.run, float_path, args.direction, "swapcam", check=not args.no_check)
+        report = quantize_int8(float_path, args.out, faces, own)
+    verdict = "worth using here" if report["recommended"] else "not worth using here (keep the float model)"
+    cost = "n/a" if report["cost_db"] is None else f"{report['cost_db']:.2f} dB"
+    print(
+        f"wrote {report['path']} ({report['bytes'] / 1e6:.1f} MB, int8): output vs float model "
+        f"{report['psnr_vs_float_db']:.1f} dB PSNR; quality cost {cost}; one face "
+        f"{report['float_ms']:.1f} ms float vs {report['int8_ms']:.1f} ms int8 on this CPU: {verdict}"
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.int8 and (args.fp16 or args.format != "swapcam"):
+        raise SwapcamError("--int8 applies to a float32 swapcam-format export (not with --fp16 or --format dfm)")
+    if args.int8:
+        return _run_int8(args)
     result = export_model(args.run, args.out, args.direction, args.format, args.fp16, check=not args.no_check)
     info = result["info"]
     line = (

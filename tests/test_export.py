@@ -143,6 +143,28 @@ def test_fp16_weights_keep_float32_io(tmp_path, run20, trained):
     assert res["max_abs_diff"] < 5e-3  # float16 weight rounding only
 
 
+def test_int8_export_keeps_the_contract_and_reports_its_cost(tmp_path, run20, capsys):
+    out = tmp_path / "int8.onnx"
+    assert cli_main(["export", str(run20), "--out", str(out), "--int8"]) == 0
+    line = capsys.readouterr().out
+    assert "int8" in line and "quality cost" in line and "ms int8" in line
+    from realtime.swapper import Swapper
+
+    swapper = Swapper(out, providers="cpu")  # the contract check passes: metadata and tensor names kept
+    assert swapper.info.size == 64 and swapper.info.identities == ("astronaut", "grace_hopper")
+    proto = onnx.load(str(out))
+    assert any(node.op_type == "QuantizeLinear" for node in proto.graph.node)
+    float_path = tmp_path / "float.onnx"
+    export_model(run20, float_path)
+    faces = _faces(4, 64, seed=3)
+    float_out = _session(float_path).run(None, {"in_face": faces})[0]
+    int8_out = _session(out).run(None, {"in_face": faces})[0]
+    assert np.abs(float_out - int8_out).mean() < 0.05  # close to the float model, not equal to it
+    assert not np.array_equal(float_out, int8_out)
+    assert out.stat().st_size < 0.5 * float_path.stat().st_size
+    assert cli_main(["export", str(run20), "--out", str(tmp_path / "x.onnx"), "--int8", "--fp16"]) == 2
+
+
 def test_failed_parity_check_leaves_nothing_behind(tmp_path, run20):
     """float16 weights cannot meet a 1e-7 tolerance: the export is refused, --out is never created, and a model
     already at --out is left exactly as it was."""
