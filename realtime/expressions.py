@@ -85,8 +85,15 @@ def displacement_field(src: np.ndarray, dst: np.ndarray, shape: tuple[int, int],
     field *= np.clip(edge, 0.0, 1.0)[..., None]
     box_w, box_h = int(hi[0] - lo[0] + 1), int(hi[1] - lo[1] + 1)
     # upsample the coarse grid to (about) one value per pixel of the box, then crop to the box
-    full = cv2.resize(field.astype(np.float32), ((len(xs) - 1) * step + 1, (len(ys) - 1) * step + 1),
-                      interpolation=cv2.INTER_LINEAR) if step > 1 else field.astype(np.float32)
+    full = (
+        cv2.resize(
+            field.astype(np.float32),
+            ((len(xs) - 1) * step + 1, (len(ys) - 1) * step + 1),
+            interpolation=cv2.INTER_LINEAR,
+        )
+        if step > 1
+        else field.astype(np.float32)
+    )
     base[lo[1] : lo[1] + box_h, lo[0] : lo[0] + box_w] += full[:box_h, :box_w]
     return base
 
