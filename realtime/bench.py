@@ -56,7 +56,8 @@ def headroom_fps(summary: dict) -> float | None:
     def p50(*names: str) -> float:
         return sum((st.get(n) or {}).get("p50") or 0.0 for n in names)
 
-    busiest = max(p50("landmarks", "smooth"), p50("align", "swap", "colour", "compose", "overlay"), p50("sink"))
+    inference = p50("align", "swap", "colour", "compose", "mouth", "overlay")
+    busiest = max(p50("landmarks", "smooth"), inference, p50("sink"))
     return round(1000.0 / busiest, 1) if busiest > 0 else None
 
 

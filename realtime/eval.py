@@ -43,6 +43,7 @@ from numpy.typing import ArrayLike
 
 from realtime.align import alignment_matrix, invert_matrix, transform_points
 from realtime.errors import SwapcamError
+from realtime.mouth import LEFT_EYE, MOUTH_MODES, RIGHT_EYE, mouth_openness
 from realtime.types import Image
 
 log = logging.getLogger("swapcam.eval")
@@ -53,10 +54,7 @@ SHEET_SIDE = 320  # width of each of the two columns of the contact sheet
 # degrees of yaw/roll, the pitch ratio.
 MIN_MOTION_STD = {"mouth": 0.02, "eyes": 0.02, "yaw": 0.5, "pitch": 0.005, "roll": 0.5}
 
-# 68-point (iBUG) indices
-INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
-LEFT_EYE = (36, 37, 38, 39, 40, 41)
-RIGHT_EYE = (42, 43, 44, 45, 46, 47)
+# 68-point (iBUG) indices; the eyes and the mouth measure live with the compositor's mouth gate (one definition)
 NOSE_TIP = 30
 JAW_LEFT, JAW_RIGHT = 0, 16
 MOUTH_CORNERS = (48, 54)
@@ -65,13 +63,6 @@ MOUTH_CORNERS = (48, 54)
 # ------------------------------------------------------------------------------------------------ landmark measures
 def _eye_centres(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lm[list(LEFT_EYE)].mean(axis=0), lm[list(RIGHT_EYE)].mean(axis=0)
-
-
-def mouth_openness(lm: np.ndarray) -> float:
-    """Mean inner-lip gap over the eye-centre distance (0 closed, ~0.3-0.5 wide open)."""
-    left, right = _eye_centres(lm)
-    scale = float(np.linalg.norm(right - left)) + 1e-6
-    return float(np.mean([np.linalg.norm(lm[a] - lm[b]) for a, b in INNER_LIP_PAIRS])) / scale
 
 
 def eye_openness(lm: np.ndarray) -> float:
@@ -497,6 +488,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "left out, the model's B identity if it is a shipped sample portrait, else no identity score",
     )
     parser.add_argument("--colour", default="rct", choices=COLOUR_MODES, help="colour transfer used by the pipeline")
+    parser.add_argument(
+        "--mouth", default="auto", choices=MOUTH_MODES, help="the pipeline's mouth mode (see `swapcam live --help`)"
+    )
     parser.add_argument("--width", type=int, default=640, help="synthetic clip width")
     parser.add_argument("--height", type=int, default=480, help="synthetic clip height")
     parser.add_argument("--json", default=None, help="write the results as JSON here")
@@ -543,7 +537,7 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate(
             swapper,
             frames,
-            PipelineOptions(colour=args.colour),
+            PipelineOptions(colour=args.colour, mouth=args.mouth),
             reference,
             n_frames=total,
             detector=detector,
@@ -568,6 +562,7 @@ def run(args: argparse.Namespace) -> int:
         "source": described,
         "reference_b": reference_where,
         "colour": args.colour,
+        "mouth": args.mouth,
         "seconds": round(elapsed, 1),
         **summary,
     }

@@ -13,6 +13,7 @@ from pathlib import Path
 from realtime.builder import add_model_arguments, open_swapper, run_live
 from realtime.colour import COLOUR_MODES
 from realtime.errors import SwapcamError
+from realtime.mouth import MOUTH_MODES
 from realtime.pipeline import PipelineOptions
 from realtime.runner import format_summary
 from realtime.sources import PACES
@@ -47,6 +48,13 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, label_default: bool 
         parser.add_argument(
             "--label", action="store_true", help="stamp a visible 'synthetic video' label on the output"
         )
+    parser.add_argument(
+        "--mouth",
+        default="auto",
+        choices=MOUTH_MODES,
+        help="the inside of the mouth: auto = the camera's own (teeth, tongue) while the mouth is open, the swap's "
+        "lips when closed; keep = always the camera's; swap = always the model's",
+    )
     parser.add_argument("--no-smoothing", action="store_true", help="turn off One Euro smoothing of the landmarks")
     parser.add_argument(
         "--min-cutoff",
@@ -93,6 +101,7 @@ def options_from_args(args: argparse.Namespace) -> PipelineOptions:
         smoothing=not args.no_smoothing,
         min_cutoff=args.min_cutoff,
         beta=args.beta,
+        mouth=args.mouth,
     )
     options.validate()
     return options

@@ -19,9 +19,10 @@ from realtime.colour import COLOUR_MODES, colour_transfer
 from realtime.compose import blend_mask, paste_back
 from realtime.errors import SwapcamError
 from realtime.landmarks.smoothing import FaceSmoother
+from realtime.mouth import MOUTH_MODES, MouthGate, paste_camera_mouth
 from realtime.types import Face, Image, check_image
 
-STAGES = ("landmarks", "smooth", "align", "swap", "colour", "compose", "overlay")
+STAGES = ("landmarks", "smooth", "align", "swap", "colour", "compose", "mouth", "overlay")
 
 
 @dataclass
@@ -35,6 +36,7 @@ class PipelineOptions:
     smoothing: bool = True  # One Euro filter on the landmarks
     min_cutoff: float = 1.0  # One Euro: Hz at rest (lower = steadier, more lag)
     beta: float = 0.05  # One Euro: cutoff growth per px/s of speed (higher = less lag in motion)
+    mouth: str = "auto"  # realtime.mouth.MOUTH_MODES: the camera's own inner mouth when open (auto), always, never
 
     def validate(self) -> None:
         if self.colour not in COLOUR_MODES:
@@ -45,6 +47,8 @@ class PipelineOptions:
             raise SwapcamError(f"min_cutoff={self.min_cutoff!r}, expected > 0")
         if not self.beta >= 0:
             raise SwapcamError(f"beta={self.beta!r}, expected >= 0")
+        if self.mouth not in MOUTH_MODES:
+            raise SwapcamError(f"mouth={self.mouth!r}; choose from {', '.join(MOUTH_MODES)}")
 
 
 class FaceSwapProcessor:
@@ -59,6 +63,7 @@ class FaceSwapProcessor:
         self.options = options or PipelineOptions()
         self.options.validate()
         self._smoother = FaceSmoother(self.options.min_cutoff, self.options.beta)
+        self._mouth = MouthGate(self.options.mouth)
         self.reconfigure(swapper, self.options)
         self._owns_detector = detector is None
         self._detector = detector
@@ -78,6 +83,8 @@ class FaceSwapProcessor:
             self.options = options
             self._transfer = colour_transfer(options.colour)
             self._smoother.min_cutoff, self._smoother.beta = options.min_cutoff, options.beta
+            if self._mouth.mode != options.mouth:
+                self._mouth = MouthGate(options.mouth)
         if swapper is not None:
             self.swapper = swapper
             self.size = int(swapper.info.size)
@@ -151,8 +158,14 @@ class FaceSwapProcessor:
                 td = time.perf_counter()
                 colour_ms += (tc - tb) * 1e3
                 compose_ms += (tb - ta + td - tc) * 1e3
+            tm = time.perf_counter()
+            for face, camera_mouth in zip(faces, self._mouth.update([f.landmarks for f in faces]), strict=True):
+                if camera_mouth:
+                    paste_camera_mouth(out, image, face.landmarks)
+            timings["mouth"] = (time.perf_counter() - tm) * 1e3
         else:
-            timings["swap"] = 0.0
+            timings["swap"] = timings["mouth"] = 0.0
+            self._mouth.reset()  # no face: the next one starts closed
         timings["colour"] = colour_ms
         timings["compose"] = compose_ms
         t3 = time.perf_counter()

@@ -107,3 +107,38 @@ def colour_shift_model(
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return Path(path)
+
+
+def frozen_model(path, face_rgb: np.ndarray):
+    """A contract-valid model that ignores its input and always draws ``face_rgb`` (S x S x 3 float RGB [0, 1])."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    size = face_rgb.shape[0]
+    const = face_rgb.transpose(2, 0, 1)[None].astype(np.float32)
+    mask = np.ones((1, 1, size, size), np.float32)
+    x = helper.make_tensor_value_info("in_face", TensorProto.FLOAT, ["N", 3, size, size])
+    outs = [
+        helper.make_tensor_value_info("out_face", TensorProto.FLOAT, ["N", 3, size, size]),
+        helper.make_tensor_value_info("out_mask", TensorProto.FLOAT, ["N", 1, size, size]),
+    ]
+    inits = [
+        numpy_helper.from_array(const, "face"),
+        numpy_helper.from_array(mask, "mask"),
+        numpy_helper.from_array(np.float32(0), "zero"),
+    ]
+    nodes = [
+        helper.make_node("Mul", ["in_face", "zero"], ["zeros"]),
+        helper.make_node("Add", ["zeros", "face"], ["out_face"]),
+        helper.make_node("ReduceMean", ["zeros"], ["z1"], axes=[1], keepdims=1),
+        helper.make_node("Add", ["z1", "mask"], ["out_mask"]),
+    ]
+    model = helper.make_model(
+        helper.make_graph(nodes, "frozen", [x], outs, initializer=inits), opset_imports=[helper.make_opsetid("", 13)]
+    )
+    model.ir_version = 8
+    for key, value in ModelInfo(size=size, format="swapcam", preset="test").to_metadata().items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+    return path

@@ -244,7 +244,10 @@ def identity_distances(swapper, clip_frames, reference_b, reference_b_landmarks)
 
     grey_b = grey(crop_b)
     rows = []
-    with FaceSwapProcessor(swapper, PipelineOptions(colour="none", smoothing=False, **NO_OVERLAY)) as proc:
+    # mouth "swap": the identity of what the model draws (the camera's own open mouth would be A's, by design)
+    with FaceSwapProcessor(
+        swapper, PipelineOptions(colour="none", smoothing=False, mouth="swap", **NO_OVERLAY)
+    ) as proc:
         for i, frame in enumerate(clip_frames):
             out = proc.process(frame, i / 10)
             assert len(proc.last_faces) == 1

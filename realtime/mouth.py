@@ -1,0 +1,92 @@
+"""The user's own mouth: when the camera's mouth is open, the inside of it (teeth, tongue, the dark of the mouth)
+comes from the camera frame, so speech stays real; closed, the swap's own lips are kept.
+
+A swap model trained on few expressions draws a mouth that barely opens (its decoder never saw B speak); the
+camera has the real thing, already in place: the swapped face is pasted along the camera's own landmarks. The mouth
+(the outer lip polygon, 68-point 48..59, grown a little), feathered, is blended back from the camera: the inner lips
+alone are not enough, since the model's own lower lip stays where a closed mouth has it.
+Hysteresis keeps it from flickering when the mouth hovers at the threshold.
+
+Openness is the mean inner-lip gap over the eye-centre distance (0 closed, ~0.3 wide open); `swapcam eval` measures
+expression fidelity with the same function.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from realtime.types import Image
+
+MOUTH_MODES = ("auto", "keep", "swap")  # auto: camera's mouth when open; keep: always the camera's; swap: never
+OPEN_AT = 0.22  # openness above which the mouth counts as open ...
+CLOSE_AT = 0.17  # ... and below which it counts as closed again (hysteresis: no flicker at the threshold)
+INNER_LIPS = (60, 61, 62, 63, 64, 65, 66, 67)
+OUTER_LIPS = tuple(range(48, 60))
+INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+LEFT_EYE = (36, 37, 38, 39, 40, 41)
+RIGHT_EYE = (42, 43, 44, 45, 46, 47)
+
+
+def eye_distance(lm: np.ndarray) -> float:
+    return float(np.linalg.norm(lm[list(LEFT_EYE)].mean(axis=0) - lm[list(RIGHT_EYE)].mean(axis=0)))
+
+
+def mouth_openness(lm: np.ndarray) -> float:
+    """Mean inner-lip gap over the eye-centre distance (0 closed, ~0.3-0.5 wide open)."""
+    gap = float(np.mean([np.linalg.norm(lm[a] - lm[b]) for a, b in INNER_LIP_PAIRS]))
+    return gap / (eye_distance(lm) + 1e-6)
+
+
+class MouthGate:
+    """Per-face open/closed state with hysteresis; faces are matched by their order (the smoother keeps it stable)."""
+
+    def __init__(self, mode: str = "auto") -> None:
+        if mode not in MOUTH_MODES:
+            raise ValueError(f"mouth mode {mode!r}; choose from {', '.join(MOUTH_MODES)}")
+        self.mode = mode
+        self._open: list[bool] = []
+
+    def update(self, landmarks: list[np.ndarray]) -> list[bool]:
+        """Which faces get the camera's mouth this frame."""
+        if self.mode != "auto":
+            self._open = []
+            return [self.mode == "keep"] * len(landmarks)
+        state = []
+        for i, lm in enumerate(landmarks):
+            was_open = self._open[i] if i < len(self._open) else False
+            openness = mouth_openness(lm)
+            state.append(openness > CLOSE_AT if was_open else openness > OPEN_AT)
+        self._open = state
+        return state
+
+    def reset(self) -> None:
+        self._open = []
+
+
+def paste_camera_mouth(out: Image, camera: Image, landmarks: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Blend the camera's inner mouth into ``out`` (in place), inside the mouth's own box only. Returns the box
+    (x0, y0, x1, y1) touched, or None when the mouth is outside the frame."""
+    d = eye_distance(landmarks)
+    # The whole mouth, lips included: a model that never opened its mouth draws its lower lip where a closed mouth
+    # has it, so the camera's inner mouth alone would show a dark gap above a shut lip. Grown a little so the blend
+    # falls on skin, which colour transfer has already matched to the camera.
+    pts = landmarks[list(OUTER_LIPS)].astype(np.float64)
+    centre = pts.mean(axis=0)
+    grown = centre + (pts - centre) * 1.08
+    feather = max(1.0, 0.04 * d)
+    pad = int(np.ceil(3 * feather)) + 2
+    h, w = out.shape[:2]
+    x0, y0 = np.floor(grown.min(axis=0)).astype(int) - pad
+    x1, y1 = np.ceil(grown.max(axis=0)).astype(int) + pad + 1
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    alpha = np.zeros((y1 - y0, x1 - x0), np.float32)
+    poly = np.round((grown - [x0, y0]) * 4).astype(np.int32)  # 2 fractional bits: sub-pixel polygon edges
+    cv2.fillPoly(alpha, [poly], 1.0, lineType=cv2.LINE_AA, shift=2)
+    alpha = cv2.GaussianBlur(alpha, (0, 0), feather)[..., None]
+    region = out[y0:y1, x0:x1].astype(np.float32)
+    blended = region + alpha * (camera[y0:y1, x0:x1].astype(np.float32) - region)
+    out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    return x0, y0, x1, y1

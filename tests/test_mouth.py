@@ -1,0 +1,85 @@
+"""The user's own mouth (realtime.mouth): hysteresis, the paste itself, and a mouth that opens in a clip is open in
+the output (measured by an independent mediapipe pass on the output frames) with a model that never opens its own."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from realtime.mouth import CLOSE_AT, OPEN_AT, MouthGate, mouth_openness, paste_camera_mouth
+from tests._live_fixtures import frozen_model
+
+
+def _with_openness(lm: np.ndarray, value: float) -> np.ndarray:
+    """Landmarks whose lower inner lip sits ``value`` eye distances below the upper one."""
+    out = lm.astype(np.float64).copy()
+    d = np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0))
+    for upper, lower in ((61, 67), (62, 66), (63, 65)):
+        out[lower] = out[upper] + [0.0, value * d]
+    return out
+
+
+def test_gate_opens_above_and_closes_below_with_hysteresis(portrait_landmarks):
+    lm = portrait_landmarks["grace_hopper"]
+    gate = MouthGate("auto")
+    between = (OPEN_AT + CLOSE_AT) / 2
+    sequence = [0.0, between, OPEN_AT + 0.02, between, CLOSE_AT - 0.02, between]
+    states = [gate.update([_with_openness(lm, v)])[0] for v in sequence]
+    assert states == [False, False, True, True, False, False]  # between the thresholds it keeps its state
+    assert mouth_openness(_with_openness(lm, 0.25)) == pytest.approx(0.25, abs=1e-6)
+    assert MouthGate("keep").update([lm, lm]) == [True, True]
+    assert MouthGate("swap").update([_with_openness(lm, 0.4)]) == [False]
+    with pytest.raises(ValueError):
+        MouthGate("open")
+
+
+def test_paste_takes_the_mouth_from_the_camera_and_nothing_else(portrait_landmarks, grace_hopper):
+    lm = _with_openness(portrait_landmarks["grace_hopper"], 0.3)
+    camera = grace_hopper.image
+    out = np.full_like(camera, 17)
+    box = paste_camera_mouth(out, camera, lm)
+    assert box is not None
+    x0, y0, x1, y1 = box
+    cx, cy = np.round(lm[48:60].mean(0)).astype(int)  # the middle of the mouth: fully the camera's
+    core = (slice(cy - 2, cy + 3), slice(cx - 2, cx + 3))
+    assert np.abs(out[core].astype(int) - camera[core]).mean() < 3  # (the feather reaches a little way in)
+    outside = np.ones(camera.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    assert (out[outside] == 17).all()  # nothing outside the mouth's box was touched
+    assert (x1 - x0) * (y1 - y0) < 0.05 * camera.shape[0] * camera.shape[1]
+    far = lm + [10_000.0, 10_000.0]
+    assert paste_camera_mouth(out, camera, far) is None
+
+
+@pytest.mark.slow
+def test_a_mouth_that_opens_in_the_clip_is_open_in_the_output(tmp_path, grace_hopper, portrait_landmarks):
+    from realtime.align import align
+    from realtime.builder import create_processor, open_swapper
+    from realtime.expressions import expression_warp
+    from realtime.landmarks import create_detector
+    from realtime.pipeline import PipelineOptions
+
+    image, lm = grace_hopper.image, portrait_landmarks["grace_hopper"]
+    crop, _ = align(image, lm, 128, 1.6)  # the model always draws this closed-mouth face
+    model = frozen_model(tmp_path / "frozen.onnx", cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) / 255)
+    swapper = open_swapper(model, providers="cpu")
+    amounts = [0.0, 0.0, 0.3, 0.6, 0.7, 0.6, 0.3, 0.0, 0.0, 0.5, 0.7, 0.0]
+    frames = [expression_warp(image, lm, mouth=a)[0] for a in amounts]
+    detector = create_detector("mediapipe", mode="static")
+    detector.warmup()
+    measured = {}
+    try:
+        camera = [mouth_openness(detector.detect(f)[0].landmarks) for f in frames]
+        for mode in ("auto", "swap"):
+            with create_processor(swapper, PipelineOptions(colour="none", mouth=mode)) as proc:
+                # a second apart: each frame shows its own mouth, not the One Euro filter's memory of the last one
+                outputs = [proc.process(f, float(i)) for i, f in enumerate(frames)]
+            measured[mode] = [mouth_openness(detector.detect(o)[0].landmarks) for o in outputs]
+    finally:
+        detector.close()
+    camera_open = np.array(amounts) >= 0.6
+    auto, swap = np.array(measured["auto"]), np.array(measured["swap"])
+    assert np.corrcoef(camera, auto)[0, 1] > 0.85, (camera, measured)  # slightly open (< OPEN_AT) stays shut
+    assert auto[camera_open].min() > 0.12, measured  # open in the camera: open in the output
+    assert swap[camera_open].max() < 0.1, measured  # the model alone keeps its mouth shut
