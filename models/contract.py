@@ -11,7 +11,8 @@ DeepFaceLab / DeepFaceLive DFM graphs (``format = "dfm"``):
   output ``out_face_mask:0``        N x S x S x 1 (mask of the input face)
   output ``out_celeb_face:0``       N x S x S x 3 BGR (the swapped face)
   output ``out_celeb_face_mask:0``  N x S x S x 1 (mask of the swapped face)
-  optional input ``morph_value:0``  (DeepFaceLive SAEHD) scalar morph factor; the live path feeds 1.0
+  optional input ``morph_value:0``  (DeepFaceLive AMP models) morph factor, fed DFM_DEFAULT_MORPH unless told otherwise
+  The blend mask of a DFM is out_celeb_face_mask x out_face_mask, as DeepFaceLive's merger makes it.
 
 :func:`check_session` applies all of this to a loaded graph's declared tensors and metadata, without onnxruntime.
 """
@@ -39,15 +40,33 @@ DFM_INPUT = "in_face:0"
 DFM_OUT_MASK = "out_face_mask:0"
 DFM_OUT_FACE = "out_celeb_face:0"
 DFM_OUT_FACE_MASK = "out_celeb_face_mask:0"
-DFM_MORPH_INPUT = "morph_value:0"  # DeepFaceLive SAEHD exports: scalar, how far towards the celebrity (1 = all)
+DFM_MORPH_INPUT = "morph_value:0"  # DeepFaceLive AMP exports: how far towards the celebrity (1 = all)
+DFM_DEFAULT_MORPH = 0.75  # DeepFaceLive's default morph factor for AMP models
 DFM_INPUT_NAMES = (DFM_INPUT,)
 DFM_OUTPUT_NAMES = (DFM_OUT_MASK, DFM_OUT_FACE, DFM_OUT_FACE_MASK)
 
 META_PREFIX = "swapcam."
 
-# The shipped demo model (tiny preset, trained by `swapcam build-demo-model`): A = astronaut, B = grace_hopper.
+# Face framing of DeepFaceLive's aligner (68-point path): face coverage 2.2 by default, measured in its own uniform
+# template, whose unit is DFL_TEMPLATE_UNIT of swapcam's (Umeyama fit of DeepFaceLive's 25-point uniform template to
+# TEMPLATE_68 on the same points: scale 0.910, rotation 0, rms residual 0.026). So its default crop is swapcam coverage
+# 2.2 * 0.910 = 2.0. Its crop centre is also 0.08 of its unit above its template's centre, which lands 0.054 swapcam
+# units above swapcam's (TEMPLATE_Y_SHIFT is one constant of the template, not a per-model setting): a DFM without
+# swapcam metadata is framed here with the face about 2.7 % of the crop lower than in DeepFaceLive.
+DFL_DEFAULT_COVERAGE = 2.2
+DFL_TEMPLATE_UNIT = 0.910
+DFM_DEFAULT_COVERAGE = round(DFL_DEFAULT_COVERAGE * DFL_TEMPLATE_UNIT, 2)  # 2.0
+# DeepFaceLive's "Y offset" that puts its crop centre where swapcam's is (same fit; its x offset would be -0.01).
+DFL_Y_OFFSET_FOR_SWAPCAM = 0.06
+
+# The shipped demo model (rt128 preset, trained by `swapcam build-demo-model`): A = astronaut, B = grace_hopper.
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 DEMO_MODELS = {"a2b": DEMO_DIR / "demo_a2b.onnx", "b2a": DEMO_DIR / "demo_b2a.onnx"}
+
+
+def deepfacelive_coverage(coverage: float) -> float:
+    """DeepFaceLive's "Face coverage" (its aligner's units, one decimal like its control) for a swapcam coverage."""
+    return round(float(coverage) / DFL_TEMPLATE_UNIT, 1)
 
 
 def demo_model_path(direction: str = "a2b") -> Path:
@@ -189,7 +208,14 @@ def check_session(
             size = _fixed(shape[1])
             if size is None:
                 raise ContractError(f"{where}: DFM input {input_name!r} has shape {shape}; the face size must be fixed")
-            info = ModelInfo(size=size, format="dfm", layout="NHWC", colour_order="BGR", preset="dfm")
+            info = ModelInfo(
+                size=size,
+                coverage=DFM_DEFAULT_COVERAGE,  # DeepFaceLive's default framing: what such a file was made for
+                format="dfm",
+                layout="NHWC",
+                colour_order="BGR",
+                preset="dfm",
+            )
             info.validate(where)
         height, width, channels = _fixed(shape[1]), _fixed(shape[2]), shape[3]
     if isinstance(channels, int) and channels != 3:
@@ -197,7 +223,8 @@ def check_session(
     for dim, name in ((height, "height"), (width, "width")):
         if dim is not None and dim != info.size:
             raise ContractError(f"{where}: input {name} {dim} (shape {shape}) differs from metadata size {info.size}")
-    for name, channels_out in zip(output_names(kind), (3, 1), strict=True):
+    checked = list(zip(output_names(kind), (3, 1), strict=True)) + ([(DFM_OUT_MASK, 1)] if kind == "dfm" else [])
+    for name, channels_out in checked:
         dims = list(outputs[name])
         if len(dims) != 4:
             raise ContractError(f"{where}: output {name!r} has shape {dims}, expected 4-D")

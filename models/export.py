@@ -3,10 +3,10 @@ is written (a temp file beside --out replaces --out only when torch and onnxrunt
 
 ``--format swapcam`` (default): ``in_face`` N x 3 x S x S float32 RGB [0, 1] -> ``out_face``, ``out_mask`` (see
 models/contract.py). ``--format dfm``: the DeepFaceLab/DeepFaceLive contract (NHWC, BGR, ``in_face:0`` ->
-``out_face_mask:0``, ``out_celeb_face:0``, ``out_celeb_face_mask:0``). Either way the ``swapcam.*`` metadata (size,
-coverage, template, colour order, value range, preset, steps, PSNR, identities) goes into the ONNX
-``metadata_props``, readable with ``onnx`` or onnxruntime alone. ``--fp16`` stores the weights as float16 (half the
-file) while the graph still takes and computes float32, so callers need not change.
+``out_face_mask:0``, ``out_celeb_face:0``, ``out_celeb_face_mask:0``; ONNX opset 12, as DeepFaceLab writes). Either
+way the ``swapcam.*`` metadata (size, coverage, template, colour order, value range, preset, steps, PSNR, identities)
+goes into the ONNX ``metadata_props``, readable with ``onnx`` or onnxruntime alone. ``--fp16`` stores the weights as
+float16 (half the file) while the graph still takes and computes float32, so callers need not change.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 
 from models.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
 from models.contract import (
+    DFL_Y_OFFSET_FOR_SWAPCAM,
     DFM_INPUT,
     DFM_OUT_FACE,
     DFM_OUT_FACE_MASK,
@@ -29,12 +30,17 @@ from models.contract import (
     OUTPUT_MASK,
     ModelInfo,
     check_io_names,
+    deepfacelive_coverage,
 )
 from realtime.align import DEFAULT_COVERAGE
 from realtime.atomic import atomic_replace
 from realtime.errors import SwapcamError
 
 OPSET = 17
+# DeepFaceLab exports DFMs at opset 12, and older DeepFaceLive builds ship onnxruntime 1.8-1.12, which cannot load newer
+# opsets; every op of the autoencoder (PixelShuffle as DepthToSpace CRD since opset 11) exports at 12.
+DFM_OPSET = 12
+OPSETS = {"swapcam": OPSET, "dfm": DFM_OPSET}
 DIRECTIONS = ("a2b", "b2a")
 FORMATS = ("swapcam", "dfm")
 
@@ -158,7 +164,7 @@ def export_model(
     inputs, outputs, shape = _io(fmt, model.config.size)
     info = _model_info(state, model.config, fmt, direction)
     info.validate(str(out))
-    data = _onnx_bytes(graph, info, inputs, outputs, shape, fp16)
+    data = _onnx_bytes(graph, info, inputs, outputs, shape, fp16, OPSETS[fmt])
     out = Path(out)
     max_abs_diff = None
     with atomic_replace(out) as tmp:
@@ -193,9 +199,15 @@ def _model_info(state: dict, config, fmt: str, direction: str) -> ModelInfo:
 
 
 def _onnx_bytes(
-    graph, info: ModelInfo, inputs: list[str], outputs: list[str], shape: tuple[int, ...], fp16: bool
+    graph,
+    info: ModelInfo,
+    inputs: list[str],
+    outputs: list[str],
+    shape: tuple[int, ...],
+    fp16: bool,
+    opset: int = OPSET,
 ) -> bytes:
-    """The serialised ONNX model: traced graph, optional float16 weights, the swapcam metadata, checked."""
+    """The serialised ONNX model at ``opset``: traced graph, optional float16 weights, the swapcam metadata, checked."""
     import onnx
     import torch
 
@@ -215,7 +227,7 @@ def _onnx_bytes(
             input_names=inputs,
             output_names=outputs,
             dynamic_axes=dynamic,
-            opset_version=OPSET,
+            opset_version=opset,
             do_constant_folding=True,
             dynamo=False,
         )
@@ -297,4 +309,12 @@ def run(args: argparse.Namespace) -> int:
     if result["max_abs_diff"] is not None:
         line += f"; torch vs onnxruntime max abs diff {result['max_abs_diff']:.2e}"
     print(line)
+    if args.format == "dfm":
+        # DeepFaceLive measures coverage on its own face template and frames faces higher than swapcam does.
+        print(
+            f"DeepFaceLive: set Face aligner > Face coverage {deepfacelive_coverage(info.coverage):.1f} and "
+            f"Y offset {DFL_Y_OFFSET_FOR_SWAPCAM:.2f} (this model's framing: swapcam coverage {info.coverage:g})"
+        )
+        if Path(args.out).suffix.lower() != ".dfm":
+            print(f"warning: {args.out} does not end in .dfm; DeepFaceLive lists only *.dfm files in its model folder")
     return 0

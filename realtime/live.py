@@ -10,6 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from models.contract import DFM_DEFAULT_COVERAGE
 from realtime.builder import add_model_arguments, open_swapper, run_live
 from realtime.colour import COLOUR_MODES
 from realtime.errors import SwapcamError
@@ -54,6 +55,21 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, label_default: bool 
         choices=MOUTH_MODES,
         help="the inside of the mouth: auto = the camera's own (teeth, tongue) while the mouth is open, the swap's "
         "lips when closed; keep = always the camera's; swap = always the model's",
+    )
+    parser.add_argument(
+        "--coverage",
+        type=float,
+        default=None,
+        help="face framing of the crop fed to the model (crop side / landmark box side, 0.5..4.0): larger shows "
+        "the model more forehead and cheeks; when left out, the model's own (swapcam metadata; "
+        f"{DFM_DEFAULT_COVERAGE:g} for a .dfm without it, DeepFaceLive's default framing)",
+    )
+    parser.add_argument(
+        "--morph",
+        type=float,
+        default=PipelineOptions.morph,
+        help="DeepFaceLive AMP .dfm models (those with a morph_value input): how far towards the model's face, "
+        "0..1 (1 = all the way; the default is DeepFaceLive's); other models ignore it",
     )
     parser.add_argument("--no-smoothing", action="store_true", help="turn off One Euro smoothing of the landmarks")
     parser.add_argument(
@@ -102,6 +118,8 @@ def options_from_args(args: argparse.Namespace) -> PipelineOptions:
         min_cutoff=args.min_cutoff,
         beta=args.beta,
         mouth=args.mouth,
+        coverage=args.coverage,
+        morph=args.morph,
     )
     options.validate()
     return options
@@ -163,6 +181,10 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     swapper = open_swapper(args.model, args.providers, args.threads)
     log.info("model %s", swapper.describe())
+    if options.coverage is not None:
+        log.info("face coverage %g (--coverage; the model's is %g)", options.coverage, swapper.info.coverage)
+    if swapper.has_morph:
+        log.info("morph %g (--morph)", options.morph)
     source = open_source_from_args(args, args.pace)
     try:
         log.info("source %s", source.describe())

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.contract import DFM_DEFAULT_MORPH
 from realtime import overlay
 from realtime.align import align, transform_points
 from realtime.colour import COLOUR_MODES, colour_transfer
@@ -37,6 +38,8 @@ class PipelineOptions:
     min_cutoff: float = 1.0  # One Euro: Hz at rest (lower = steadier, more lag)
     beta: float = 0.05  # One Euro: cutoff growth per px/s of speed (higher = less lag in motion)
     mouth: str = "auto"  # realtime.mouth.MOUTH_MODES: the camera's own inner mouth when open (auto), always, never
+    coverage: float | None = None  # face framing of the crop fed to the model; None: the model's own (its metadata)
+    morph: float = DFM_DEFAULT_MORPH  # DFMs with a morph_value:0 input (DeepFaceLive AMP): 0..1 towards the celebrity
 
     def validate(self) -> None:
         if self.colour not in COLOUR_MODES:
@@ -49,6 +52,10 @@ class PipelineOptions:
             raise SwapcamError(f"beta={self.beta!r}, expected >= 0")
         if self.mouth not in MOUTH_MODES:
             raise SwapcamError(f"mouth={self.mouth!r}; choose from {', '.join(MOUTH_MODES)}")
+        if self.coverage is not None and not 0.5 <= self.coverage <= 4.0:  # also rejects NaN
+            raise SwapcamError(f"coverage={self.coverage!r}, expected a value in 0.5..4.0")
+        if not 0.0 <= self.morph <= 1.0:
+            raise SwapcamError(f"morph={self.morph!r}, expected a value in 0..1")
 
 
 class FaceSwapProcessor:
@@ -88,7 +95,8 @@ class FaceSwapProcessor:
         if swapper is not None:
             self.swapper = swapper
             self.size = int(swapper.info.size)
-            self.coverage = float(swapper.info.coverage)
+        override = self.options.coverage
+        self.coverage = float(self.swapper.info.coverage if override is None else override)
 
     @property
     def detector(self):
@@ -106,7 +114,7 @@ class FaceSwapProcessor:
         face) and one inference on a blank batch (onnxruntime's first run allocates and would stall frame 1)."""
         self.detector.warmup()
         blank = np.zeros((self.size, self.size, 3), np.uint8)
-        self.swapper.swap([blank] * self.options.max_faces)
+        self.swapper.swap([blank] * self.options.max_faces, morph=self.options.morph)
 
     # -- landmarks half -------------------------------------------------------------------------------------
     def find_faces(self, image: Image, t: float | None = None, timings: dict[str, float] | None = None) -> list[Face]:
@@ -144,7 +152,7 @@ class FaceSwapProcessor:
         out = image
         colour_ms = compose_ms = 0.0
         if crops:
-            swapped, learned = self.swapper.swap([c[0] for c in crops])
+            swapped, learned = self.swapper.swap([c[0] for c in crops], morph=self.options.morph)
             t2 = time.perf_counter()
             timings["swap"] = (t2 - t1) * 1e3
             out = image.copy()

@@ -8,7 +8,8 @@ onnxruntime print several red lines and silently fall back to CPU. So we first c
 finally read back which providers the session really uses.
 
 Loads swapcam ONNX files (``in_face`` NCHW RGB -> ``out_face`` + ``out_mask``) and DeepFaceLab/DeepFaceLive DFM files
-(``in_face:0`` NHWC BGR -> ``out_celeb_face:0`` + ``out_celeb_face_mask:0``). A file that follows neither contract
+(``in_face:0`` NHWC BGR -> ``out_celeb_face:0``; blend mask ``out_celeb_face_mask:0`` x ``out_face_mask:0`` as in
+DeepFaceLive's merger; ``morph_value:0`` fed the caller's morph factor). A file that follows neither contract
 raises ContractError naming the tensors it has (the checks live in :func:`models.contract.check_session`).
 """
 
@@ -179,19 +180,21 @@ class Swapper:
         self.kind = self.info.format
         if self.kind == "dfm" and contract.META_PREFIX + "size" not in meta:
             log.warning(
-                "%s: DFM without swapcam metadata: face size %d from the input shape, default coverage %.2f "
-                "(set swapcam.coverage metadata if faces look too tight or loose)",
+                "%s: DFM without swapcam metadata: face size %d from the input shape, DeepFaceLive's default "
+                "framing (coverage %.2f here, %.1f in DeepFaceLive); --coverage overrides it",
                 self.path.name,
                 self.info.size,
                 self.info.coverage,
+                contract.DFL_DEFAULT_COVERAGE,
             )
-        # DeepFaceLive's morph input (1.0 = the full swap) is fed a constant with every batch.
-        self._extra_inputs: dict[str, np.ndarray] = {}
+        # DeepFaceLive's morph input (AMP models): the morph factor, fed with every batch (see swap()).
+        self._morph_shape: list[int] | None = None
         if contract.DFM_MORPH_INPUT in inputs and len(inputs) == 2:
-            dims = [d if isinstance(d, int) else 1 for d in inputs.pop(contract.DFM_MORPH_INPUT)]
-            self._extra_inputs[contract.DFM_MORPH_INPUT] = np.ones(dims, np.float32)
+            self._morph_shape = [d if isinstance(d, int) else 1 for d in inputs.pop(contract.DFM_MORPH_INPUT)]
         self.input_name = next(iter(inputs))
         self.output_names = list(contract.output_names(self.kind))
+        if self.kind == "dfm":  # the camera face's own mask, multiplied into the blend mask
+            self.output_names.append(contract.DFM_OUT_MASK)
         self._use_iobinding = self.provider in (CUDA, TENSORRT)
 
     @property
@@ -210,31 +213,52 @@ class Swapper:
             return np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(1 / 255)
         return batch.astype(np.float32) * np.float32(1 / 255)  # DFM: NHWC BGR [0, 1]
 
-    def _run(self, tensor: np.ndarray) -> list[np.ndarray]:
+    @property
+    def has_morph(self) -> bool:
+        """Whether the model takes DeepFaceLive's ``morph_value:0`` (the ``morph`` of :meth:`swap` matters)."""
+        return self._morph_shape is not None
+
+    def _run(self, tensor: np.ndarray, morph: float) -> list[np.ndarray]:
+        extra = {}
+        if self._morph_shape is not None:
+            extra[contract.DFM_MORPH_INPUT] = np.full(self._morph_shape, morph, np.float32)
         if not self._use_iobinding:
-            return self.session.run(self.output_names, {self.input_name: tensor, **self._extra_inputs})
+            return self.session.run(self.output_names, {self.input_name: tensor, **extra})
         # On CUDA, IO binding copies the input once and lets onnxruntime allocate the outputs on the device.
         binding = self.session.io_binding()
         binding.bind_cpu_input(self.input_name, tensor)
-        for name, value in self._extra_inputs.items():
+        for name, value in extra.items():
             binding.bind_cpu_input(name, value)
         for name in self.output_names:
             binding.bind_output(name, "cuda")
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()
 
-    def swap(self, crops: Sequence[Image]) -> tuple[list[Image], list[Mask]]:
-        """Swap aligned SxS BGR uint8 crops. Returns (faces: SxS BGR uint8, masks: SxS float32 in [0, 1])."""
+    def swap(self, crops: Sequence[Image], morph: float = contract.DFM_DEFAULT_MORPH) -> tuple[list[Image], list[Mask]]:
+        """Swap aligned SxS BGR uint8 crops. Returns (faces: SxS BGR uint8, masks: SxS float32 in [0, 1]).
+
+        ``morph`` (0..1): fed to a DFM's ``morph_value:0`` (DeepFaceLive AMP models: 1 = all the way to the
+        celebrity); models without that input ignore it. A DFM's mask is the swapped face's mask times the camera
+        face's (``out_face_mask:0``), as DeepFaceLive's merger blends.
+        """
+        if not 0.0 <= morph <= 1.0:  # also rejects NaN
+            raise ValueError(f"morph={morph!r}, expected a value in 0..1")
         if len(crops) == 0:
             return [], []
-        out_face, out_mask = self._run(self._to_tensor(crops))
+        out_face, out_mask, *source_mask = self._run(self._to_tensor(crops), float(morph))
         n, s = len(crops), self.info.size
         if self.kind == "swapcam":
             faces_f = out_face.transpose(0, 2, 3, 1)[..., ::-1]  # N,S,S,3 BGR
             masks_f = out_mask[:, 0]
         else:
             faces_f = out_face
-            masks_f = out_mask[..., 0]
+            if source_mask[0].shape != out_mask.shape:
+                raise ContractError(
+                    f"{self.path}: {contract.DFM_OUT_MASK} has shape {source_mask[0].shape}, "
+                    f"{contract.DFM_OUT_FACE_MASK} {out_mask.shape}"
+                )
+            # each clipped first: two out-of-range values of the same sign must not multiply into range
+            masks_f = np.clip(out_mask[..., 0], 0.0, 1.0) * np.clip(source_mask[0][..., 0], 0.0, 1.0)
         if faces_f.shape != (n, s, s, 3) or masks_f.shape != (n, s, s):
             raise ContractError(
                 f"{self.path}: outputs have shapes {out_face.shape} and {out_mask.shape} for {n} crops of {s}x{s}"

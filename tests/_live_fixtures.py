@@ -33,9 +33,11 @@ def colour_shift_model(
     with_meta: bool = True,
     mask: np.ndarray | None = None,
     morph_input: bool = False,
+    source_mask: np.ndarray | None = None,
 ) -> Path:
     """Write a tiny swap graph. layout 'swapcam' (NCHW RGB) or 'dfm' (NHWC BGR). ``gain``/``offset`` per channel in
-    the model's own channel order; the face output is clip(x * gain + offset, 0, 1)."""
+    the model's own channel order; the face output is clip(x * gain + offset, 0, 1). ``mask``: the swapped face's
+    mask (default an ellipse); ``source_mask`` (dfm): the constant ``out_face_mask:0``, default the same as ``mask``."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -62,7 +64,10 @@ def colour_shift_model(
         cshape = [1, 1, 1, channels]
         mask_t = mask.reshape(1, size, size, 1)
         reduce_axis, face_name, mask_name = 3, "out_celeb_face:0", "out_celeb_face_mask:0"
-        extra = [helper.make_node("Identity", [mask_name], ["out_face_mask:0"])]
+        if source_mask is None:
+            extra = [helper.make_node("Identity", [mask_name], ["out_face_mask:0"])]
+        else:
+            extra = [helper.make_node("Add", ["zeros", "source_mask_const"], ["out_face_mask:0"])]
     g = np.resize(np.asarray(gain, np.float32), channels).reshape(cshape)
     o = np.resize(np.asarray(offset, np.float32), channels).reshape(cshape)
     inits = [
@@ -72,6 +77,10 @@ def colour_shift_model(
         numpy_helper.from_array(np.float32(0), "zero"),
         numpy_helper.from_array(np.float32(1), "one"),
     ]
+    if layout != "swapcam" and source_mask is not None:
+        inits.append(
+            numpy_helper.from_array(source_mask.astype(np.float32).reshape(1, size, size, 1), "source_mask_const")
+        )
     inputs = [x]
     offset_name = "offset"
     if morph_input:  # DeepFaceLive SAEHD style: the offset is scaled by the scalar 'morph_value:0'

@@ -82,6 +82,16 @@ def test_check_session_accepts_both_contracts():
     info = contract.check_session({"in_face:0": ["N", 96, 96, 3], "morph_value:0": [1]}, DFM_OUT, {}, "m.dfm")
     assert (info.format, info.size, info.layout, info.colour_order, info.preset) == ("dfm", 96, "NHWC", "BGR", "dfm")
     assert contract.output_names("dfm") == ("out_celeb_face:0", "out_celeb_face_mask:0")
+    # ... and DeepFaceLive's default framing, not swapcam's: coverage 2.2 on DeepFaceLive's template is 2.0 on ours
+    assert info.coverage == contract.DFM_DEFAULT_COVERAGE == 2.0
+    assert contract.deepfacelive_coverage(info.coverage) == contract.DFL_DEFAULT_COVERAGE == 2.2
+    assert contract.deepfacelive_coverage(1.6) == 1.8
+
+
+def test_dfm_metadata_coverage_wins_over_the_deepfacelive_default():
+    meta = ModelInfo(size=96, coverage=1.6, format="dfm", layout="NHWC", colour_order="BGR").to_metadata()
+    info = contract.check_session({"in_face:0": ["N", 96, 96, 3]}, DFM_OUT, meta, "m.dfm")
+    assert info.coverage == 1.6
 
 
 GOOD_META = ModelInfo(size=64).to_metadata()
@@ -113,6 +123,12 @@ GOOD_META = ModelInfo(size=64).to_metadata()
             "metadata says format='dfm'",
         ),
         ({"in_face:0": ["N", "S", "S", 3]}, DFM_OUT, {}, "the face size must be fixed"),
+        (
+            {"in_face:0": ["N", 96, 96, 3]},
+            {**DFM_OUT, "out_face_mask:0": ["N", 96, 96, 3]},
+            {},
+            "'out_face_mask:0' has 3 channels",
+        ),
         ({"image": ["N", 3, 64, 64]}, SWAPCAM_OUT, GOOD_META, "match neither"),
     ],
 )

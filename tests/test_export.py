@@ -101,10 +101,18 @@ def test_swapcam_export_parity_names_metadata(tmp_path, run20, trained, directio
     assert sess.get_modelmeta().custom_metadata_map == meta  # onnxruntime reads the same props
 
 
-def test_dfm_contract(tmp_path, run20, trained):
+def test_dfm_contract(tmp_path, run20, trained, capsys):
     model, state = trained
     out = tmp_path / "ab.dfm"
     assert cli_main(["export", str(run20), "--format", "dfm", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "torch vs onnxruntime max abs diff" in printed  # parity checked (and passed) at opset 12
+    # DeepFaceLab's opset, which the onnxruntime 1.8-1.12 of older DeepFaceLive builds loads
+    proto = onnx.load(str(out))
+    assert [(o.domain, o.version) for o in proto.opset_import] == [("", 12)] and proto.ir_version <= 7  # ort 1.8
+    # swapcam coverage 1.6 is 1.8 on DeepFaceLive's face template; its crops sit higher than swapcam's
+    assert "DeepFaceLive: set Face aligner > Face coverage 1.8 and Y offset 0.06" in printed
+    assert "warning" not in printed
     sess = _session(out)
     ins, outs = [i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()]
     assert ins == list(DFM_INPUT_NAMES) and outs == list(DFM_OUTPUT_NAMES)
@@ -131,6 +139,19 @@ def test_dfm_contract(tmp_path, run20, trained):
     assert np.abs(src_mask[..., 0] - ref_src_mask.numpy()[:, 0]).max() <= 1e-4
     info, fmt = read_info(out)
     assert fmt == "dfm" and info.layout == "NHWC" and info.colour_order == "BGR" and info.format == "dfm"
+
+
+def test_dfm_export_warns_about_a_name_deepfacelive_will_not_list(tmp_path, run20, capsys):
+    out = tmp_path / "ab.onnx"
+    assert cli_main(["export", str(run20), "--format", "dfm", "--out", str(out), "--no-check"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert out.exists() and [line for line in lines if line.startswith("warning:")] == [
+        f"warning: {out} does not end in .dfm; DeepFaceLive lists only *.dfm files in its model folder"
+    ]
+    assert onnx.load(str(out)).opset_import[0].version == 12
+    swapcam_out = tmp_path / "swapcam.onnx"
+    assert cli_main(["export", str(run20), "--out", str(swapcam_out), "--no-check"]) == 0
+    assert "warning" not in capsys.readouterr().out and onnx.load(str(swapcam_out)).opset_import[0].version == 17
 
 
 def test_fp16_weights_keep_float32_io(tmp_path, run20, trained):

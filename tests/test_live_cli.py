@@ -54,6 +54,8 @@ def _error_lines(stderr: str) -> list[str]:
         ("good", ["--source", "7", "--camera-retry", "0.5"], "camera 7 could not be opened"),
         ("good", ["--sink", "rtmp"], "sink 'rtmp' is not supported"),
         ("good", ["--threads", "0"], "threads=0: expected an integer >= 1"),
+        ("good", ["--morph", "1.5"], "morph=1.5, expected a value in 0..1"),
+        ("good", ["--coverage", "9"], "coverage=9.0, expected a value in 0.5..4.0"),
     ],
 )
 def test_bad_input_one_line_exit_2(models, case, extra, message):
@@ -260,3 +262,22 @@ def test_live_path_never_imports_torch(models):
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert "RC 0 TORCH False" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", ["live", "bench", "demo"])
+def test_coverage_and_morph_options(command, capsys):
+    from realtime.cli import build_parser
+    from realtime.live import options_from_args
+
+    parser, _ = build_parser(command)
+    defaults = options_from_args(parser.parse_args([]))
+    assert defaults.coverage is None and defaults.morph == 0.75  # the model's framing; DeepFaceLive's morph
+    options = options_from_args(parser.parse_args(["--coverage", "2.2", "--morph", "0.3"]))
+    assert options.coverage == 2.2 and options.morph == 0.3
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help
+    assert "--coverage COVERAGE face framing of the crop fed to the model" in text
+    assert "DeepFaceLive's default framing" in text
+    assert "--morph MORPH DeepFaceLive AMP .dfm models" in text and "(default: 0.75)" in text

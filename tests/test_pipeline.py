@@ -291,3 +291,67 @@ def test_demo_model_turns_the_face_into_the_other_identity(
     # The same metric on a model that does not change identity (colour shift only) must fail: it can tell.
     control = identity_distances(shift_swapper, frames[:3], grace_hopper.image, portrait_landmarks["grace_hopper"])
     assert np.all((control[:, 0] - control[:, 1]) / control[:, 2] < -0.5)
+
+
+# -- DeepFaceLive parity: coverage override, morph, the camera face's mask -----------------------------------------
+class RecordingSwapper:
+    """Wraps a Swapper and records what the processor feeds it (crops and morph factor)."""
+
+    def __init__(self, swapper):
+        self.inner, self.info, self.calls = swapper, swapper.info, []
+
+    def swap(self, crops, morph=None):
+        self.calls.append((list(crops), morph))
+        return self.inner.swap(crops) if morph is None else self.inner.swap(crops, morph=morph)
+
+
+def _still_face(portrait_landmarks):
+    from realtime.types import Face
+
+    lm = portrait_landmarks["astronaut"]
+    return AlternatingDetector([Face(landmarks=lm, raw=lm)])
+
+
+def test_coverage_option_overrides_the_models_framing(shift_swapper, astronaut, portrait_landmarks):
+    from realtime.align import align
+
+    spy = RecordingSwapper(shift_swapper)
+    options = PipelineOptions(coverage=2.4, smoothing=False, **NO_OVERLAY)
+    with FaceSwapProcessor(spy, options, detector=_still_face(portrait_landmarks)) as proc:
+        assert proc.coverage == 2.4 != shift_swapper.info.coverage
+        proc.process(astronaut.image)
+        crop = spy.calls[-1][0][0]
+        expected, _ = align(astronaut.image, proc.last_faces[0].landmarks, 64, 2.4)
+        np.testing.assert_array_equal(crop, expected)
+        proc.reconfigure(options=PipelineOptions(smoothing=False, **NO_OVERLAY))  # None: the model's own again
+        assert proc.coverage == shift_swapper.info.coverage
+        assert spy.calls[-1][1] == PipelineOptions().morph == 0.75  # the morph factor reaches the model
+
+
+def test_dfm_camera_face_mask_keeps_the_paste_inside_it(tmp_path, astronaut, portrait_landmarks):
+    """DeepFaceLive's merger multiplies in out_face_mask (the camera face's mask): where it is 0 nothing is pasted,
+    even though the swapped face's own mask is 1 everywhere. Here it keeps the left half of the crop."""
+    size = 64
+    left = np.zeros((size, size), np.float32)
+    left[:, : size // 2] = 1.0
+    path = colour_shift_model(
+        tmp_path / "halves.dfm",
+        size=size,
+        offset=(0.3, 0.3, 0.3),
+        layout="dfm",
+        mask=np.ones((size, size)),
+        source_mask=left,
+        with_meta=False,
+    )
+    swapper = Swapper(path)
+    assert swapper.info.coverage == 2.0  # DeepFaceLive's default framing for a DFM without swapcam metadata
+    frame = astronaut.image
+    options = PipelineOptions(colour="none", smoothing=False, mouth="swap", **NO_OVERLAY)
+    with FaceSwapProcessor(swapper, options, detector=_still_face(portrait_landmarks)) as proc:
+        out = proc.process(frame)
+        matrix = alignment_matrix(proc.last_faces[0].landmarks, size, proc.coverage)
+    ys, xs = np.nonzero(np.any(out != frame, axis=2))
+    assert len(xs) > 500  # the face was swapped ...
+    crop_x = transform_points(np.stack([xs, ys], axis=1).astype(np.float64), matrix)[:, 0]
+    assert crop_x.max() <= size / 2 + 1.0  # ... only where the camera face's mask lets it (bilinear: 1 px)
+    assert crop_x.min() < size / 2 - 10

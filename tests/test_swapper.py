@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from _live_fixtures import _ellipse_mask, colour_shift_model
 
-from models.contract import ModelInfo
+from models.contract import DFM_DEFAULT_COVERAGE, DFM_DEFAULT_MORPH
 from realtime.errors import ContractError, SwapcamError
 from realtime.swapper import Swapper, create_session, nvidia_device_count
 
@@ -115,7 +115,7 @@ def test_dfm_without_metadata_loads_with_size_from_shape(model_dir, caplog):
     )
     with caplog.at_level(logging.WARNING, logger="swapcam.swapper"):
         sw = Swapper(path)
-    assert sw.kind == "dfm" and sw.info.size == 48 and sw.info.coverage == ModelInfo(size=48).coverage
+    assert sw.kind == "dfm" and sw.info.size == 48 and sw.info.coverage == DFM_DEFAULT_COVERAGE  # DeepFaceLive's
     assert any("DFM without swapcam metadata" in r.getMessage() for r in caplog.records)
     crop = _crops(1, size=48, seed=3)[0]
     face, mask = sw.swap([crop])
@@ -124,14 +124,43 @@ def test_dfm_without_metadata_loads_with_size_from_shape(model_dir, caplog):
     assert mask[0].shape == (48, 48)
 
 
-def test_dfm_with_morph_input_runs_a_full_swap(model_dir):
+def test_dfm_morph_input_gets_deepfacelives_default_unless_told(model_dir):
     path = colour_shift_model(
         model_dir / "morph.dfm", size=32, offset=(0.0, 0.0, 0.4), layout="dfm", with_meta=False, morph_input=True
     )
     sw = Swapper(path)
+    assert sw.has_morph and DFM_DEFAULT_MORPH == 0.75
     crop = np.full((32, 32, 3), 100, np.uint8)
-    face, _ = sw.swap([crop])
-    assert face[0][0, 0].tolist() == [100, 100, round(100 + 0.4 * 255)]  # morph 1.0: the whole offset
+
+    def red(**kwargs) -> int:  # the graph adds morph_value * 0.4 to the red (last, BGR) channel
+        return int(sw.swap([crop], **kwargs)[0][0][0, 0, 2])
+
+    assert abs(red() - (100 + 0.75 * 0.4 * 255)) <= 1  # the default: 0.75, as DeepFaceLive feeds
+    assert red(morph=1.0) == round(100 + 0.4 * 255)
+    assert red(morph=0.0) == 100
+    for bad in (1.5, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="morph="):
+            sw.swap([crop], morph=bad)
+
+
+def test_morph_is_ignored_by_models_without_the_input(swapper):
+    assert not swapper.has_morph
+    crops = _crops(1, seed=5)
+    np.testing.assert_array_equal(swapper.swap(crops, morph=0.0)[0][0], swapper.swap(crops)[0][0])
+
+
+def test_dfm_blend_mask_is_celeb_mask_times_camera_face_mask(model_dir):
+    """DeepFaceLive's merger: out_celeb_face_mask x out_face_mask. The camera face's mask here keeps the left half."""
+    size = 32
+    left = np.zeros((size, size), np.float32)
+    left[:, : size // 2] = 1.0
+    path = colour_shift_model(
+        model_dir / "masks.dfm", size=size, layout="dfm", mask=np.full((size, size), 0.5), source_mask=left
+    )
+    sw = Swapper(path)
+    _, masks = sw.swap(_crops(2, size=size, seed=6))
+    for mask in masks:
+        np.testing.assert_array_equal(mask, 0.5 * left)
 
 
 def test_missing_file(model_dir):
