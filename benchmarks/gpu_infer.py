@@ -45,11 +45,11 @@ def export(preset: str, path: Path) -> Path:
     import onnx
     import torch
 
-    from models.autoencoder import SwapDirection, build_model
+    from models.autoencoder import SwapDirection, build_model, get_preset
     from models.contract import INPUT_NAME, OUTPUT_FACE, OUTPUT_MASK, ModelInfo
 
     model = SwapDirection(build_model(preset), "b").eval()
-    size = model.encoder.side * 2 ** len(build_model(preset).config.enc_channels)
+    size = get_preset(preset).size
     x = torch.rand(1, 3, size, size)
     torch.onnx.export(
         model,

@@ -273,16 +273,9 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return round(float(value), digits)
 
 
-def paste_alpha(swapper, camera: Image, landmarks: np.ndarray) -> np.ndarray:
-    """The blend mask the compositor uses for this face, in frame coordinates (learned mask x landmark hull)."""
-    from realtime.align import align
-    from realtime.compose import blend_mask
-
-    size, coverage = int(swapper.info.size), float(swapper.info.coverage)
-    crop, matrix = align(camera, landmarks, size, coverage)
-    learned = swapper.swap([crop])[1][0]
-    mask = blend_mask(learned, transform_points(landmarks, matrix))
-    h, w = camera.shape[:2]
+def paste_alpha(mask: np.ndarray, matrix: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A blend mask the compositor used (crop space, see FaceSwapProcessor.last_pastes) in frame coordinates."""
+    h, w = shape[:2]
     return cv2.warpAffine(mask.astype(np.float32), invert_matrix(matrix), (w, h), flags=cv2.INTER_LINEAR)
 
 
@@ -336,10 +329,8 @@ def evaluate(
                             g_out = np.abs(grey(output) - grey(previous[1]))[region].mean()
                             g_cam = np.abs(grey(camera) - grey(previous[0]))[region].mean()
                             rec.flicker = float(g_out - g_cam)
-                    if swapped:
-                        rec.seam = seam_excess(
-                            camera, output, paste_alpha(swapper, camera, processor.last_faces[0].landmarks)
-                        )
+                    if processor.last_pastes:
+                        rec.seam = seam_excess(camera, output, paste_alpha(*processor.last_pastes[0], camera.shape))
                     if reference is not None and rec.output_lm is not None:
                         rec.identity = identity_score(camera, rec.camera_lm, output, rec.output_lm, reference)
                 result.frames.append(rec)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from realtime.mouth import eye_distance
 from realtime.types import Image
 
 UPPER_INNER_LIP = (61, 62, 63)
@@ -28,16 +29,12 @@ EYE_ANCHORS = (17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 36, 39, 42, 45)  
 LOWER_LIDS = (40, 41, 46, 47)
 
 
-def _eye_distance(lm: np.ndarray) -> float:
-    return float(np.linalg.norm(lm[36:42].mean(axis=0) - lm[42:48].mean(axis=0)))
-
-
 def moved_landmarks(landmarks: np.ndarray, mouth: float = 0.0, eyes: float = 0.0) -> np.ndarray:
     """Where the landmarks go: lower lip and (less) the chin down by ``mouth`` eye distances, along the face's own
     downward axis; upper lids towards the lower lids by ``eyes`` of their gap."""
     lm = np.asarray(landmarks, np.float64)
     out = lm.copy()
-    d = _eye_distance(lm)
+    d = eye_distance(lm)
     across = lm[45] - lm[36]
     down = np.array([-across[1], across[0]]) / (np.linalg.norm(across) + 1e-9)  # image y grows downwards
     if mouth:
@@ -166,7 +163,7 @@ def expression_warp(
     if mouth <= 0 and eyes <= 0:
         return image.copy(), lm.copy(), tuple(e.copy() for e in extra)
     moved = moved_landmarks(lm, mouth, eyes)
-    d = _eye_distance(lm)
+    d = eye_distance(lm)
     warped, extra_out = image, tuple(extra)
     # Two fields: the mouth and jaw move smoothly over a wide area; the lids must move within the eye only.
     for part, sigma, keep in (("mouth", 0.35 * d, ANCHORS), ("eyes", 0.07 * d, EYE_ANCHORS)):

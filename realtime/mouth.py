@@ -1,4 +1,4 @@
-"""The user's own mouth: when the camera's mouth is open, the inside of it (teeth, tongue, the dark of the mouth)
+"""The user's own mouth: when the camera's mouth is open, the mouth (lips, teeth, tongue, the dark inside)
 comes from the camera frame, so speech stays real; closed, the swap's own lips are kept.
 
 A swap model trained on few expressions draws a mouth that barely opens (its decoder never saw B speak); the
@@ -21,7 +21,6 @@ from realtime.types import Image
 MOUTH_MODES = ("auto", "keep", "swap")  # auto: camera's mouth when open; keep: always the camera's; swap: never
 OPEN_AT = 0.22  # openness above which the mouth counts as open ...
 CLOSE_AT = 0.17  # ... and below which it counts as closed again (hysteresis: no flicker at the threshold)
-INNER_LIPS = (60, 61, 62, 63, 64, 65, 66, 67)
 OUTER_LIPS = tuple(range(48, 60))
 INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 LEFT_EYE = (36, 37, 38, 39, 40, 41)
@@ -65,8 +64,8 @@ class MouthGate:
 
 
 def paste_camera_mouth(out: Image, camera: Image, landmarks: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Blend the camera's inner mouth into ``out`` (in place), inside the mouth's own box only. Returns the box
-    (x0, y0, x1, y1) touched, or None when the mouth is outside the frame."""
+    """Blend the camera's mouth (lips and inside) into ``out`` (in place), inside the mouth's own box only. Returns
+    the box (x0, y0, x1, y1) touched, or None when the mouth is outside the frame."""
     d = eye_distance(landmarks)
     # The whole mouth, lips included: a model that never opened its mouth draws its lower lip where a closed mouth
     # has it, so the camera's inner mouth alone would show a dark gap above a shut lip. Grown a little so the blend

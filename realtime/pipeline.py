@@ -37,7 +37,7 @@ class PipelineOptions:
     smoothing: bool = True  # One Euro filter on the landmarks
     min_cutoff: float = 1.0  # One Euro: Hz at rest (lower = steadier, more lag)
     beta: float = 0.05  # One Euro: cutoff growth per px/s of speed (higher = less lag in motion)
-    mouth: str = "auto"  # realtime.mouth.MOUTH_MODES: the camera's own inner mouth when open (auto), always, never
+    mouth: str = "auto"  # realtime.mouth.MOUTH_MODES: the camera's own mouth when open (auto), always, never
     coverage: float | None = None  # face framing of the crop fed to the model; None: the model's own (its metadata)
     morph: float = DFM_DEFAULT_MORPH  # DFMs with a morph_value:0 input (DeepFaceLive AMP): 0..1 towards the celebrity
 
@@ -79,6 +79,8 @@ class FaceSwapProcessor:
         self._closed = False
         self.last_timings: dict[str, float] = {}
         self.last_faces: list[Face] = []
+        # (blend mask in crop space, crop matrix) of each face pasted into the last rendered frame (for measuring)
+        self.last_pastes: list[tuple[np.ndarray, np.ndarray]] = []
 
     def reconfigure(self, swapper=None, options: PipelineOptions | None = None) -> None:
         """Switch the model and/or the options between two frames, keeping the landmark tracker and smoothing
@@ -151,6 +153,7 @@ class FaceSwapProcessor:
         timings["align"] = (t1 - t0) * 1e3
         out = image
         colour_ms = compose_ms = 0.0
+        self.last_pastes = []
         if crops:
             swapped, learned = self.swapper.swap([c[0] for c in crops], morph=self.options.morph)
             t2 = time.perf_counter()
@@ -163,6 +166,7 @@ class FaceSwapProcessor:
                 face = self._transfer(face, crop, mask)
                 tc = time.perf_counter()
                 paste_back(out, face, mask, matrix)
+                self.last_pastes.append((mask, matrix))
                 td = time.perf_counter()
                 colour_ms += (tc - tb) * 1e3
                 compose_ms += (tb - ta + td - tc) * 1e3
