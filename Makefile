@@ -24,6 +24,16 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 setup: $(VENV)/.installed
 
+# The oldest onnxruntime that installs for this Python, in a venv of its own: the DFM export test loads its file
+# there, as older DeepFaceLive builds (onnxruntime 1.8-1.12) would: 1.15.0 is the oldest wheel for Python 3.11,
+# 1.17.0 for 3.12.
+ORT_OLDEST ?= $(shell $(PYTHON) -c 'import sys; print("onnxruntime==" + ("1.15.0" if sys.version_info < (3, 12) else "1.17.0"))')
+ORT_VENV   ?= .venv-ort-oldest
+$(ORT_VENV)/.installed:
+	$(PYTHON) -m venv $(ORT_VENV)
+	$(ORT_VENV)/bin/python -m pip install --quiet "$(ORT_OLDEST)" "numpy<2"
+	touch $@
+
 # Debian's chromium drives the browser end-to-end test (Playwright's own browser download does not work offline).
 apt:
 	@if ! command -v chromium >/dev/null 2>&1; then \
@@ -40,11 +50,11 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy realtime models training
 
-test: setup apt lint
-	$(BIN)/python -m pytest
+test: setup apt lint $(ORT_VENV)/.installed
+	SWAPCAM_ORT_OLDEST=$(ORT_VENV)/bin/python $(BIN)/python -m pytest
 
 bench: setup
 	$(BIN)/swapcam bench --json bench-live.json
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(ORT_VENV) build *.egg-info

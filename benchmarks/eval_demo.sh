@@ -3,6 +3,7 @@
 #   self-reconstruction both ways on synthetic clips (a2b on B's clip, b2a on A's clip), the swap itself (a2b on A's
 #   clip) and real talking-head footage (a2b on the carphone clip). JSON + contact sheets into OUT with a name prefix.
 #   benchmarks/eval_demo.sh PREFIX [A2B.onnx B2A.onnx]      e.g. benchmarks/eval_demo.sh eval-demo-v2
+#   EVAL_ARGS: more `swapcam eval` options for every run, e.g. EVAL_ARGS="--blend multiband --sharpen espcn"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PREFIX="${1:?usage: benchmarks/eval_demo.sh PREFIX [A2B.onnx B2A.onnx]}"
@@ -12,7 +13,9 @@ OUT="${OUT:-benchmarks/results}"
 SWAPCAM="${SWAPCAM:-.venv/bin/swapcam}"
 mkdir -p "$OUT"
 run() {  # name model source
-  "$SWAPCAM" eval --model "$2" --source "$3" --json "$OUT/$PREFIX-$1.json" --sheet "$OUT/$PREFIX-$1.png" --no-progress
+  # shellcheck disable=SC2086  # EVAL_ARGS is a list of options
+  "$SWAPCAM" eval --model "$2" --source "$3" --json "$OUT/$PREFIX-$1.json" --sheet "$OUT/$PREFIX-$1.png" \
+    --no-progress ${EVAL_ARGS:-}
 }
 run a2b-self "$A2B" synthetic:grace_hopper
 run b2a-self "$B2A" synthetic:astronaut

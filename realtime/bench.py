@@ -9,6 +9,7 @@ and drops are what a user sees. --pace fast feeds frames as fast as the pipeline
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import platform
@@ -56,7 +57,7 @@ def headroom_fps(summary: dict) -> float | None:
     def p50(*names: str) -> float:
         return sum((st.get(n) or {}).get("p50") or 0.0 for n in names)
 
-    inference = p50("align", "swap", "colour", "compose", "mouth", "overlay")
+    inference = p50("align", "swap", "colour", "sharpen", "compose", "mouth", "overlay")
     busiest = max(p50("landmarks", "smooth"), inference, p50("sink"))
     return round(1000.0 / busiest, 1) if busiest > 0 else None
 
@@ -96,13 +97,7 @@ def run(args: argparse.Namespace) -> int:
         },
         "provider": swapper.provider,
         "threads": args.threads,
-        "options": {
-            "colour": options.colour,
-            "max_faces": options.max_faces,
-            "hud": options.hud,
-            "label": options.label,
-            "smoothing": options.smoothing,
-        },
+        "options": dataclasses.asdict(options),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

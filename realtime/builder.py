@@ -22,6 +22,7 @@ from realtime.types import Frame, Image
 
 if TYPE_CHECKING:
     from realtime.landmarks import LandmarkDetector
+    from realtime.runner import LiveRunner
 
 log = logging.getLogger("swapcam.builder")
 
@@ -45,8 +46,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="swap model: a swapcam .onnx (from `swapcam export`) or a DeepFaceLab/DeepFaceLive .dfm; "
-        "when left out, the shipped demo model (astronaut -> Grace Hopper)",
+        help="swap model: a swapcam .onnx (from `swapcam export`), a DeepFaceLab/DeepFaceLive .dfm, or a folder "
+        "(`swapcam enroll --out DIR`): its newest model, and `swapcam live` switches to a newer one when it "
+        "appears; when left out, the shipped demo model (astronaut -> Grace Hopper)",
     )
     add_providers_argument(parser)
     parser.add_argument(
@@ -72,9 +74,79 @@ def open_swapper(
     path = demo_model_path(direction) if model is None else Path(model)
     if not path.exists():
         raise SwapcamError(f"model file {path} does not exist")
+    if path.is_dir():
+        path = newest_model(path)
     swapper = Swapper(path, providers=providers, threads=threads)
     log.info("%s: %s", path.name, swapper.provider_report)
     return swapper
+
+
+MODEL_SUFFIXES = (".onnx", ".dfm")
+
+
+def newest_model(folder: str | os.PathLike) -> Path:
+    """The most recently written swap model (*.onnx, *.dfm) directly in ``folder``; SwapcamError when it has none.
+    Ties (same mtime) go to the later name, so numbered exports (model-0002 after model-0001) order right."""
+    folder = Path(folder)
+    found = [p for p in folder.iterdir() if p.suffix.lower() in MODEL_SUFFIXES and p.is_file()]
+    if not found:
+        raise SwapcamError(f"model folder {folder} has no .onnx or .dfm model yet")
+    return max(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+class ModelFolderWatcher:
+    """Hot swap: polls a model folder and hands each newer model to ``on_new`` (a loaded Swapper), from its own
+    thread, so the running stream switches without dropping the camera or the call. A model that fails to load is
+    said in one line and skipped (the stream keeps the one it has)."""
+
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        current: Path,
+        on_new: Callable[[Swapper], None],
+        providers: str = "auto",
+        threads: int | None = None,
+        interval_s: float = 1.0,
+    ) -> None:
+        import threading
+
+        self.folder, self.current = Path(folder), Path(current)
+        self.on_new, self.providers, self.threads, self.interval_s = on_new, providers, threads, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="swapcam-model-watch", daemon=True)
+        self.swaps = 0
+
+    def start(self) -> ModelFolderWatcher:
+        self._thread.start()
+        return self
+
+    def check(self) -> bool:
+        """One poll: load and hand over a newer model. True when it switched."""
+        try:
+            newest = newest_model(self.folder)
+        except (SwapcamError, OSError):
+            return False
+        if newest == self.current:
+            return False
+        self.current = newest  # tried once, whatever happens: a broken file is not retried every second
+        try:
+            swapper = open_swapper(newest, self.providers, self.threads)
+        except SwapcamError as exc:  # ContractError is one too
+            log.warning("new model %s not used: %s", newest.name, exc)
+            return False
+        log.info("hot swap: now %s", swapper.describe())
+        self.on_new(swapper)
+        self.swaps += 1
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.check()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)
 
 
 def create_processor(
@@ -106,14 +178,18 @@ def run_live(
     options: PipelineOptions,
     max_frames: int | None = None,
     on_frame: Callable[[Frame, Image], None] | None = None,
+    on_start: Callable[[LiveRunner], None] | None = None,
 ) -> tuple[dict, bool]:
     """Processor + threaded runner from ``source`` to ``sink`` until the source ends, ``max_frames`` are captured,
-    the sink closes or Ctrl-C. Returns (summary dict, interrupted). The caller owns and closes source and sink."""
+    the sink closes or Ctrl-C. Returns (summary dict, interrupted). The caller owns and closes source and sink.
+    ``on_start(runner)`` is called before the first frame (to switch options or models live: runner.reconfigure)."""
     from realtime.runner import LiveRunner
 
     interrupted = False
     with create_processor(swapper, options) as processor:
         runner = LiveRunner(source, processor, sink, max_frames=max_frames, on_frame=on_frame)
+        if on_start is not None:
+            on_start(runner)
         try:
             stats = runner.run()
         except KeyboardInterrupt:

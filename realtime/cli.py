@@ -28,9 +28,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "train": ("training.train", "train the shared-encoder / two-decoder swap autoencoder on facesets A and B"),
     "export": ("models.export", "export a trained run to ONNX (swapcam contract or DeepFaceLive DFM)"),
+    "enroll": (
+        "training.enroll",
+        "your own face in minutes: capture yourself, fine-tune the shipped model, export, go live",
+    ),
     "build-demo-model": (
         "training.demo_model",
         "rebuild the shipped demo model (astronaut <-> Grace Hopper) from scratch",
+    ),
+    "train-upscaler": (
+        "training.upscaler",
+        "train the ESPCN x2 paste-back upscaler (--sharpen espcn) on the sample portraits, export ONNX",
     ),
     "bench-train": ("training.bench", "training speed per preset (samples/s) and GFLOPs per face, JSON output"),
     "live": ("realtime.live", "run the live swap: camera/file/synthetic source -> virtual camera, window, file"),

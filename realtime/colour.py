@@ -6,13 +6,16 @@ face is shifted and scaled so its mean and standard deviation inside the mask eq
 the same region. Also histogram matching (per BGR channel, inside the mask) and ``none``.
 
 Statistics use the pixels where ``mask > MASK_THRESHOLD`` (the solid face, not the feathered edge) and the transfer
-is applied to every pixel of the crop, so the edge that compositing blends shares the new colours. LAB here is
-OpenCV's float LAB (BGR in [0, 1] -> L in 0..100, a/b roughly -128..127, D65), i.e. true CIE LAB units.
+is applied to every pixel of the crop, so the edge that compositing blends shares the new colours. Each mode is a
+fit (parameters: an affine map in LAB, or per-channel lookup tables) and an apply, so that the live pipeline can
+smooth the parameters over time (realtime.temporal) and the face does not pulse in brightness from frame to frame.
+LAB here is OpenCV's float LAB (BGR in [0, 1] -> L in 0..100, a/b roughly -128..127, D65), i.e. true CIE LAB units.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -50,37 +53,56 @@ def from_lab(lab: np.ndarray) -> Image:
     return np.clip(bgr * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def rct(source: Image, target: Image, mask: Mask) -> Image:
-    """Reinhard colour transfer: ``source``'s LAB mean/std inside ``mask`` become ``target``'s (same region)."""
+def fit_rct(source: Image, target: Image, mask: Mask) -> np.ndarray | None:
+    """Reinhard colour transfer as a per-channel affine map in LAB: (2 x 3 float32: gain, offset) taking ``source``'s
+    LAB mean/std inside ``mask`` to ``target``'s (same region); None when the mask has too few pixels."""
     region = _check(source, target, mask)
     if int(region.sum()) < MIN_PIXELS:
-        return source
-    src_lab, dst_lab = to_lab(source), to_lab(target)
-    src_px, dst_px = src_lab[region], dst_lab[region]
+        return None
+    src_px, dst_px = to_lab(source)[region], to_lab(target)[region]
     src_mean, src_std = src_px.mean(axis=0), src_px.std(axis=0)
     dst_mean, dst_std = dst_px.mean(axis=0), dst_px.std(axis=0)
     # A flat source channel (std ~ 0) cannot be stretched meaningfully; cap the gain so noise is not amplified.
-    gain = np.minimum(dst_std / np.maximum(src_std, 1e-3), 10.0).astype(np.float32)
-    out = (src_lab - src_mean.astype(np.float32)) * gain + dst_mean.astype(np.float32)
-    return from_lab(out)
+    gain = np.minimum(dst_std / np.maximum(src_std, 1e-3), 10.0)
+    return np.stack([gain, dst_mean - src_mean * gain]).astype(np.float32)
 
 
-def _match_channel(src: np.ndarray, dst: np.ndarray, src_region: np.ndarray, dst_region: np.ndarray) -> np.ndarray:
-    src_hist = np.bincount(src[src_region], minlength=256).astype(np.float64)
-    dst_hist = np.bincount(dst[dst_region], minlength=256).astype(np.float64)
+def apply_rct(source: Image, params: np.ndarray) -> Image:
+    return from_lab(to_lab(source) * params[0] + params[1])
+
+
+def rct(source: Image, target: Image, mask: Mask) -> Image:
+    """Reinhard colour transfer: ``source``'s LAB mean/std inside ``mask`` become ``target``'s (same region)."""
+    params = fit_rct(source, target, mask)
+    return source if params is None else apply_rct(source, params)
+
+
+def _channel_lut(src: np.ndarray, dst: np.ndarray, region: np.ndarray) -> np.ndarray:
+    src_hist = np.bincount(src[region], minlength=256).astype(np.float64)
+    dst_hist = np.bincount(dst[region], minlength=256).astype(np.float64)
     src_cdf = np.cumsum(src_hist) / src_hist.sum()
     dst_cdf = np.cumsum(dst_hist) / dst_hist.sum()
-    lut = np.interp(src_cdf, dst_cdf, np.arange(256))
-    return np.clip(lut + 0.5, 0, 255).astype(np.uint8)[src]
+    return np.interp(src_cdf, dst_cdf, np.arange(256))
+
+
+def fit_hist(source: Image, target: Image, mask: Mask) -> np.ndarray | None:
+    """Histogram matching per BGR channel as lookup tables (3 x 256 float32) mapping ``source``'s masked histogram
+    onto ``target``'s; None when the mask has too few pixels."""
+    region = _check(source, target, mask)
+    if int(region.sum()) < MIN_PIXELS:
+        return None
+    return np.stack([_channel_lut(source[..., c], target[..., c], region) for c in range(3)]).astype(np.float32)
+
+
+def apply_hist(source: Image, params: np.ndarray) -> Image:
+    lut = np.clip(params + 0.5, 0, 255).astype(np.uint8)
+    return np.stack([lut[c][source[..., c]] for c in range(3)], axis=-1)
 
 
 def hist_match(source: Image, target: Image, mask: Mask) -> Image:
     """Histogram matching per BGR channel: ``source``'s masked histogram is mapped onto ``target``'s."""
-    region = _check(source, target, mask)
-    if int(region.sum()) < MIN_PIXELS:
-        return source
-    channels = [_match_channel(source[..., c], target[..., c], region, region) for c in range(3)]
-    return np.stack(channels, axis=-1)
+    params = fit_hist(source, target, mask)
+    return source if params is None else apply_hist(source, params)
 
 
 def no_transfer(source: Image, target: Image, mask: Mask) -> Image:
@@ -88,13 +110,32 @@ def no_transfer(source: Image, target: Image, mask: Mask) -> Image:
     return source
 
 
-TRANSFERS: dict[str, Callable[[Image, Image, Mask], Image]] = {"rct": rct, "hist": hist_match, "none": no_transfer}
+@dataclass(frozen=True)
+class ColourModel:
+    """A transfer split in two: ``fit`` measures (parameters as one float32 array, or None: leave the face alone) and
+    ``apply`` maps; the live pipeline smooths the parameters over time between the two (realtime.temporal)."""
+
+    mode: str
+    fit: Callable[[Image, Image, Mask], np.ndarray | None]
+    apply: Callable[[Image, np.ndarray], Image]
 
 
-def colour_transfer(mode: str) -> Callable[[Image, Image, Mask], Image]:
-    """The transfer function for a mode name (checked once when the pipeline is built, not per frame)."""
-    if mode not in TRANSFERS:
+def _fit_none(source: Image, target: Image, mask: Mask) -> None:
+    _check(source, target, mask)
+    return None
+
+
+MODELS: dict[str, ColourModel] = {
+    "rct": ColourModel("rct", fit_rct, apply_rct),
+    "hist": ColourModel("hist", fit_hist, apply_hist),
+    "none": ColourModel("none", _fit_none, lambda source, params: source),
+}
+
+
+def colour_model(mode: str) -> ColourModel:
+    """The fit/apply pair for a mode name (checked once when the pipeline is built, not per frame)."""
+    if mode not in MODELS:
         from realtime.errors import SwapcamError
 
         raise SwapcamError(f"colour mode {mode!r}; choose from {', '.join(COLOUR_MODES)}")
-    return TRANSFERS[mode]
+    return MODELS[mode]

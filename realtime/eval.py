@@ -43,7 +43,8 @@ from numpy.typing import ArrayLike
 
 from realtime.align import alignment_matrix, invert_matrix, transform_points
 from realtime.errors import SwapcamError
-from realtime.mouth import LEFT_EYE, MOUTH_MODES, RIGHT_EYE, mouth_openness
+from realtime.eyes import eye_aspect_ratio as eye_openness
+from realtime.mouth import LEFT_EYE, RIGHT_EYE, mouth_openness
 from realtime.types import Image
 
 log = logging.getLogger("swapcam.eval")
@@ -63,18 +64,6 @@ MOUTH_CORNERS = (48, 54)
 # ------------------------------------------------------------------------------------------------ landmark measures
 def _eye_centres(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lm[list(LEFT_EYE)].mean(axis=0), lm[list(RIGHT_EYE)].mean(axis=0)
-
-
-def eye_openness(lm: np.ndarray) -> float:
-    """Eye aspect ratio (Soukupova and Cech 2016), both eyes averaged: ~0.3 open, < 0.15 closed."""
-
-    def ear(idx: Sequence[int]) -> float:
-        p = lm[list(idx)]
-        return float(
-            (np.linalg.norm(p[1] - p[5]) + np.linalg.norm(p[2] - p[4])) / (2.0 * np.linalg.norm(p[0] - p[3]) + 1e-6)
-        )
-
-    return 0.5 * (ear(LEFT_EYE) + ear(RIGHT_EYE))
 
 
 def head_pose(lm: np.ndarray) -> tuple[float, float, float]:
@@ -456,7 +445,7 @@ def source_frames(spec: str, max_frames: int | None, width: int, height: int):
 # ------------------------------------------------------------------------------------------------ the command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from realtime.builder import add_model_arguments
-    from realtime.colour import COLOUR_MODES
+    from realtime.live import add_compositing_arguments
 
     add_model_arguments(parser)
     parser.add_argument(
@@ -478,10 +467,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="identity B for the identity score: an image or a faceset folder (its first crop); when "
         "left out, the model's B identity if it is a shipped sample portrait, else no identity score",
     )
-    parser.add_argument("--colour", default="rct", choices=COLOUR_MODES, help="colour transfer used by the pipeline")
-    parser.add_argument(
-        "--mouth", default="auto", choices=MOUTH_MODES, help="the pipeline's mouth mode (see `swapcam live --help`)"
-    )
+    add_compositing_arguments(parser)  # the pipeline's options, as `swapcam live` has them
     parser.add_argument("--width", type=int, default=640, help="synthetic clip width")
     parser.add_argument("--height", type=int, default=480, help="synthetic clip height")
     parser.add_argument("--json", default=None, help="write the results as JSON here")
@@ -514,10 +500,13 @@ def run(args: argparse.Namespace) -> int:
     from realtime.atomic import atomic_write_json, atomic_write_png
     from realtime.builder import open_swapper
     from realtime.landmarks import create_detector
+    from realtime.live import compositing_options
     from realtime.pipeline import PipelineOptions
 
     if args.frames is not None and args.frames < 2:
         raise SwapcamError(f"--frames {args.frames}: expected >= 2")
+    options = PipelineOptions(**compositing_options(args))
+    options.validate()
     swapper = open_swapper(args.model, providers=args.providers, threads=args.threads)
     frames, total, described = source_frames(args.source, args.frames, args.width, args.height)
     detector = create_detector("mediapipe", mode="static", max_faces=1)
@@ -528,7 +517,7 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate(
             swapper,
             frames,
-            PipelineOptions(colour=args.colour, mouth=args.mouth),
+            options,
             reference,
             n_frames=total,
             detector=detector,
@@ -552,8 +541,7 @@ def run(args: argparse.Namespace) -> int:
         },
         "source": described,
         "reference_b": reference_where,
-        "colour": args.colour,
-        "mouth": args.mouth,
+        "options": compositing_options(args),
         "seconds": round(elapsed, 1),
         **summary,
     }

@@ -155,10 +155,16 @@ def _paint_lids(image: Image, lm: np.ndarray, amount: float, d: float) -> None:
 
 
 def expression_warp(
-    image: Image, landmarks: np.ndarray, mouth: float = 0.0, eyes: float = 0.0, extra: tuple[np.ndarray, ...] = ()
+    image: Image,
+    landmarks: np.ndarray,
+    mouth: float = 0.0,
+    eyes: float = 0.0,
+    extra: tuple[np.ndarray, ...] = (),
+    paint_lids: bool = True,
 ) -> tuple[Image, np.ndarray, tuple[np.ndarray, ...]]:
     """Open the mouth by ``mouth`` eye distances and close the eyes by ``eyes`` (0..1) in ``image`` (H x W x 3
-    uint8). ``extra`` arrays (H x W masks) are warped with the same field. Returns (image, moved landmarks, extra)."""
+    uint8). ``extra`` arrays (H x W masks) are warped with the same field. ``paint_lids=False``: the lids are only
+    moved, not painted over (a squint). Returns (image, moved landmarks, extra)."""
     lm = np.asarray(landmarks, np.float64)
     if mouth <= 0 and eyes <= 0:
         return image.copy(), lm.copy(), tuple(e.copy() for e in extra)
@@ -186,6 +192,6 @@ def expression_warp(
     warped = np.ascontiguousarray(warped)
     if mouth > 0.03:
         _paint_mouth(warped, moved, mouth, d)
-    if eyes > 0.05:
+    if eyes > 0.05 and paint_lids:
         _paint_lids(warped, lm, float(np.clip(eyes, 0.0, 1.0)), d)
     return warped, moved, extra_out

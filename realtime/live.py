@@ -11,27 +11,94 @@ import logging
 from pathlib import Path
 
 from models.contract import DFM_DEFAULT_COVERAGE
-from realtime.builder import add_model_arguments, open_swapper, run_live
+from realtime.builder import ModelFolderWatcher, add_model_arguments, open_swapper, run_live
 from realtime.colour import COLOUR_MODES
+from realtime.compose import BLEND_MODES
+from realtime.controls import Switchboard
 from realtime.errors import SwapcamError
+from realtime.eyes import EYES_MODES
 from realtime.mouth import MOUTH_MODES
 from realtime.pipeline import PipelineOptions
 from realtime.runner import format_summary
 from realtime.sources import PACES
+from realtime.temporal import MAX_WEIGHT
+from realtime.upscale import SHARPEN_MODES
 
 log = logging.getLogger("swapcam.live")
+
+
+def add_compositing_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the swapped face is put into the frame (live, bench, demo and eval share these). The window's keys and
+    the WebRTC page switch the same options while running (realtime.controls)."""
+    parser.add_argument(
+        "--colour",
+        default=PipelineOptions.colour,
+        choices=COLOUR_MODES,
+        help="colour transfer to the camera's face: rct = Reinhard in LAB inside the mask, "
+        "hist = histogram matching, none",
+    )
+    parser.add_argument(
+        "--mouth",
+        default=PipelineOptions.mouth,
+        choices=MOUTH_MODES,
+        help="the inside of the mouth: auto = the camera's own (teeth, tongue) while the mouth is open, the swap's "
+        "lips when closed; keep = always the camera's; swap = always the model's",
+    )
+    parser.add_argument(
+        "--eyes",
+        default=PipelineOptions.eyes,
+        choices=EYES_MODES,
+        help="follow = the swap's eyelids close as far as the camera's (blinks, squints; a landmark-driven lid warp "
+        "of the swapped face); swap = the model's own eyes, always",
+    )
+    parser.add_argument(
+        "--blend",
+        default=PipelineOptions.blend,
+        choices=BLEND_MODES,
+        help="the seam at the face's edge: feather = one soft alpha edge; multiband = Laplacian-pyramid blend "
+        "(skin tone blends over a wide band, detail over a narrow one)",
+    )
+    parser.add_argument(
+        "--sharpen",
+        default=PipelineOptions.sharpen,
+        choices=SHARPEN_MODES,
+        help="paste-back sharpening of the model's face: none; unsharp = unsharp mask; espcn = the shipped learned x2 "
+        "sub-pixel upscaler (models/upscaler)",
+    )
+    parser.add_argument(
+        "--temporal",
+        type=float,
+        default=PipelineOptions.temporal,
+        help=f"weight of the previous frames in each face's colour statistics and blend mask, 0..{MAX_WEIGHT} "
+        "(0 = every frame on its own; reset when a face is lost or jumps)",
+    )
+    parser.add_argument(
+        "--coverage",
+        type=float,
+        default=None,
+        help="face framing of the crop fed to the model (crop side / landmark box side, 0.5..4.0): larger shows "
+        "the model more forehead and cheeks; when left out, the model's own (swapcam metadata; "
+        f"{DFM_DEFAULT_COVERAGE:g} for a .dfm without it, DeepFaceLive's default framing)",
+    )
+    parser.add_argument(
+        "--morph",
+        type=float,
+        default=PipelineOptions.morph,
+        help="DeepFaceLive AMP .dfm models (those with a morph_value input): how far towards the model's face, "
+        "0..1 (1 = all the way; the default is DeepFaceLive's); other models ignore it",
+    )
+
+
+def compositing_options(args: argparse.Namespace) -> dict:
+    """The PipelineOptions fields that add_compositing_arguments sets."""
+    names = ("colour", "mouth", "eyes", "blend", "sharpen", "temporal", "coverage", "morph")
+    return {name: getattr(args, name) for name in names}
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser, label_default: bool = False) -> None:
     """The per-stream swap options. ``label_default=True`` (the demo): the label is on unless --no-label."""
     parser.add_argument("--max-faces", type=int, default=1, help="swap up to this many faces per frame")
-    parser.add_argument(
-        "--colour",
-        default="rct",
-        choices=COLOUR_MODES,
-        help="colour transfer to the camera's face: rct = Reinhard in LAB inside the mask, "
-        "hist = histogram matching, none",
-    )
+    add_compositing_arguments(parser)
     parser.add_argument("--hud", action="store_true", help="draw fps and per-stage milliseconds on the output")
     if label_default:
         group = parser.add_mutually_exclusive_group()
@@ -49,28 +116,6 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, label_default: bool 
         parser.add_argument(
             "--label", action="store_true", help="stamp a visible 'synthetic video' label on the output"
         )
-    parser.add_argument(
-        "--mouth",
-        default="auto",
-        choices=MOUTH_MODES,
-        help="the inside of the mouth: auto = the camera's own (teeth, tongue) while the mouth is open, the swap's "
-        "lips when closed; keep = always the camera's; swap = always the model's",
-    )
-    parser.add_argument(
-        "--coverage",
-        type=float,
-        default=None,
-        help="face framing of the crop fed to the model (crop side / landmark box side, 0.5..4.0): larger shows "
-        "the model more forehead and cheeks; when left out, the model's own (swapcam metadata; "
-        f"{DFM_DEFAULT_COVERAGE:g} for a .dfm without it, DeepFaceLive's default framing)",
-    )
-    parser.add_argument(
-        "--morph",
-        type=float,
-        default=PipelineOptions.morph,
-        help="DeepFaceLive AMP .dfm models (those with a morph_value input): how far towards the model's face, "
-        "0..1 (1 = all the way; the default is DeepFaceLive's); other models ignore it",
-    )
     parser.add_argument("--no-smoothing", action="store_true", help="turn off One Euro smoothing of the landmarks")
     parser.add_argument(
         "--min-cutoff",
@@ -110,16 +155,13 @@ def add_source_arguments(parser: argparse.ArgumentParser, default_source: str) -
 
 def options_from_args(args: argparse.Namespace) -> PipelineOptions:
     options = PipelineOptions(
-        colour=args.colour,
         max_faces=args.max_faces,
         label=args.label,
         hud=args.hud,
         smoothing=not args.no_smoothing,
         min_cutoff=args.min_cutoff,
         beta=args.beta,
-        mouth=args.mouth,
-        coverage=args.coverage,
-        morph=args.morph,
+        **compositing_options(args),
     )
     options.validate()
     return options
@@ -186,13 +228,29 @@ def run(args: argparse.Namespace) -> int:
     if swapper.has_morph:
         log.info("morph %g (--morph)", options.morph)
     source = open_source_from_args(args, args.pace)
+    watcher: ModelFolderWatcher | None = None
     try:
         log.info("source %s", source.describe())
         sink = open_sink(args.sink, source.width, source.height, source.fps, vcam_backend=args.vcam_backend)
+        board = Switchboard(options)
+
+        def on_start(runner) -> None:
+            nonlocal watcher
+            if hasattr(sink, "on_key"):  # the window: keys switch mouth, eyes, sharpen, ... live
+                sink.on_key = board.key
+                board.attach(runner)
+            if args.model is not None and Path(args.model).is_dir():
+                watcher = ModelFolderWatcher(
+                    args.model, swapper.path, lambda new: runner.reconfigure(swapper=new), args.providers, args.threads
+                ).start()
+                log.info("watching %s: a newer model there is used as soon as it is written", args.model)
+
         try:
             log.info("sink %s (Ctrl-C to stop)", args.sink)
-            summary, interrupted = run_live(swapper, source, sink, options, args.frames)
+            summary, interrupted = run_live(swapper, source, sink, options, args.frames, on_start=on_start)
         finally:
+            if watcher is not None:
+                watcher.stop()
             sink.close()
     finally:
         source.close()

@@ -42,10 +42,10 @@ def draw_label(frame: Image, text: str = LABEL_TEXT) -> None:
     _text_box(frame, [text], (8, 8), scale, anchor_bottom_right=True)
 
 
-def draw_hud(frame: Image, fps: float | None, timings_ms: Mapping[str, float], faces: int) -> None:
-    """fps, face count and per-stage milliseconds, top left (IN PLACE)."""
+def draw_hud(frame: Image, fps: float | None, timings_ms: Mapping[str, float], faces: int, switches: str = "") -> None:
+    """fps, face count, per-stage milliseconds and the live switches' values, top left (IN PLACE)."""
     head = f"{fps:5.1f} fps  faces {faces}" if fps is not None else f"faces {faces}"
     stages = "  ".join(f"{name} {ms:.1f}" for name, ms in timings_ms.items() if name != "total")
-    lines = [head] + ([stages] if stages else [])
+    lines = [head] + ([stages] if stages else []) + ([switches] if switches else [])
     scale = max(0.4, frame.shape[0] / 1100.0)
     _text_box(frame, lines, (6, 6), scale)

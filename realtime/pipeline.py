@@ -3,7 +3,9 @@
 ``FaceSwapProcessor`` is synchronous and per stream (tracking state, smoothing filters): ``process(image)`` does one
 frame. Its two halves, ``find_faces`` (landmarks + One Euro) and ``render`` (align, swap, colour, compose, overlay),
 are what :mod:`realtime.runner` puts in separate threads. Build one with :func:`realtime.builder.create_processor`,
-which also warms it up.
+which also warms it up. Compositing per face: the blend mask and the colour-transfer parameters are smoothed
+over time per tracked face (realtime.temporal), the swap's eyelids follow the camera's (realtime.eyes), and the
+camera's own mouth comes back while it is open (realtime.mouth).
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ import numpy as np
 from models.contract import DFM_DEFAULT_MORPH
 from realtime import overlay
 from realtime.align import align, transform_points
-from realtime.colour import COLOUR_MODES, colour_transfer
-from realtime.compose import blend_mask, paste_back
+from realtime.colour import COLOUR_MODES, colour_model
+from realtime.compose import BLEND_MODES, blend_mask, paste_back
 from realtime.errors import SwapcamError
+from realtime.eyes import EYES_MODES, EyeFollower, close_eyes
 from realtime.landmarks.smoothing import FaceSmoother
 from realtime.mouth import MOUTH_MODES, MouthGate, paste_camera_mouth
+from realtime.temporal import MAX_WEIGHT, TemporalSmoother
 from realtime.types import Face, Image, check_image
+from realtime.upscale import SHARPEN_MODES, make_sharpener, scale_mask, scale_matrix
 
-STAGES = ("landmarks", "smooth", "align", "swap", "colour", "compose", "mouth", "overlay")
+STAGES = ("landmarks", "smooth", "align", "swap", "colour", "sharpen", "compose", "mouth", "overlay")
 
 
 @dataclass
@@ -40,6 +45,10 @@ class PipelineOptions:
     mouth: str = "auto"  # realtime.mouth.MOUTH_MODES: the camera's own mouth when open (auto), always, never
     coverage: float | None = None  # face framing of the crop fed to the model; None: the model's own (its metadata)
     morph: float = DFM_DEFAULT_MORPH  # DFMs with a morph_value:0 input (DeepFaceLive AMP): 0..1 towards the celebrity
+    temporal: float = 0.3  # weight of the past in the colour statistics and blend mask per face (0 = per frame)
+    eyes: str = "follow"  # realtime.eyes.EYES_MODES: the swap's lids close as far as the camera's (follow), or never
+    blend: str = "feather"  # realtime.compose.BLEND_MODES: the seam at the face's edge
+    sharpen: str = "none"  # realtime.upscale.SHARPEN_MODES: paste-back sharpening (unsharp, or the ESPCN x2 upscaler)
 
     def validate(self) -> None:
         if self.colour not in COLOUR_MODES:
@@ -56,6 +65,14 @@ class PipelineOptions:
             raise SwapcamError(f"coverage={self.coverage!r}, expected a value in 0.5..4.0")
         if not 0.0 <= self.morph <= 1.0:
             raise SwapcamError(f"morph={self.morph!r}, expected a value in 0..1")
+        if not 0.0 <= self.temporal <= MAX_WEIGHT:
+            raise SwapcamError(f"temporal={self.temporal!r}, expected a value in 0..{MAX_WEIGHT}")
+        if self.eyes not in EYES_MODES:
+            raise SwapcamError(f"eyes={self.eyes!r}; choose from {', '.join(EYES_MODES)}")
+        if self.blend not in BLEND_MODES:
+            raise SwapcamError(f"blend={self.blend!r}; choose from {', '.join(BLEND_MODES)}")
+        if self.sharpen not in SHARPEN_MODES:
+            raise SwapcamError(f"sharpen={self.sharpen!r}; choose from {', '.join(SHARPEN_MODES)}")
 
 
 class FaceSwapProcessor:
@@ -71,6 +88,8 @@ class FaceSwapProcessor:
         self.options.validate()
         self._smoother = FaceSmoother(self.options.min_cutoff, self.options.beta)
         self._mouth = MouthGate(self.options.mouth)
+        self._temporal = TemporalSmoother(self.options.temporal)
+        self._sharpeners: dict[str, tuple] = {}  # mode -> (sharpen, scale), built on first use (espcn loads a model)
         self.reconfigure(swapper, self.options)
         self._owns_detector = detector is None
         self._detector = detector
@@ -90,7 +109,11 @@ class FaceSwapProcessor:
             if options.max_faces != self.options.max_faces:
                 raise SwapcamError("max_faces cannot change on a running processor")
             self.options = options
-            self._transfer = colour_transfer(options.colour)
+            # (another colour mode's or model size's history has another shape: temporal.ema starts it afresh)
+            self._colour = colour_model(options.colour)
+            self._temporal.weight = options.temporal
+            if options.sharpen not in self._sharpeners:
+                self._sharpeners[options.sharpen] = make_sharpener(options.sharpen)
             self._smoother.min_cutoff, self._smoother.beta = options.min_cutoff, options.beta
             if self._mouth.mode != options.mouth:
                 self._mouth = MouthGate(options.mouth)
@@ -152,24 +175,36 @@ class FaceSwapProcessor:
         t1 = time.perf_counter()
         timings["align"] = (t1 - t0) * 1e3
         out = image
-        colour_ms = compose_ms = 0.0
+        colour_ms = sharpen_ms = compose_ms = 0.0
         self.last_pastes = []
         if crops:
             swapped, learned = self.swapper.swap([c[0] for c in crops], morph=self.options.morph)
             t2 = time.perf_counter()
             timings["swap"] = (t2 - t1) * 1e3
             out = image.copy()
-            for (crop, matrix, crop_pts), face, mask_l in zip(crops, swapped, learned, strict=True):
+            tracks = self._temporal.match([c[1] for c in crops], self.size)
+            follow_eyes = self.options.eyes == "follow"
+            sharpen, scale = self._sharpeners[self.options.sharpen]
+            for (crop, matrix, crop_pts), face, mask_l, track in zip(crops, swapped, learned, tracks, strict=True):
                 ta = time.perf_counter()
-                mask = blend_mask(mask_l, crop_pts)
+                mask = self._temporal.mask(track, blend_mask(mask_l, crop_pts))
+                if follow_eyes:
+                    face = close_eyes(face, crop_pts, EyeFollower.closure(track.state, crop_pts))
                 tb = time.perf_counter()
-                face = self._transfer(face, crop, mask)
+                params = self._temporal.colour(track, self._colour.fit(face, crop, mask))
+                if params is not None:
+                    face = self._colour.apply(face, params)
                 tc = time.perf_counter()
-                paste_back(out, face, mask, matrix)
                 self.last_pastes.append((mask, matrix))
+                face = sharpen(face)
+                te = time.perf_counter()
+                if scale != 1:
+                    mask, matrix = scale_mask(mask, scale), scale_matrix(matrix, scale)
+                paste_back(out, face, mask, matrix, blend=self.options.blend)
                 td = time.perf_counter()
                 colour_ms += (tc - tb) * 1e3
-                compose_ms += (tb - ta + td - tc) * 1e3
+                sharpen_ms += (te - tc) * 1e3
+                compose_ms += (tb - ta + td - te) * 1e3
             tm = time.perf_counter()
             for face, camera_mouth in zip(faces, self._mouth.update([f.landmarks for f in faces]), strict=True):
                 if camera_mouth:
@@ -178,7 +213,9 @@ class FaceSwapProcessor:
         else:
             timings["swap"] = timings["mouth"] = 0.0
             self._mouth.reset()  # no face: the next one starts closed
+            self._temporal.reset()  # ... and with no colour or mask history
         timings["colour"] = colour_ms
+        timings["sharpen"] = sharpen_ms
         timings["compose"] = compose_ms
         t3 = time.perf_counter()
         if self._last_render is not None:
@@ -189,7 +226,10 @@ class FaceSwapProcessor:
             if out is image:
                 out = image.copy()
             if self.options.hud:
-                overlay.draw_hud(out, self._fps, {k: v for k, v in timings.items() if k in STAGES}, len(faces))
+                o = self.options
+                switches = f"mouth {o.mouth}  eyes {o.eyes}  sharpen {o.sharpen}  blend {o.blend}  colour {o.colour}"
+                stage_ms = {k: v for k, v in timings.items() if k in STAGES}
+                overlay.draw_hud(out, self._fps, stage_ms, len(faces), switches)
             if self.options.label:
                 overlay.draw_label(out)
         timings["overlay"] = (time.perf_counter() - t3) * 1e3

@@ -8,7 +8,7 @@ import pytest
 from _live_fixtures import _ellipse_mask
 from skimage.color import rgb2lab
 
-from realtime.colour import MASK_THRESHOLD, colour_transfer, hist_match, no_transfer, rct
+from realtime.colour import MASK_THRESHOLD, colour_model, hist_match, no_transfer, rct
 from realtime.errors import SwapcamError
 
 # After RCT the masked LAB stats equal the target's up to uint8 rounding and gamut clipping of a few saturated
@@ -74,9 +74,29 @@ def test_hist_match_moves_masked_histograms(face_pair):
 def test_none_and_dispatch(face_pair):
     source, target, mask = face_pair
     assert no_transfer(source, target, mask) is source
-    assert colour_transfer("rct") is rct and colour_transfer("hist") is hist_match
+    for mode, whole in (("rct", rct), ("hist", hist_match)):
+        model = colour_model(mode)
+        params = model.fit(source, target, mask)
+        assert params is not None and params.dtype == np.float32
+        # fit + apply is exactly the one-call transfer (the pipeline smooths params in between)
+        np.testing.assert_array_equal(model.apply(source, params), whole(source, target, mask))
+    assert colour_model("none").fit(source, target, mask) is None
     with pytest.raises(SwapcamError, match="colour mode 'lab'"):
-        colour_transfer("lab")
+        colour_model("lab")
+
+
+def test_rct_params_average_to_an_intermediate_colour(face_pair):
+    """Smoothing acts on parameters: halfway between two fits gives a face between the two transfers' colours."""
+    source, target, mask = face_pair
+    model = colour_model("rct")
+    to_target = model.fit(source, target, mask)
+    identity = model.fit(source, source, mask)
+    assert to_target is not None and identity is not None
+    np.testing.assert_allclose(identity, [[1, 1, 1], [0, 0, 0]], atol=1e-3)
+    region = mask > MASK_THRESHOLD
+    half = model.apply(source, (to_target + identity) / 2)
+    l_src, l_dst, l_half = (masked_lab_stats_reference(x, region)[0][0] for x in (source, target, half))
+    assert abs(l_half - (l_src + l_dst) / 2) < 0.25 * abs(l_dst - l_src)
 
 
 def test_empty_mask_leaves_face_alone(face_pair):

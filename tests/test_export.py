@@ -141,6 +141,36 @@ def test_dfm_contract(tmp_path, run20, trained, capsys):
     assert fmt == "dfm" and info.layout == "NHWC" and info.colour_order == "BGR" and info.format == "dfm"
 
 
+ORT_OLDEST_SCRIPT = """
+import json, sys, numpy as np, onnxruntime as ort
+sess = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+size = sess.get_inputs()[0].shape[1]
+outs = sess.run(None, {"in_face:0": np.full((1, size, size, 3), 0.5, np.float32)})
+print(json.dumps([ort.__version__, [o.name for o in sess.get_outputs()], [list(o.shape) for o in outs]]))
+"""
+
+
+def test_dfm_loads_in_the_oldest_onnxruntime_that_installs(tmp_path, run20):
+    """`make test` builds a venv with the oldest onnxruntime wheel for this Python (Makefile ORT_OLDEST) and
+    points SWAPCAM_ORT_OLDEST at its python; an exported DFM must load and run there."""
+    import json
+    import os
+    import subprocess
+
+    python = os.environ.get("SWAPCAM_ORT_OLDEST")
+    if not python:
+        pytest.skip("SWAPCAM_ORT_OLDEST is not set (`make test` sets it to .venv-ort-oldest/bin/python)")
+    out = tmp_path / "old.dfm"
+    assert cli_main(["export", str(run20), "--format", "dfm", "--out", str(out)]) == 0
+    proc = subprocess.run([python, "-c", ORT_OLDEST_SCRIPT, str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    version, names, shapes = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert tuple(int(v) for v in version.split(".")[:2]) <= (1, 17), version  # really an old one
+    assert names == list(DFM_OUTPUT_NAMES)
+    size = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim[1].dim_value
+    assert shapes == [[1, size, size, 1], [1, size, size, 3], [1, size, size, 1]]
+
+
 def test_dfm_export_warns_about_a_name_deepfacelive_will_not_list(tmp_path, run20, capsys):
     out = tmp_path / "ab.onnx"
     assert cli_main(["export", str(run20), "--format", "dfm", "--out", str(out), "--no-check"]) == 0

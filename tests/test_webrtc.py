@@ -99,13 +99,18 @@ def test_frame_id_code_round_trip_and_checksum():
 def test_parse_options_validates_every_field():
     base = wp.PeerOptions()
     assert base.label is True  # the visible label is on by default
-    got = wp.parse_options({"direction": "b2a", "colour": "none", "label": False}, base, ("a2b", "b2a"))
-    assert got == wp.PeerOptions("b2a", "none", False)
+    raw = {"direction": "b2a", "colour": "none", "label": False, "mouth": "keep", "eyes": "swap", "morph": 0.4}
+    got = wp.parse_options(raw, base, ("a2b", "b2a"))
+    assert got == wp.PeerOptions(direction="b2a", colour="none", label=False, mouth="keep", eyes="swap", morph=0.4)
     assert wp.parse_options(None, base, ("a2b",)) is base
     for bad, word in [
         ({"direction": "b2a"}, "direction"),
         ({"colour": "sepia"}, "colour"),
         ({"label": "yes"}, "label"),
+        ({"mouth": "open"}, "mouth"),
+        ({"sharpen": "max"}, "sharpen"),
+        ({"morph": 1.5}, "morph"),
+        ({"morph": True}, "morph"),
         ({"volume": 3}, "volume"),
         ([1], "object"),
     ]:
@@ -287,7 +292,7 @@ def test_peer_gets_swapped_video_and_synced_audio_then_everything_is_freed(facto
             client.send({"type": "options", "label": False, "colour": "none"})
             await wait_for(lambda: any(m.get("type") == "options" for m in client.messages), 5, "options reply")
             reply = [m for m in client.messages if m.get("type") == "options"][-1]
-            assert reply["options"] == {"direction": "a2b", "colour": "none", "label": False}
+            assert reply["options"] == {**wp.PeerOptions().to_json(), "colour": "none", "label": False}
             client.send({"type": "options", "colour": "sepia"})
             await wait_for(lambda: any(m.get("type") == "error" for m in client.messages), 5, "error reply")
             assert "sepia" in [m for m in client.messages if m.get("type") == "error"][-1]["message"]
@@ -562,3 +567,77 @@ def test_a_failing_swap_ends_the_peer_with_a_message_not_a_hang(clip):
         assert not new_threads(threads_before), new_threads(threads_before)
 
     asyncio.run(scenario())
+
+
+@pytest.mark.slow
+def test_serve_hot_swaps_a_newer_model_from_its_folder_mid_call(tmp_path, clip):
+    """`swapcam serve --model DIR`: a newer model written into DIR (what `swapcam enroll` does) reaches a connected
+    peer between two frames; the call goes on (no renegotiation) and the page is told."""
+    import os
+    import shutil
+
+    from tests._live_fixtures import colour_shift_model
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    red = colour_shift_model(tmp_path / "red.onnx", size=64, offset=(0.3, -0.2, -0.2))
+    blue = colour_shift_model(tmp_path / "blue.onnx", size=64, offset=(-0.2, -0.2, 0.3))
+    shutil.copy(red, folder / "me-0001.onnx")
+    factory = srv.PipelineFactory.open(folder, None, "cpu", 1)
+    assert factory.swappers["a2b"].path == folder / "me-0001.onnx"
+    server = srv.SwapServer(
+        factory, srv.ServeConfig(ice_addresses=LOOPBACK, stats_interval_s=0.25), model_folder=str(folder)
+    )
+
+    async def scenario():
+        async with serving(server) as url:
+            client = await connect(url, clip.frames)
+            await wait_for(lambda: client.result.frames >= 5, 40, "5 swapped frames back")
+            peer = next(iter(server.peers.values()))
+            newer = folder / "me-0002.onnx"
+            shutil.copy(blue, newer)
+            later = newer.stat().st_mtime + 5
+            os.utime(newer, (later, later))
+            await wait_for(
+                lambda: peer.video.worker.processor is not None and peer.video.worker.processor.swapper.path == newer,
+                20,
+                "the peer's processor to use the newer model",
+            )
+            before = client.result.frames
+            await wait_for(lambda: client.result.frames >= before + 5, 20, "frames after the hot swap")
+            assert peer.pc.connectionState == "connected" and len(server.peers) == 1
+            assert any(m.get("type") == "model" and m.get("model") == "me-0002.onnx" for m in client.messages)
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_web_enrolment_gates_faces_and_reports_a_failed_training(tmp_path, clip, portrait_landmarks):
+    """realtime.webrtc.enrol without a browser: rejected faces are counted by reason, a capture with no usable face
+    is an error the page can show, and a failing `swapcam enroll` subprocess surfaces its one-line error."""
+    import time as _time
+
+    from realtime.types import Face
+    from realtime.webrtc.enrol import TRAINING_LOCK, WebEnrolment
+
+    lm = [clip_landmarks(portrait_landmarks["astronaut"], t) for t in clip.transforms]
+    empty = WebEnrolment(tmp_path / "empty", capture_seconds=60)
+    dark = (clip.frames[0] * 0.1).astype(np.uint8)
+    empty.observe(dark, [Face(lm[0], lm[0])])
+    empty.observe(clip.frames[1], [])
+    assert empty.poll()["rejected"] == {"too dark": 1, "no face": 1} and empty.state == "capturing"
+    empty.train()
+    assert empty.state == "error" and "no usable face" in empty.poll()["message"]
+
+    bad = WebEnrolment(tmp_path / "bad", capture_seconds=60, enroll_args=("--target", str(tmp_path / "nobody")))
+    for frame, points in zip(clip.frames[:12], lm[:12], strict=True):
+        bad.observe(frame, [Face(points, points)])
+    assert bad.accepted >= 10 and bad.written >= 5
+    bad.train()
+    assert bad.state == "training" and TRAINING_LOCK.locked()
+    deadline = _time.monotonic() + 120
+    while bad.poll()["state"] == "training" and _time.monotonic() < deadline:
+        _time.sleep(0.2)
+    message = bad.poll()
+    assert message["state"] == "error" and "nobody" in message["message"], message
+    assert not TRAINING_LOCK.locked()  # the next enrolment may train

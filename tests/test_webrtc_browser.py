@@ -137,6 +137,20 @@ def test_demo_page_in_headless_chromium_swaps_the_fake_camera(tmp_path, portrait
                     )
                 await page.select_option("#colour", "hist")
                 await wait_for(lambda: peer.options.colour == "hist", 5, "colour mode hist on the server")
+                # The compositing switches the page builds from GET /switches reach the processor between frames.
+                await page.select_option("#mouth", "keep")
+                await page.select_option("#sharpen", "unsharp")
+                await page.eval_on_selector(
+                    "#morph", "(el) => { el.value = '0.4'; el.dispatchEvent(new Event('change')); }"
+                )
+                await wait_for(
+                    lambda: (
+                        (lambda o: (o.mouth, o.sharpen, o.morph))(peer.video.worker.processor.options)
+                        == ("keep", "unsharp", 0.4)
+                    ),
+                    5,
+                    "mouth keep, sharpen unsharp, morph 0.4 in the peer's processor",
+                )
                 # An overloaded server asks for fewer frames; the page applies it to its camera's sender.
                 peer.send({"type": "rate", "max_fps": 10})
                 await page.wait_for_function(
@@ -184,3 +198,66 @@ def test_demo_page_in_headless_chromium_swaps_the_fake_camera(tmp_path, portrait
     assert statistics.median(back_d) < 8, back_d
     assert statistics.median(label_d) > statistics.median(back_d) + 5, (label_d, back_d)
     assert unlabelled_d and statistics.median(unlabelled_d) < statistics.median(label_d) - 5, (unlabelled_d, label_d)
+
+
+def test_use_my_face_captures_trains_and_swaps_with_the_new_model(tmp_path, tmp_path_factory):
+    """The page's "use my face" in Chromium with a y4m fake camera (a moving synthetic face): the server captures it
+    (coverage meter on the page), trains in a `swapcam enroll` subprocess (a tiny budget here), and this peer then
+    swaps with the new model while the call goes on."""
+    from playwright.async_api import async_playwright
+
+    from realtime.samples import synthetic_clip, write_y4m
+    from tests._training_fixtures import build_facesets
+
+    clip = synthetic_clip("astronaut", n_frames=60, size=(640, 480), fps=30.0, seed=8, motion=1.5)
+    y4m = write_y4m(clip.frames, tmp_path / "moving.y4m", fps=30.0)
+    target = build_facesets(str(tmp_path_factory.getbasetemp() / "facesets"))["B"]
+    enroll_dir = tmp_path / "enrolments"
+    factory = demo_factory()
+    config = srv.ServeConfig(
+        ice_addresses=LOOPBACK,
+        stats_interval_s=0.5,
+        enroll_dir=str(enroll_dir),
+        enroll_capture_s=4.0,
+        enroll_args=("--minutes", "0", "--steps", "2", "--batch", "2", "--threads", "1", "--target", str(target)),
+    )
+
+    async def scenario():
+        server = srv.SwapServer(factory, config)
+        async with serving(server) as url, async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(y4m))
+            try:
+                page = await browser.new_page()
+                await page.goto(url)
+                await page.click("#start")
+                await page.wait_for_function("() => document.body.dataset.state === 'connected'", timeout=30_000)
+                await page.click("#enroll")
+                await page.wait_for_function("() => document.body.dataset.enroll === 'capturing'", timeout=10_000)
+                capturing = await page.text_content("#enroll-status")
+                await page.wait_for_function(
+                    "() => ['training', 'error'].includes(document.body.dataset.enroll)", timeout=30_000
+                )
+                status = await page.text_content("#enroll-status")
+                assert status.startswith("training"), status
+                await page.wait_for_function(
+                    "() => document.body.dataset.enroll === 'ready' || document.body.dataset.enroll === 'error'",
+                    timeout=240_000,
+                )
+                ready = await page.text_content("#enroll-status")
+                peer = next(iter(server.peers.values()))
+                await wait_for(
+                    lambda: peer.video.worker.processor.swapper.path.parent.parent == enroll_dir,
+                    10,
+                    "the peer's processor to use its enrolled model",
+                )
+                frames_before = peer.video.stats.frames_out
+                await wait_for(lambda: peer.video.stats.frames_out > frames_before + 10, 15, "frames after the switch")
+                assert peer.pc.connectionState == "connected"
+                return capturing, ready, peer.video.worker.processor.swapper.path
+            finally:
+                await browser.close()
+
+    capturing, ready, model = asyncio.run(scenario())
+    assert capturing.startswith("capturing:") and "% covered" in capturing, capturing
+    assert ready.startswith("ready: now swapping with your model"), ready
+    assert model.name.startswith("swap-") and model.suffix == ".onnx"

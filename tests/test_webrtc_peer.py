@@ -167,8 +167,12 @@ def test_swap_direction_switches_over_the_control_channel(factory, portrait_land
 
                 client.send({"type": "options", "direction": "b2a"})
                 await wait_for(lambda: client.replies("options"), 5, "the options reply")
-                assert client.replies("options")[-1]["options"] == {"direction": "b2a", "colour": "rct", "label": False}
-                assert peer.options == PeerOptions("b2a", "rct", False)
+                assert client.replies("options")[-1]["options"] == {
+                    **PeerOptions().to_json(),
+                    "direction": "b2a",
+                    "label": False,
+                }
+                assert peer.options == PeerOptions(direction="b2a", label=False)
                 await wait_for(
                     lambda: peer.video.worker.processor.swapper is factory.swappers["b2a"],
                     5,

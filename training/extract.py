@@ -13,6 +13,7 @@ import hashlib
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -22,6 +23,7 @@ from realtime.align import DEFAULT_COVERAGE, align, transform_points
 from realtime.atomic import atomic_write_json, atomic_write_png
 from realtime.errors import SwapcamError
 from realtime.media import capture_frames, expand_inputs, media_kind, open_video, read_image
+from realtime.types import Face, Image
 from training.faceset import FACES_JSON, empty_index, read_index
 
 log = logging.getLogger("swapcam.extract")
@@ -117,11 +119,21 @@ class Extractor:
         atomic_write_json(self.out / FACES_JSON, self.index)
         self._unsaved = 0
 
-    def add_frame(self, frame: np.ndarray, source_key: str, frame_index: int, stats: dict) -> None:
+    def add_frame(
+        self,
+        frame: np.ndarray,
+        source_key: str,
+        frame_index: int,
+        stats: dict,
+        check: Callable[[Image, Face], str | None] | None = None,
+    ) -> list[Face]:
+        """Detect, align, dedup and write this frame's faces; returns the faces kept. ``check(frame, face)`` may
+        reject a face before it is written: it returns the reason (counted in ``stats`` under that name) or None."""
         faces = self.detector.detect(frame)
+        kept: list[Face] = []
         if not faces:
             stats["no_face"] += 1
-            return
+            return kept
         faces.sort(key=lambda f: -np.ptp(f.landmarks[:, 0]) * np.ptp(f.landmarks[:, 1]))
         tag = hashlib.sha1(source_key.encode()).hexdigest()[:6]
         stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(source_key).stem)[:40] or "src"
@@ -131,6 +143,10 @@ class Extractor:
             except ValueError as exc:  # degenerate landmarks: a detector glitch, not a reason to stop
                 log.debug("%s frame %d: cannot align (%s)", source_key, frame_index, exc)
                 stats["no_face"] += 1
+                continue
+            reason = check(frame, face) if check is not None else None
+            if reason:
+                stats[reason] = int(stats.get(reason, 0)) + 1
                 continue
             thumb = thumbnail(crop)
             if self.dedup > 0 and any(float(np.abs(thumb - t).mean()) < self.dedup for t in self.recent):
@@ -152,8 +168,10 @@ class Extractor:
             self.index["faces"].append(entry)
             stats["faces"] += 1
             self._unsaved += 1
+            kept.append(face)
         if self._unsaved >= SAVE_EVERY:
             self.save()
+        return kept
 
 
 def _new_stats(fp: str) -> dict:

@@ -6,6 +6,9 @@ log, preview, checkpoint); the helpers follow it in that order. The step itself 
 schedule an uninterrupted run would follow.
 Checkpoints (``OUT/checkpoint.pt``) are written atomically and hold the model config, the training config, the
 optimizer, the step and the RNG state. Ctrl-C saves a checkpoint before exiting.
+Fine-tuning: ``--init CHECKPOINT`` starts a fresh run (step 0, its own schedule) from another run's weights and model
+config; ``--decoder-b-lr`` trains decoder B slower (0 freezes it; B's loss still trains the shared encoder, which
+keeps the encoder's code readable by the decoder B it already has).
 
 Several GPUs: ``torchrun --nproc_per_node N -m training.train --a ... --b ...`` (DistributedDataParallel; NCCL on
 CUDA, gloo on CPU). ``--batch`` is per process. Mixed precision (fp16 autocast + grad scaling) on CUDA.
@@ -19,6 +22,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
@@ -26,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.checkpoint import CHECKPOINT, CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from models.checkpoint import CHECKPOINT, CHECKPOINT_FORMAT, find_checkpoint, load_checkpoint, save_checkpoint
 from realtime.atomic import atomic_write_bytes, atomic_write_json
 from realtime.errors import SwapcamError
 from training.schedule import LR_SCHEDULES, learning_rate
@@ -74,6 +78,8 @@ class TrainConfig:
     holdout: float = 0.0  # share of each faceset never trained on: the held-out PSNR
     max_minutes: float = 0.0  # stop (and save) after this much wall time; 0 = no limit
     workers: int = 0  # augmentation worker processes (training.prefetch)
+    init: str = ""  # fine-tune: a fresh run starts from this checkpoint's weights (and model config), not at random
+    decoder_b_lr: float = 1.0  # decoder B's learning rate as a fraction of lr; 0 freezes it
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -165,13 +171,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="continue OUT/checkpoint.pt with its own config (only --steps, the *-every options, --max-minutes "
         "and --workers may change)",
     )
+    parser.add_argument(
+        "--init",
+        default="",
+        help="fine-tune: start from this run folder's (or checkpoint file's) weights and model config instead of "
+        "random ones (--preset is then ignored); the new run has its own steps and schedule",
+    )
+    parser.add_argument(
+        "--decoder-b-lr",
+        type=float,
+        default=1.0,
+        help="decoder B's learning rate as a fraction of --lr (0 freezes decoder B; its loss still trains the "
+        "encoder): keeps a target face already learned while a new face A is fine-tuned",
+    )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: cores / processes)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 # --------------------------------------------------------------------------------------------------- training
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, threads: int = 0) -> dict:
-    """Run (or resume) training; returns a summary dict (step, psnr, run folder). Rank 0 writes all files."""
+@dataclass
+class TrainProgress:
+    """What a ``train(callback=...)`` sees after each step (the model is in training mode; evaluate_psnr switches it
+    to eval and back)."""
+
+    step: int
+    steps: int
+    model: torch.nn.Module
+    data: TrainingData
+    device: torch.device
+
+
+def train(
+    cfg: TrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    threads: int = 0,
+    callback: Callable[[TrainProgress], bool] | None = None,
+) -> dict:
+    """Run (or resume) training; returns a summary dict (step, psnr, run folder). Rank 0 writes all files.
+
+    ``callback`` (single-process runs) is called after every step; returning True stops training there, saved, as
+    the time budget does (``stopped_early`` in the summary): held-out plateau stopping, progress on another clock."""
     from training.distributed import dist_setup, dist_teardown, wrap_ddp
     from training.prefetch import BatchStream
     from training.step import LossConfig, build_train_state, restore_train_state, to_device, train_step
@@ -183,8 +223,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, threads
     device = choose_device(local_rank, world, threads)
     data = load_data(cfg, model_config.size)
     state = build_train_state(model_config, device, cfg.lr, cfg.seed, amp=cfg.amp and device.type == "cuda")
+    if cfg.decoder_b_lr != 1.0:
+        set_decoder_b_rate(state, cfg.decoder_b_lr)
     if saved is not None:
         restore_train_state(state, saved, device)
+    elif cfg.init:
+        state.model.load_state_dict(load_checkpoint(find_checkpoint(cfg.init))["model"])
     state.pair = wrap_ddp(state.pair, device, local_rank, world)
     losses = LossConfig(cfg.loss, cfg.dssim_weight, cfg.mask_weight)
     if rank == 0:
@@ -203,7 +247,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, threads
 
     metrics = MetricsLog(out / METRICS, world)
     bar = progress_bar(cfg, model_config.name, state.step, enabled=progress and rank == 0)
-    interrupted = out_of_time = False
+    interrupted = out_of_time = stopped_early = False
     deadline = time.monotonic() + 60.0 * cfg.max_minutes if cfg.max_minutes > 0 else None
     state.model.train()
     batches = BatchStream(partial(step_arrays, data, cfg, rank), state.step, cfg.steps, cfg.workers)
@@ -229,6 +273,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, threads
             if deadline is not None and time.monotonic() > deadline:
                 out_of_time = True  # a short GPU lease: stop here, saved; --resume continues the same schedule
                 break
+            if callback is not None and callback(TrainProgress(state.step, cfg.steps, state.model, data, device)):
+                stopped_early = True
+                break
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -246,6 +293,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, threads
         "psnr": final_psnr,
         "interrupted": interrupted,
         "out_of_time": out_of_time,
+        "stopped_early": stopped_early,
         "identities": [data.a.name, data.b.name],
         "world_size": world,
     }
@@ -267,10 +315,16 @@ def resolve_config(cfg: TrainConfig, saved: dict | None) -> tuple[TrainConfig, M
             setattr(resumed, keep, getattr(cfg, keep))
         cfg, model_config = resumed, ModelConfig.from_dict(saved["model_config"])
     else:
-        model_config = get_preset(cfg.preset)
+        if cfg.init:  # fine-tuning: the architecture is the starting checkpoint's
+            model_config = ModelConfig.from_dict(load_checkpoint(find_checkpoint(cfg.init))["model_config"])
+            cfg.preset = model_config.name
+        else:
+            model_config = get_preset(cfg.preset)
         ckpt_path = Path(cfg.out) / CHECKPOINT
         if ckpt_path.exists():
             raise SwapcamError(f"{ckpt_path} already exists; pass --resume to continue it, or choose another --out")
+    if not 0.0 <= cfg.decoder_b_lr <= 1.0:
+        raise SwapcamError(f"--decoder-b-lr {cfg.decoder_b_lr}: expected 0..1 (a fraction of --lr; 0 freezes it)")
     if cfg.steps < 1 or cfg.batch < 1 or not cfg.lr > 0:
         raise SwapcamError(f"--steps {cfg.steps} --batch {cfg.batch} --lr {cfg.lr}: all must be positive")
     if cfg.loss not in ("l1", "mse"):
@@ -395,13 +449,34 @@ def step_arrays(data: TrainingData, cfg: TrainConfig, rank: int, step: int) -> t
 
 
 def set_learning_rate(state: TrainState, cfg: TrainConfig) -> float:
-    """This step's learning rate (training.schedule), written into the optimizer; returned for the log."""
+    """This step's learning rate (training.schedule), written into the optimizer (times each parameter group's
+    ``lr_scale``, see :func:`set_decoder_b_rate`); returned for the log."""
     lr = learning_rate(state.step, cfg.steps, cfg.lr, cfg.warmup, cfg.lr_schedule, cfg.lr_final)
     if state.fresh_optimizer_at is not None and cfg.warmup > 0:
         lr *= min(1.0, (state.step - state.fresh_optimizer_at + 1) / cfg.warmup)
     for group in state.optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     return lr
+
+
+def set_decoder_b_rate(state: TrainState, fraction: float) -> None:
+    """Give decoder B its own Adam parameter group at ``fraction`` of the learning rate; 0 freezes it (no gradient
+    for its weights, not in the optimizer), while B's loss still flows through it into the shared encoder. Called
+    before a resume restores the optimizer, so the saved state has the same groups."""
+    import torch
+
+    model = state.model
+    decoder_b = list(model.decoder_b.parameters())
+    own = {id(p) for p in decoder_b}
+    rest = [p for p in model.parameters() if id(p) not in own]
+    groups: list[dict] = [{"params": rest, "lr_scale": 1.0}]
+    if fraction > 0:
+        groups.append({"params": decoder_b, "lr_scale": fraction})
+    else:
+        for p in decoder_b:
+            p.requires_grad_(False)
+    old = state.optimizer
+    state.optimizer = torch.optim.Adam(groups, lr=old.defaults["lr"], betas=old.defaults["betas"])
 
 
 # --------------------------------------------------------------------------------------------------- log
@@ -587,6 +662,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         holdout=args.holdout,
         max_minutes=args.max_minutes,
         workers=args.workers,
+        init=args.init,
+        decoder_b_lr=args.decoder_b_lr,
     )
 
 

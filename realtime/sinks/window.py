@@ -1,9 +1,11 @@
-"""An OpenCV window. ``send`` returns False when the user presses q / Esc or closes the window."""
+"""An OpenCV window. ``send`` returns False when the user presses q / Esc or closes the window; other keys go to
+``on_key`` (a character), which `swapcam live` uses to switch the swap's options live (realtime.controls)."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 import cv2
 
@@ -32,6 +34,7 @@ class WindowSink:
             raise SwapcamError(f"sink 'window': OpenCV cannot open a window ({str(exc).strip()[:120]})") from None
         self._closed = False
         self._shown = False
+        self.on_key: Callable[[str], None] | None = None
 
     def send(self, image: Image) -> bool:
         check_image(image, "frame sent to the window")
@@ -42,7 +45,11 @@ class WindowSink:
         if self._shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
             return False  # the user closed the window
         self._shown = True
-        return key not in (ord("q"), 27)
+        if key in (ord("q"), 27):
+            return False
+        if key != 255 and self.on_key is not None:  # 255: no key this time
+            self.on_key(chr(key))
+        return True
 
     def close(self) -> None:
         if not self._closed:

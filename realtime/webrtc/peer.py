@@ -2,10 +2,15 @@
 policy (ask the browser for fewer frames), the lip-sync delay of its microphone, and teardown.
 
 The "control" data channel (JSON text, one object per message, at most 4 KiB):
-  page -> server  {"type": "options", "direction"?, "colour"?, "label"?}   {"type": "ping", "t"}   {"type": "bye"}
+  page -> server  {"type": "options", "direction"?, and any of realtime.controls.SWITCHES: "mouth"?, "eyes"?,
+                  "sharpen"?, "blend"?, "colour"?, "morph"?, "temporal"?, "hud"?, "label"?}
+                  {"type": "ping", "t"}   {"type": "bye"}
+                  {"type": "enroll", "action": "start" | "train" | "cancel"} ("use my face", realtime.webrtc.enrol)
   server -> page  {"type": "options", "options": {...}} (what was applied)   {"type": "stats", ...} (every second)
                   {"type": "rate", "max_fps": N | null} (overloaded: send fewer frames)   {"type": "error", "message"}
-                  {"type": "pong", "t"}
+                  {"type": "pong", "t"}   {"type": "model", "direction", "model"} (hot swap: a new model is in use)
+                  {"type": "enroll", "state": capturing|training|ready|error|cancelled, ...} (every second while
+                  enrolling: coverage, prompt, faces, rejected; step, steps; model; message)
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from realtime.colour import COLOUR_MODES
+from realtime.controls import SWITCHES
+from realtime.pipeline import PipelineOptions
 
 if TYPE_CHECKING:  # imported at run time only when a track arrives (tracks.py needs aiortc and PyAV)
+    from realtime.webrtc.enrol import WebEnrolment
     from realtime.webrtc.tracks import DelayedAudioTrack, SwappedVideoTrack
 
 log = logging.getLogger("swapcam.webrtc")
@@ -34,14 +42,26 @@ AIORTC_AUDIO_PREFETCH = 4  # aiortc's audio JitterBuffer(prefetch=4) in RTCRtpRe
 # --------------------------------------------------------------------------------------------------------- options
 @dataclass(frozen=True)
 class PeerOptions:
-    """What a viewer may change at run time. ``label`` draws the visible "synthetic video" label (on by default)."""
+    """What a viewer may change at run time: the swap direction and the live switches of realtime.controls.
+    ``label`` draws the visible "synthetic video" label (on by default on the page)."""
 
     direction: str = "a2b"
-    colour: str = "rct"
+    mouth: str = PipelineOptions.mouth
+    eyes: str = PipelineOptions.eyes
+    sharpen: str = PipelineOptions.sharpen
+    blend: str = PipelineOptions.blend
+    colour: str = PipelineOptions.colour
+    morph: float = PipelineOptions.morph
+    temporal: float = PipelineOptions.temporal
+    hud: bool = False
     label: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def switches(self) -> dict[str, Any]:
+        """The realtime.controls switches (everything but the direction)."""
+        return {name: getattr(self, name) for name in SWITCHES}
 
 
 def parse_options(raw: object, base: PeerOptions, directions: tuple[str, ...]) -> PeerOptions:
@@ -59,14 +79,9 @@ def parse_options(raw: object, base: PeerOptions, directions: tuple[str, ...]) -
         if raw["direction"] not in directions:
             raise ValueError(f"direction={raw['direction']!r}; this server has {list(directions)}")
         changes["direction"] = raw["direction"]
-    if "colour" in raw:
-        if raw["colour"] not in COLOUR_MODES:
-            raise ValueError(f"colour={raw['colour']!r}; choose from {list(COLOUR_MODES)}")
-        changes["colour"] = raw["colour"]
-    if "label" in raw:
-        if not isinstance(raw["label"], bool):
-            raise ValueError(f"label={raw['label']!r}; expected true or false")
-        changes["label"] = raw["label"]
+    for name in SWITCHES:
+        if name in raw:
+            changes[name] = SWITCHES[name].check(raw[name])
     return dataclasses.replace(base, **changes)
 
 
@@ -126,6 +141,7 @@ class PeerSession:
         stun_servers: tuple[str, ...] = (),
         connect_timeout_s: float = 20.0,
         stats_interval_s: float = 1.0,
+        enrolment: Callable[[str], WebEnrolment] | None = None,
     ) -> None:
         from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
@@ -135,6 +151,9 @@ class PeerSession:
         self.options = options
         self.connect_timeout_s = connect_timeout_s
         self.stats_interval_s = stats_interval_s
+        self._new_enrolment = enrolment  # peer id -> a WebEnrolment; None: this server does not enrol
+        self.enrolment: WebEnrolment | None = None
+        self.own_swapper: Any = None  # this peer's own model once its enrolment is ready
         # iceServers=[] explicitly: aiortc's default would contact a public STUN server on every offer.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(url) for url in stun_servers]))
         self.video: SwappedVideoTrack | None = None
@@ -238,16 +257,69 @@ class PeerSession:
                 self.send({"type": "pong", "t": data.get("t")})
             elif kind == "bye":
                 self.close_soon("peer said bye")
+            elif kind == "enroll":
+                self._on_enroll(data.get("action"))
             else:
-                raise ValueError(f"unknown message type {kind!r}; expected options, ping or bye")
+                raise ValueError(f"unknown message type {kind!r}; expected options, ping, enroll or bye")
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
             self.send({"type": "error", "message": str(exc)})
 
     def set_options(self, options: PeerOptions) -> None:
         self.options = options
         if self.video is not None:
-            factory = self.factory
-            self.video.worker.reconfigure(lambda processor: factory.configure(processor, options))
+            factory, own = self.factory, self.own_swapper
+
+            def change(processor) -> None:
+                factory.configure(processor, options)
+                if own is not None and options.direction == "a2b":  # the enrolled model replaces a2b for this peer
+                    processor.reconfigure(own)
+
+            self.video.worker.reconfigure(change)
+
+    # -- "use my face"
+    def _on_enroll(self, action: object) -> None:
+        if action == "start":
+            if self._new_enrolment is None:
+                raise ValueError("this server does not enrol (swapcam serve --no-enroll)")
+            if self.video is None:
+                raise ValueError("no camera track yet")
+            if self.enrolment is not None:
+                self.enrolment.close()
+            self.enrolment = self._new_enrolment(self.id)
+            self.video.worker.observer = self.enrolment.observe
+        elif action in ("train", "cancel"):
+            if self.enrolment is None:
+                raise ValueError(f"enroll {action}: no enrolment is running; start one first")
+            if action == "train":
+                self.enrolment.train()
+            else:
+                self.enrolment.close()
+        else:
+            raise ValueError(f"enroll action={action!r}; expected start, train or cancel")
+        self.send(self.enrolment.poll())
+
+    async def _enrolment_tick(self) -> None:
+        """Every stats tick while enrolling: progress to the page; when the model is ready, switch to it."""
+        enrolment = self.enrolment
+        if enrolment is None:
+            return
+        message = enrolment.poll()
+        if enrolment.state != "capturing" and self.video is not None:
+            self.video.worker.observer = None
+        if enrolment.state == "ready" and enrolment.model is not None and self.own_swapper is None:
+            from realtime.builder import open_swapper
+
+            try:
+                self.own_swapper = await asyncio.to_thread(open_swapper, enrolment.model, "cpu", 1)
+            except Exception as exc:  # a model that does not load: say so, keep the call on the server's model
+                enrolment.state, enrolment.message = "error", f"{enrolment.model.name}: {exc}"
+                message = enrolment.poll()
+            else:
+                self.set_options(self.options)
+                message["switched"] = True
+        self.send(message)
+        if enrolment.state in ("ready", "error", "cancelled"):
+            self.enrolment = None
 
     def stats(self) -> dict[str, Any]:
         now = time.perf_counter()
@@ -303,6 +375,7 @@ class PeerSession:
             if self.video is not None:
                 self._adapt_rate(self.video)
             self.send(self.stats())
+            await self._enrolment_tick()
             if self.video is not None and self.video.worker.error is not None:
                 self.send({"type": "error", "message": f"swap failed: {self.video.worker.error}"})
                 self.close_soon("swap worker failed")
@@ -328,6 +401,8 @@ class PeerSession:
             for task in list(self._tasks):
                 if task is not current:
                     task.cancel()
+            if self.enrolment is not None:
+                await asyncio.to_thread(self.enrolment.close)
             for track in (self.video, self.audio):
                 if track is not None:
                     track.stop()

@@ -17,13 +17,15 @@ import json
 import logging
 import os
 import ssl
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from realtime.builder import add_model_arguments, create_processor, open_swapper
-from realtime.colour import COLOUR_MODES
+from realtime.controls import SWITCHES, apply_changes, describe
 from realtime.errors import SwapcamError
+from realtime.live import add_compositing_arguments, compositing_options
 from realtime.pipeline import FaceSwapProcessor, PipelineOptions
 from realtime.swapper import Swapper
 from realtime.webrtc.ice import ice_addresses
@@ -50,11 +52,12 @@ PAGE_CSP = (
 class PipelineFactory:
     """The real thing: ONE shared onnxruntime session per swap direction, one warmed-up FaceSwapProcessor per peer."""
 
-    def __init__(self, swappers: dict[str, Swapper]) -> None:
+    def __init__(self, swappers: dict[str, Swapper], base: PipelineOptions | None = None) -> None:
         if not swappers:
             raise SwapcamError("no swap model given")
         self.swappers = dict(swappers)
         self.directions = tuple(self.swappers)
+        self.base = base or PipelineOptions()  # what a peer cannot switch (coverage, smoothing) comes from here
 
     @classmethod
     def open(
@@ -63,6 +66,7 @@ class PipelineFactory:
         model_b2a: str | os.PathLike | None = None,
         providers: str = "auto",
         threads: int | None = None,
+        base: PipelineOptions | None = None,
     ) -> PipelineFactory:
         """Without ``model``: the shipped demo model both ways (``model_b2a`` replaces its reverse). With ``model``:
         that model, and a reverse direction only when ``model_b2a`` is given."""
@@ -73,8 +77,15 @@ class PipelineFactory:
             {
                 direction: open_swapper(path, providers, threads, direction=direction)
                 for direction, path in paths.items()
-            }
+            },
+            base,
         )
+
+    def replace(self, direction: str, swapper: Swapper) -> None:
+        """Use ``swapper`` for ``direction`` from now on (new peers, and old ones at their next reconfigure)."""
+        if direction not in self.swappers:
+            raise SwapcamError(f"direction {direction!r}; this server has {list(self.swappers)}")
+        self.swappers[direction] = swapper
 
     def direction_names(self) -> dict[str, str]:
         """'a2b' -> 'astronaut → grace_hopper', from each model's metadata (what the page shows)."""
@@ -84,9 +95,8 @@ class PipelineFactory:
             names[direction] = f"{source} → {target}"
         return names
 
-    @staticmethod
-    def _pipeline_options(options: PeerOptions) -> PipelineOptions:
-        return PipelineOptions(colour=options.colour, label=options.label)
+    def _pipeline_options(self, options: PeerOptions) -> PipelineOptions:
+        return apply_changes(self.base, options.switches())
 
     def create(self, options: PeerOptions) -> FaceSwapProcessor:
         """Runs in the peer's worker thread. No lock of our own: create_processor is safe from several threads
@@ -112,6 +122,11 @@ class ServeConfig:
     ice_addresses: tuple[str, ...] | None = None  # None: every interface (aiortc's default), aioice untouched
     stun_servers: tuple[str, ...] = ()  # none by default: no traffic to third parties unless asked
     default_options: PeerOptions = field(default_factory=PeerOptions)
+    # "use my face": where each enrolment's capture, run and model go (None: the page cannot enrol), how long the
+    # capture may take, and more `swapcam enroll` options (--minutes, --target, ...)
+    enroll_dir: str | None = None
+    enroll_capture_s: float = 60.0
+    enroll_args: tuple[str, ...] = ()
 
 
 def is_loopback(host: str) -> bool:
@@ -133,8 +148,11 @@ class HttpError(Exception):
 class SwapServer:
     """The HTTP side (signalling, page, health) and the set of live peers."""
 
-    def __init__(self, factory: ProcessorFactory, config: ServeConfig | None = None) -> None:
+    def __init__(
+        self, factory: ProcessorFactory, config: ServeConfig | None = None, model_folder: str | None = None
+    ) -> None:
         self.factory = factory
+        self.model_folder = model_folder  # `--model DIR`: a newer model there is hot-swapped into every peer
         config = config or ServeConfig()
         if config.default_options.direction not in factory.directions:
             # A copy, not a change to the caller's config (it may serve another factory too).
@@ -153,9 +171,48 @@ class SwapServer:
         app.router.add_get("/static/{name}", self.handle_static)
         app.router.add_post("/offer", self.handle_offer)
         app.router.add_get("/health", self.handle_health)
+        app.router.add_get("/switches", self.handle_switches)
         app.on_response_prepare.append(_security_headers)
         app.on_shutdown.append(lambda _app: self.close_all())
+        if self.model_folder is not None:
+            app.on_startup.append(self._watch_models)
         return app
+
+    def _enrolment_factory(self):
+        config = self.config
+        if config.enroll_dir is None:
+            return None
+
+        def new(peer_id: str):
+            from realtime.webrtc.enrol import WebEnrolment
+
+            folder = Path(config.enroll_dir) / time.strftime(f"%Y%m%d-%H%M%S-{peer_id}")  # type: ignore[arg-type]
+            return WebEnrolment(folder, config.enroll_capture_s, config.enroll_args)
+
+        return new
+
+    def replace_model(self, direction: str, swapper: Swapper) -> None:
+        """Hot swap, on the event loop: the factory's model for ``direction`` becomes ``swapper`` and every peer
+        on that direction switches between two frames (no renegotiation, the call goes on)."""
+        self.factory.replace(direction, swapper)  # type: ignore[attr-defined]
+        for peer in list(self.peers.values()):
+            if peer.options.direction == direction:
+                peer.set_options(peer.options)
+                peer.send({"type": "model", "direction": direction, "model": swapper.path.name})
+
+    async def _watch_models(self, app) -> None:
+        from realtime.builder import ModelFolderWatcher
+
+        loop = asyncio.get_running_loop()
+        current = self.factory.swappers["a2b"].path  # type: ignore[attr-defined]
+
+        def on_new(swapper: Swapper) -> None:  # the watcher's thread -> the event loop
+            loop.call_soon_threadsafe(self.replace_model, "a2b", swapper)
+
+        assert self.model_folder is not None
+        watcher = ModelFolderWatcher(self.model_folder, current, on_new).start()
+        app.on_cleanup.append(lambda _app: asyncio.to_thread(watcher.stop))
+        log.info("watching %s: a newer model there is swapped into every peer", self.model_folder)
 
     async def close_all(self) -> None:
         await asyncio.gather(*(peer.close("server shutting down") for peer in list(self.peers.values())))
@@ -187,6 +244,13 @@ class SwapServer:
             }
         )
 
+    async def handle_switches(self, request):
+        """The live switches (realtime.controls) with their values and a new peer's start options: the page builds
+        its controls from this, so the choices are written once, in Python."""
+        from aiohttp import web
+
+        return web.json_response({"switches": describe(), "options": self.config.default_options.to_json()})
+
     async def handle_offer(self, request):
         from aiohttp import web
 
@@ -206,6 +270,7 @@ class SwapServer:
             stun_servers=config.stun_servers,
             connect_timeout_s=config.connect_timeout_s,
             stats_interval_s=config.stats_interval_s,
+            enrolment=self._enrolment_factory(),
         )
         self.peers[peer.id] = peer  # reserved before the first await, so concurrent offers cannot overfill
         try:
@@ -229,7 +294,6 @@ class SwapServer:
                 "options": peer.options.to_json(),
                 "directions": list(self.factory.directions),
                 "direction_names": self._direction_names(),
-                "colours": list(COLOUR_MODES),
             }
         )
 
@@ -361,10 +425,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="STUN server URL, e.g. stun:stun.example.org:3478 (repeatable; default: none)",
     )
-    parser.add_argument(
-        "--colour", choices=COLOUR_MODES, default="rct", help="initial colour transfer mode of each peer"
-    )
+    add_compositing_arguments(parser)  # each peer's start values; the page switches them live
     parser.add_argument("--no-label", action="store_true", help="start peers with the 'synthetic video' label off")
+    parser.add_argument(
+        "--enroll-dir",
+        default=str(Path.home() / ".cache" / "swapcam" / "web-enroll"),
+        help="the page's 'use my face': each enrolment's capture, training run and model go in a folder here",
+    )
+    parser.add_argument("--no-enroll", action="store_true", help="turn the page's 'use my face' off")
+    parser.add_argument(
+        "--enroll-seconds", type=float, default=60.0, help="'use my face': the longest capture, in seconds"
+    )
+    parser.add_argument(
+        "--enroll-minutes", type=float, default=10.0, help="'use my face': the training budget, in minutes"
+    )
+    parser.add_argument(
+        "--enroll-target",
+        default="demo",
+        help="'use my face': who the person becomes (swapcam enroll --target: demo, a faceset or a run folder)",
+    )
 
 
 def _ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -405,7 +484,12 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         connect_timeout_s=args.connect_timeout,
         ice_addresses=tuple(args.ice_address) if args.ice_address else None,
         stun_servers=tuple(args.stun or ()),
-        default_options=PeerOptions(colour=args.colour, label=not args.no_label),
+        default_options=PeerOptions(
+            label=not args.no_label, **{k: v for k, v in compositing_options(args).items() if k in SWITCHES}
+        ),
+        enroll_dir=None if args.no_enroll else args.enroll_dir,
+        enroll_capture_s=args.enroll_seconds,
+        enroll_args=("--minutes", f"{args.enroll_minutes:g}", "--target", args.enroll_target),
     )
 
 
@@ -430,8 +514,11 @@ def run(args: argparse.Namespace) -> int:
             "use --cert/--key or a TLS reverse proxy",
             config.host,
         )
-    factory = PipelineFactory.open(args.model, args.model_b2a, args.providers, args.threads)
-    server = SwapServer(factory, config)
+    base = PipelineOptions(**compositing_options(args))
+    base.validate()
+    factory = PipelineFactory.open(args.model, args.model_b2a, args.providers, args.threads, base)
+    folder = args.model if args.model is not None and Path(args.model).is_dir() else None
+    server = SwapServer(factory, config, model_folder=folder)
     scheme = "https" if context else "http"
     shown = f"[{config.host}]" if ":" in config.host else config.host
     print(

@@ -49,6 +49,7 @@ class Processor(Protocol):
     """What the worker thread drives: the live pipeline's FaceSwapProcessor, or anything with the same shape."""
 
     last_timings: dict[str, float]
+    last_faces: list  # the faces of the last processed frame (realtime.types.Face)
 
     def process(self, image: Image, t: float | None = None) -> Image: ...
 
@@ -183,6 +184,8 @@ class VideoWorker:
         self._configure_lock = threading.Lock()
         self.error: BaseException | None = None
         self.processor: Processor | None = None  # set by the thread; read-only for everyone else
+        # sees every camera frame and its faces after the swap, in this thread (the page's "use my face" capture)
+        self.observer: Callable[[Any, list], None] | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -211,6 +214,9 @@ class VideoWorker:
                 # The frame's own time (pts) drives the landmark smoothing: camera timing, not our scheduling jitter.
                 t_frame = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
                 swapped = processor.process(image, t_frame)
+                observer = self.observer
+                if observer is not None:
+                    observer(image, processor.last_faces)
                 out = av.VideoFrame.from_ndarray(swapped, format="bgr24")
                 out.pts, out.time_base = frame.pts, frame.time_base
                 self._stats.timings = dict(processor.last_timings)

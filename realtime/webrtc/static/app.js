@@ -5,7 +5,8 @@
 const $ = (id) => document.getElementById(id);
 const ui = {
   start: $("start"), stop: $("stop"), local: $("local"), remote: $("remote"),
-  direction: $("direction"), colour: $("colour"), label: $("label"), monitor: $("monitor"),
+  direction: $("direction"), label: $("label"), monitor: $("monitor"), switches: $("switches"),
+  enroll: $("enroll"), enrollTrain: $("enroll-train"), enrollStatus: $("enroll-status"),
   status: $("status"), fps: $("fps"), rtt: $("rtt"), serverLatency: $("server-latency"), roundTrip: $("round-trip"),
   serverFps: $("server-fps"), audioDelay: $("audio-delay"), timings: $("timings"), error: $("error"),
 };
@@ -23,8 +24,58 @@ function showError(message) {
   ui.error.hidden = !message;
 }
 
+// The live switches (mouth, eyes, sharpen, blend, colour, morph, ...) come from the server, so their choices are
+// written once, in Python (realtime.controls). name -> input element; the label checkbox is static in the page.
+const switchInputs = {};
+
+function switchValue(el) {
+  if (el.type === "checkbox") return el.checked;
+  if (el.type === "range") return Number(el.value);
+  return el.value;
+}
+
+function setSwitch(el, value) {
+  if (el.type === "checkbox") el.checked = Boolean(value);
+  else el.value = String(value);
+  if (el.type === "range") el.nextElementSibling.textContent = Number(value).toFixed(2);
+}
+
+async function loadSwitches() {
+  const response = await fetch("/switches");
+  const config = await response.json();
+  for (const [name, s] of Object.entries(config.switches)) {
+    if (name === "label") continue;
+    const label = document.createElement("label");
+    label.title = s.text;
+    let input;
+    if (s.kind === "choice") {
+      input = document.createElement("select");
+      input.replaceChildren(...s.choices.map((c) => new Option(c, c)));
+      label.append(`${name} `, input);
+    } else if (s.kind === "number") {
+      input = document.createElement("input");
+      Object.assign(input, { type: "range", min: s.low, max: s.high, step: s.step || 0.05 });
+      const shown = document.createElement("output");
+      label.append(`${name} `, input, shown);
+      input.addEventListener("input", () => { shown.textContent = Number(input.value).toFixed(2); });
+    } else {
+      input = document.createElement("input");
+      input.type = "checkbox";
+      label.className = "check";
+      label.append(input, ` ${name}`);
+    }
+    input.id = name;
+    input.addEventListener("change", sendOptions);
+    switchInputs[name] = input;
+    ui.switches.append(label);
+    setSwitch(input, config.options[name]);
+  }
+}
+
 function currentOptions() {
-  return { direction: ui.direction.value, colour: ui.colour.value, label: ui.label.checked };
+  const options = { direction: ui.direction.value, label: ui.label.checked };
+  for (const [name, el] of Object.entries(switchInputs)) options[name] = switchValue(el);
+  return options;
 }
 
 function waitForIceGathering(pc, timeoutMs) {
@@ -40,6 +91,7 @@ function waitForIceGathering(pc, timeoutMs) {
 async function start() {
   showError("");
   ui.start.disabled = true;
+  try { await switchesLoaded; } catch { /* the page works without them: the server's defaults apply */ }
   setState("starting", "asking for the camera…");
   let stream;
   try {
@@ -95,6 +147,7 @@ async function start() {
     return;
   }
   ui.stop.disabled = false;
+  ui.enroll.disabled = false;
   session.timer = setInterval(updateStats, 1000);
 }
 
@@ -116,9 +169,42 @@ function onServerMessage(text) {
   if (message.type === "stats") session.lastServer = message;
   else if (message.type === "rate") applyRate(message.max_fps);
   else if (message.type === "error") showError(`Server: ${message.message}`);
+  else if (message.type === "enroll") showEnrolment(message);
+  else if (message.type === "model") ui.enrollStatus.textContent = `now swapping with ${message.model}`;
   else if (message.type === "options") {
     const o = message.options;
-    ui.direction.value = o.direction; ui.colour.value = o.colour; ui.label.checked = o.label;
+    ui.direction.value = o.direction; ui.label.checked = o.label;
+    for (const [name, el] of Object.entries(switchInputs)) if (name in o) setSwitch(el, o[name]);
+  }
+}
+
+// "Use my face": the server captures this camera (coverage meter + prompts), trains, then swaps with the new model.
+function showEnrolment(m) {
+  const busy = m.state === "capturing" || m.state === "training";
+  document.body.dataset.enroll = m.state;
+  ui.enroll.textContent = busy ? "Cancel" : "Use my face";
+  ui.enrollTrain.hidden = m.state !== "capturing";
+  let text = "";
+  if (m.state === "capturing") {
+    const rejected = Object.entries(m.rejected || {}).map(([k, v]) => `${k} ${v}`).join(", ");
+    text = `capturing: ${Math.round(100 * m.coverage)} % covered, ${m.faces} faces` +
+      (m.prompt ? ` — ${m.prompt}` : "") + (rejected ? ` (rejected: ${rejected})` : "") +
+      ` · ${Math.round(m.seconds_left)} s left`;
+  } else if (m.state === "training") {
+    text = m.steps ? `training: step ${m.step} of ${m.steps}` : `training: ${m.stage || "starting"}…`;
+  } else if (m.state === "ready") {
+    text = m.switched ? `ready: now swapping with your model (${m.model})` : `ready: ${m.model}`;
+  } else if (m.state === "error") {
+    text = `could not enrol: ${m.message}`;
+  } else if (m.state === "cancelled") {
+    text = "cancelled";
+  }
+  ui.enrollStatus.textContent = text;
+}
+
+function sendEnroll(action) {
+  if (session && session.channel.readyState === "open") {
+    session.channel.send(JSON.stringify({ type: "enroll", action }));
   }
 }
 
@@ -187,11 +273,19 @@ function stop() {
   ui.remote.srcObject = null;
   ui.start.disabled = false;
   ui.stop.disabled = true;
+  ui.enroll.disabled = true;
+  ui.enrollTrain.hidden = true;
   if (document.body.dataset.state !== "error") setState("idle", "idle");
 }
 
 ui.start.addEventListener("click", start);
 ui.stop.addEventListener("click", stop);
-for (const el of [ui.direction, ui.colour, ui.label]) el.addEventListener("change", sendOptions);
+for (const el of [ui.direction, ui.label]) el.addEventListener("change", sendOptions);
+const switchesLoaded = loadSwitches().catch((err) => showError(`Could not load the controls: ${err.message}`));
+ui.enroll.addEventListener("click", () => {
+  const busy = ["capturing", "training"].includes(document.body.dataset.enroll);
+  sendEnroll(busy ? "cancel" : "start");
+});
+ui.enrollTrain.addEventListener("click", () => sendEnroll("train"));
 ui.monitor.addEventListener("change", () => { ui.remote.muted = !ui.monitor.checked; });
 window.addEventListener("pagehide", stop);

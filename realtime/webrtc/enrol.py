@@ -1,0 +1,204 @@
+"""The demo page's "use my face": one peer enrols itself while the call runs, then swaps with its own model.
+
+1. capturing: the peer's swap worker shows every camera frame and its landmarks to :meth:`WebEnrolment.observe`
+   (the worker thread: no extra landmark pass). Faces the quality gate accepts (realtime.coverage: not blurry, dark,
+   over-exposed, partial or too small) are written to FOLDER/capture.mp4 and counted by the coverage meter, whose
+   share and next prompt ("turn your head a little to your left") go to the page every second.
+2. training: when the meter is full, or after ``capture_seconds``, or when the page says "train now", the capture
+   is closed and ``swapcam enroll --source FOLDER/capture.mp4 --out FOLDER --status ...`` runs in a subprocess (torch
+   lives there, never in the server), fine-tuning the shipped model; its status file (step, steps) becomes the page's
+   progress bar.
+3. ready: the newest export in FOLDER is loaded and this peer's processor switches to it between two frames; the
+   call goes on. Other peers keep the server's model.
+
+Only one enrolment trains at a time per server (:data:`TRAINING_LOCK`): training takes the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from realtime.coverage import CoverageMeter, QualityGate
+from realtime.types import Face, Image
+
+log = logging.getLogger("swapcam.webrtc.enrol")
+
+CAPTURE_FILE = "capture.mp4"
+STATUS_FILE = "status.json"
+FULL_AT = 0.9  # coverage meter share that ends the capture early
+WRITE_EVERY = 2  # of the accepted frames, every n-th goes into the capture (the faceset drops near-duplicates)
+STATES = ("capturing", "training", "ready", "error", "cancelled")
+TRAINING_LOCK = threading.Lock()  # one enrolment trains at a time per server process
+
+
+class WebEnrolment:
+    """One peer's enrolment: capture (worker thread) -> ``swapcam enroll`` subprocess -> a model to switch to.
+
+    ``enroll_args``: more ``swapcam enroll`` options (``--minutes``, ``--target``, ``--steps``, ...)."""
+
+    def __init__(self, folder: str | Path, capture_seconds: float = 60.0, enroll_args: tuple[str, ...] = ()) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.capture_seconds = float(capture_seconds)
+        self.enroll_args = tuple(enroll_args)
+        self.state = "capturing"
+        self.meter = CoverageMeter()
+        self.gate = QualityGate()
+        self.accepted = 0
+        self.written = 0
+        self.rejected: Counter[str] = Counter()
+        self.model: Path | None = None
+        self.message = ""
+        self._lock = threading.Lock()
+        self._writer: cv2.VideoWriter | None = None
+        self._frame_size = (0, 0)
+        self._proc: subprocess.Popen | None = None
+        self._has_lock = False
+        self._t0 = time.monotonic()
+
+    # -- capture (the peer's worker thread) ---------------------------------------------------------------------
+    def observe(self, image: Image, faces: list[Face]) -> None:
+        with self._lock:
+            if self.state != "capturing":
+                return
+            if not faces:
+                self.rejected["no face"] += 1
+            else:
+                reason = self.gate(image, faces[0])
+                if reason is not None:
+                    self.rejected[reason] += 1
+                else:
+                    self.meter.update(np.asarray(faces[0].landmarks, np.float64))
+                    if self.accepted % WRITE_EVERY == 0:
+                        self._write(image)
+                    self.accepted += 1
+            done = self.meter.fraction() >= FULL_AT or time.monotonic() - self._t0 >= self.capture_seconds
+        if done:
+            self.train()
+
+    def _write(self, image: Image) -> None:
+        h, w = image.shape[:2]
+        if self._writer is None:
+            self._writer = cv2.VideoWriter(
+                str(self.folder / CAPTURE_FILE), cv2.VideoWriter_fourcc(*"mp4v"), 15.0, (w, h)
+            )
+            self._frame_size = (w, h)
+        if (w, h) == self._frame_size:  # the browser may change resolution mid-call: keep the first size only
+            self._writer.write(image)
+            self.written += 1
+
+    # -- training (a subprocess) ----------------------------------------------------------------------------------
+    def train(self) -> None:
+        """End the capture and start `swapcam enroll` on it (the page's "train now", or the meter is full)."""
+        with self._lock:
+            if self.state != "capturing":
+                return
+            if self._writer is not None:
+                self._writer.release()
+                self._writer = None
+            if self.written == 0:
+                self.state, self.message = "error", "no usable face was captured: more light, face the camera"
+                return
+            if not TRAINING_LOCK.acquire(blocking=False):
+                self.state, self.message = "error", "another enrolment is training on this server; try again later"
+                return
+            self._has_lock = True
+            status = self.folder / STATUS_FILE
+            status.unlink(missing_ok=True)
+            command = [
+                sys.executable,
+                "-m",
+                "realtime.cli",
+                "enroll",
+                "--source",
+                str(self.folder / CAPTURE_FILE),
+                "--out",
+                str(self.folder),
+                "--status",
+                str(status),
+                "--no-progress",
+                *self.enroll_args,
+            ]
+            log.info("enrolment in %s: training (%s)", self.folder, " ".join(command[3:]))
+            self._proc = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=str(Path.cwd())
+            )
+            self.state = "training"
+
+    def _status(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.folder / STATUS_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def poll(self) -> dict[str, Any]:
+        """The page's view, as a control-channel message; also notices the end of training."""
+        with self._lock:
+            if self.state == "capturing" and time.monotonic() - self._t0 >= self.capture_seconds:
+                pass  # the next observed frame ends it; a camera that stopped sending ends with the peer
+            message: dict[str, Any] = {"type": "enroll", "state": self.state}
+            if self.state == "capturing":
+                message |= {
+                    "coverage": round(self.meter.fraction(), 3),
+                    "prompt": self.meter.prompt(),
+                    "faces": self.accepted,
+                    "rejected": dict(self.rejected),
+                    "seconds_left": max(0.0, round(self.capture_seconds - (time.monotonic() - self._t0), 1)),
+                }
+            elif self.state == "training" and self._proc is not None:
+                status = self._status()
+                message |= {k: status.get(k) for k in ("stage", "step", "steps", "seconds")}
+                code = self._proc.poll()
+                if code is not None:
+                    self._finish(code, status)
+                    message["state"] = self.state
+            if self.state == "ready" and self.model is not None:
+                message["model"] = self.model.name
+            if self.state == "error":
+                message["message"] = self.message
+            return message
+
+    def _finish(self, code: int, status: dict[str, Any]) -> None:
+        stderr = self._proc.stderr.read() if self._proc is not None and self._proc.stderr else ""
+        self._release()
+        if code == 0 and status.get("stage") == "done" and status.get("model"):
+            self.model = Path(status["model"])
+            self.state = "ready"
+            log.info("enrolment in %s: ready (%s)", self.folder, self.model.name)
+        else:
+            lines = [line for line in stderr.strip().splitlines() if line.strip()]
+            self.message = status.get("message") or (lines[-1] if lines else f"swapcam enroll exited with {code}")
+            self.state = "error"
+            log.warning("enrolment in %s failed: %s", self.folder, self.message)
+
+    def _release(self) -> None:
+        if self._has_lock:
+            self._has_lock = False
+            TRAINING_LOCK.release()
+
+    def close(self) -> None:
+        """Cancel: stop the capture or the training (idempotent)."""
+        with self._lock:
+            if self._writer is not None:
+                self._writer.release()
+                self._writer = None
+            if self._proc is not None and self._proc.poll() is None:
+                self._proc.terminate()
+                try:
+                    self._proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+            self._release()
+            if self.state in ("capturing", "training"):
+                self.state = "cancelled"
