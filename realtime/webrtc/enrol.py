@@ -36,6 +36,7 @@ log = logging.getLogger("swapcam.webrtc.enrol")
 
 CAPTURE_FILE = "capture.mp4"
 STATUS_FILE = "status.json"
+LOG_FILE = "enroll.log"  # the subprocess's output (its last line is the error the page shows)
 FULL_AT = 0.9  # coverage meter share that ends the capture early
 WRITE_EVERY = 2  # of the accepted frames, every n-th goes into the capture (the faceset drops near-duplicates)
 STATES = ("capturing", "training", "ready", "error", "cancelled")
@@ -131,9 +132,9 @@ class WebEnrolment:
                 *self.enroll_args,
             ]
             log.info("enrolment in %s: training (%s)", self.folder, " ".join(command[3:]))
-            self._proc = subprocess.Popen(
-                command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=str(Path.cwd())
-            )
+            # its output goes to a file, not a pipe: a pipe nobody reads while it runs could fill up and stall it
+            with open(self.folder / LOG_FILE, "w") as log_file:
+                self._proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=str(Path.cwd()))
             self.state = "training"
 
     def _status(self) -> dict[str, Any]:
@@ -145,8 +146,6 @@ class WebEnrolment:
     def poll(self) -> dict[str, Any]:
         """The page's view, as a control-channel message; also notices the end of training."""
         with self._lock:
-            if self.state == "capturing" and time.monotonic() - self._t0 >= self.capture_seconds:
-                pass  # the next observed frame ends it; a camera that stopped sending ends with the peer
             message: dict[str, Any] = {"type": "enroll", "state": self.state}
             if self.state == "capturing":
                 message |= {
@@ -170,14 +169,17 @@ class WebEnrolment:
             return message
 
     def _finish(self, code: int, status: dict[str, Any]) -> None:
-        stderr = self._proc.stderr.read() if self._proc is not None and self._proc.stderr else ""
+        try:
+            output = (self.folder / LOG_FILE).read_text(errors="replace")
+        except OSError:
+            output = ""
         self._release()
         if code == 0 and status.get("stage") == "done" and status.get("model"):
             self.model = Path(status["model"])
             self.state = "ready"
             log.info("enrolment in %s: ready (%s)", self.folder, self.model.name)
         else:
-            lines = [line for line in stderr.strip().splitlines() if line.strip()]
+            lines = [line for line in output.strip().splitlines() if line.strip()]
             self.message = status.get("message") or (lines[-1] if lines else f"swapcam enroll exited with {code}")
             self.state = "error"
             log.warning("enrolment in %s failed: %s", self.folder, self.message)
