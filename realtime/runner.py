@@ -12,12 +12,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from realtime.pipeline import STAGES, FaceSwapProcessor, PipelineOptions
-from realtime.slot import LatestSlot
+from realtime.slot import LatestSlot, PendingChanges
 from realtime.types import Frame, Image
 
 _END = object()  # end of input, passed down the chain behind the last frame
@@ -134,24 +133,18 @@ class LiveRunner:
         self._captured = LatestSlot()
         self._located = LatestSlot()
         self._rendered = LatestSlot()
-        # (swapper, options) changes for the inference thread to apply, in order
-        self._changes: list[tuple[Any, PipelineOptions | None]] = []
-        self._changes_lock = threading.Lock()
-        self.reconfigured = 0  # changes applied so far
+        self._changes = PendingChanges()  # model / option switches for the inference thread
+
+    @property
+    def reconfigured(self) -> int:
+        """Switches applied so far."""
+        return self._changes.applied
 
     def reconfigure(self, swapper=None, options: PipelineOptions | None = None) -> None:
         """Switch the model and/or the pipeline options of the running stream (any thread). The inference thread
         applies it between two frames: the source, the landmark tracker and the sink keep running, and the next
         frames use the new model. The caller owns the old swapper (close it, or let it go, afterwards)."""
-        with self._changes_lock:
-            self._changes.append((swapper, options))
-
-    def _apply_changes(self) -> None:
-        with self._changes_lock:
-            changes, self._changes = self._changes, []
-        for swapper, options in changes:
-            self.processor.reconfigure(swapper, options)
-            self.reconfigured += 1
+        self._changes.put(lambda processor: processor.reconfigure(swapper, options))
 
     def stop(self) -> None:
         self._stop.set()
@@ -202,8 +195,7 @@ class LiveRunner:
         return frame
 
     def _render(self, frame: Frame) -> tuple[Frame, Image]:
-        if self._changes:
-            self._apply_changes()
+        self._changes.apply(self.processor)
         return frame, self.processor.render(frame.image, frame.faces, frame.timings_ms)
 
     def _landmarks(self) -> None:

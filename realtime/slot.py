@@ -1,9 +1,11 @@
-"""The one-item "newest frame wins" hand-off between two threads, used by the live runner and the WebRTC worker."""
+"""Hand-offs between threads, used by the live runner and the WebRTC worker: the one-item "newest frame wins" slot,
+and the queue of changes that other threads ask the frame thread to make between two frames."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 CLOSED: Any = object()  # what ``get`` returns once the slot is closed and empty
@@ -63,3 +65,27 @@ class LatestSlot:
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+class PendingChanges:
+    """Changes asked for from any thread (a key press, the page's controls, a new model), made in order by the one
+    thread that owns the target (the processor), between two frames: ``put(change)``, then ``apply(target)``, which
+    calls ``change(target)`` for each and counts them in ``applied``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changes: list[Callable[[Any], None]] = []
+        self.applied = 0
+
+    def put(self, change: Callable[[Any], None]) -> None:
+        with self._lock:
+            self._changes.append(change)
+
+    def apply(self, target: Any) -> None:
+        if not self._changes:  # the common case, every frame: no lock taken
+            return
+        with self._lock:
+            changes, self._changes = self._changes, []
+        for change in changes:
+            change(target)
+            self.applied += 1

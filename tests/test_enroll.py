@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from pathlib import Path
 
 import cv2
@@ -19,6 +20,7 @@ from _training_fixtures import build_facesets, short_run  # noqa: E402
 from models.checkpoint import CHECKPOINT, load_checkpoint  # noqa: E402
 from realtime import coverage as cov  # noqa: E402
 from realtime.align import template_points  # noqa: E402
+from realtime.builder import newest_model  # noqa: E402
 from realtime.errors import SwapcamError  # noqa: E402
 from realtime.eval import eye_openness, head_pose  # noqa: E402
 from realtime.mouth import OPEN_AT, eye_distance, mouth_openness  # noqa: E402
@@ -187,17 +189,23 @@ def test_parse_frames_and_export_names(tmp_path):
     for bad in ("5", "a:b", "9:3", "-1:4"):
         with pytest.raises(SwapcamError, match="--frames"):
             enroll.parse_frames(bad)
-    assert enroll.newest_export(tmp_path) is None
+    with pytest.raises(SwapcamError, match="has no .onnx"):
+        newest_model(tmp_path)
+    # live picks the newest by write time: each export is written when its name is taken (times set explicitly
+    # here, so a coarse file-system clock cannot tie them)
     first = enroll.export_name(tmp_path, now=1_700_000_000)
     first.write_bytes(b"x")
+    os.utime(first, (1_700_000_000, 1_700_000_000))
     second = enroll.export_name(tmp_path, now=1_700_000_000)  # the same second
     assert second.name == first.name.replace(".onnx", "-2.onnx")
     second.write_bytes(b"x")
+    os.utime(second, (1_700_000_001, 1_700_000_001))
     later = enroll.export_name(tmp_path, now=1_700_000_100)
     later.write_bytes(b"x")
-    assert enroll.newest_export(tmp_path) == later
+    os.utime(later, (1_700_000_100, 1_700_000_100))
+    assert newest_model(tmp_path) == later
     later.unlink()
-    assert enroll.newest_export(tmp_path) == second
+    assert newest_model(tmp_path) == second
 
 
 def _args(**kw) -> argparse.Namespace:
@@ -292,7 +300,7 @@ def test_enrol_from_a_video_fine_tunes_the_shipped_model_and_exports(tmp_path, f
     assert enroll.run(args) == 0
     printed = capsys.readouterr().out
     status = json.loads((tmp_path / "status.json").read_text())  # what `swapcam serve` polls
-    assert status["stage"] == "done" and status["model"] == str(enroll.newest_export(out))
+    assert status["stage"] == "done" and status["model"] == str(newest_model(out))
     index = read_index(out / "faceset")
     assert len(index["faces"]) >= enroll.MIN_FACES
     assert all(f["frame"] < 40 for f in index["faces"])
@@ -304,7 +312,7 @@ def test_enrol_from_a_video_fine_tunes_the_shipped_model_and_exports(tmp_path, f
     assert state["step"] == 2 and state["model_config"]["name"] == "rt128"
     assert Path(state["train_config"]["init"]) == enroll.demo_checkpoint()
     assert state["train_config"]["decoder_b_lr"] == 1.0  # a FACESET target is a face decoder B never drew
-    model = enroll.newest_export(out)
+    model = newest_model(out)
     assert (
         model is not None
         and model.name.startswith("swap-")
@@ -322,7 +330,7 @@ def test_enrol_from_a_video_fine_tunes_the_shipped_model_and_exports(tmp_path, f
     assert enroll.run(args) == 0
     assert len(read_index(out / "faceset")["faces"]) == len(index["faces"])
     assert load_checkpoint(out / "run" / CHECKPOINT)["step"] == 4
-    newest = enroll.newest_export(out)
+    newest = newest_model(out)
     assert newest != model and len(list(out.glob("swap-*.onnx"))) == 2
 
 

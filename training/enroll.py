@@ -51,7 +51,7 @@ log = logging.getLogger("swapcam.enroll")
 FACESET_DIR = "faceset"
 RUN_DIR = "run"
 SUMMARY_JSON = "enroll.json"
-EXPORT_PREFIX = "swap-"  # DIR/swap-YYYYMMDD-HHMMSS[-N].onnx: name order is age order, the last one is the newest
+EXPORT_PREFIX = "swap-"  # DIR/swap-YYYYMMDD-HHMMSS[-N].onnx; the newest is realtime.builder.newest_model's pick
 DEMO_CHECKPOINT = "demo_train_checkpoint.pt"
 MIN_FACES = 16  # fewer usable faces than this cannot teach a face
 
@@ -622,18 +622,6 @@ def export_name(out_dir: Path, now: float | None = None) -> Path:
         path = out_dir / f"{EXPORT_PREFIX}{stamp}-{n}.onnx"
         n += 1
     return path
-
-
-def newest_export(out_dir: str | Path) -> Path | None:
-    """The newest DIR/swap-*.onnx, by its name's (timestamp, number), or None."""
-    files = sorted(Path(out_dir).glob(f"{EXPORT_PREFIX}*.onnx"), key=_export_key)
-    return files[-1] if files else None
-
-
-def _export_key(path: Path) -> tuple[str, int]:
-    stem = path.name[len(EXPORT_PREFIX) : -len(".onnx")]
-    stamp, _, number = stem[:15], stem[15:16], stem[16:]
-    return stamp, int(number) if number.isdigit() else 1
 
 
 def export_enrolled(run_dir: str | Path, out_dir: str | Path) -> dict:

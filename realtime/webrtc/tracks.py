@@ -31,7 +31,7 @@ from typing import Any, Protocol, cast
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from realtime.slot import LatestSlot
+from realtime.slot import LatestSlot, PendingChanges
 from realtime.types import Image
 
 log = logging.getLogger("swapcam.webrtc")
@@ -180,8 +180,7 @@ class VideoWorker:
         self._deliver = deliver
         self._stats = stats
         self.inbox = LatestSlot()
-        self._configure: list[Callable[[Processor], None]] = []
-        self._configure_lock = threading.Lock()
+        self._changes = PendingChanges()
         self.error: BaseException | None = None
         self.processor: Processor | None = None  # set by the thread; read-only for everyone else
         # sees every camera frame and its faces after the swap, in this thread (the page's "use my face" capture)
@@ -191,14 +190,7 @@ class VideoWorker:
 
     def reconfigure(self, change: Callable[[Processor], None]) -> None:
         """Queue a change (direction, colour mode, label) to apply between two frames, in the worker thread."""
-        with self._configure_lock:
-            self._configure.append(change)
-
-    def _apply_changes(self, processor: Processor) -> None:
-        with self._configure_lock:
-            changes, self._configure = self._configure, []
-        for change in changes:
-            change(processor)
+        self._changes.put(change)
 
     def _run(self) -> None:
         processor = None
@@ -209,7 +201,7 @@ class VideoWorker:
                 if item is None or item is LatestSlot.CLOSED:
                     continue
                 frame, t_in = item
-                self._apply_changes(processor)
+                self._changes.apply(processor)
                 image = frame_to_bgr(frame)
                 # The frame's own time (pts) drives the landmark smoothing: camera timing, not our scheduling jitter.
                 t_frame = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
