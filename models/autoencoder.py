@@ -42,6 +42,13 @@ class ModelConfig:
     separable_res: bool = (
         False  # residual blocks depthwise-separable at every stage (plain 3x3 at 32 px costs ~0.3 GFLOP)
     )
+    # A learned full-resolution detail texture per decoder (3 x size x size, added to the face's pre-sigmoid
+    # output): the identity's aligned face is nearly the same image in every frame, so its static fine detail
+    # (glasses, wrinkles, hair) can live in one bias image at no FLOP cost, and the decoder draws only what moves.
+    # Training initialises it from the faceset (training.train.init_textures). Opt-in (`swapcam train --texture`):
+    # measured sharper on the identities' own faces, but on a face unlike the training faces the static detail does
+    # not follow the drawn face (README "Detail texture, measured").
+    texture: bool = False
 
     def __post_init__(self) -> None:
         down = 2 ** len(self.enc_channels)
@@ -192,11 +199,17 @@ class Decoder(nn.Module):
         self.to_face = nn.Conv2d(cin, 3 * scale * scale, 3, padding=1)
         self.to_mask = nn.Conv2d(cin, scale * scale, 3, padding=1)
         self.head_shuffle = nn.PixelShuffle(scale) if scale > 1 else nn.Identity()
+        self.texture = nn.Parameter(torch.zeros(1, 3, config.size, config.size)) if config.texture else None
+
+    def logits(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The face's and the mask's pre-sigmoid outputs (the face's without the texture)."""
+        x = self.blocks(z)
+        return self.head_shuffle(self.to_face(x)), self.head_shuffle(self.to_mask(x))
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.blocks(z)
-        face = self.head_shuffle(self.to_face(x))
-        mask = self.head_shuffle(self.to_mask(x))
+        face, mask = self.logits(z)
+        if self.texture is not None:
+            face = face + self.texture
         return torch.sigmoid(face), torch.sigmoid(mask)
 
 

@@ -93,3 +93,19 @@ def test_colour_layout_round_trip():
     # channel 0 is red: BGR's last channel
     assert np.allclose(nchw[0, 0], image[..., 2] / 255.0)
     assert np.array_equal(to_bgr_uint8(nchw)[0], image)
+
+
+def test_clean_samples_keep_the_aligned_crop_as_target():
+    # every geometric and colour change forced on: a clean sample still has the crop itself as target
+    aug = Augmenter(AugmentConfig(warp=0.0, blur=0.0, noise=0.0, flip=1.0, rotate=15.0, colour=1.0))
+    image, mask, weight = _blob_face(3)
+    warped, target, mask_t, weight_t = aug.sample(image, mask, weight, seed=5, clean=True)
+    assert np.array_equal(target, image) and np.array_equal(warped, image)
+    assert np.array_equal(mask_t, mask) and np.array_equal(weight_t, weight)
+    _, dirty, _, _ = aug.sample(image, mask, weight, seed=5)
+    assert not np.array_equal(dirty, image)
+    # the random warp and the degradations still reach the input of a clean sample
+    warped, target, _, _ = Augmenter(AugmentConfig(warp=1.0)).sample(image, mask, weight, seed=5, clean=True)
+    assert np.array_equal(target, image) and not np.array_equal(warped, image)
+    batch = aug.batch(image[None], mask[None], weight[None], np.array([0, 0]), seed=1, step=0, stream=0, clean=True)
+    assert np.array_equal(batch["target"], to_nchw_rgb(np.stack([image, image])))

@@ -111,3 +111,35 @@ def test_bad_inputs():
 def test_config_round_trip():
     cfg = get_preset("lite")
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_detail_texture_is_a_full_size_bias_on_the_face_only():
+    from dataclasses import replace
+
+    assert build_model("tiny").decoder_b.texture is None  # opt-in
+    model = build_model(replace(get_preset("tiny"), texture=True)).eval()
+    decoder = model.decoder_b
+    assert decoder.texture is not None
+    assert tuple(decoder.texture.shape) == (1, 3, 64, 64)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        face0, mask0 = model(x, "b")
+        decoder.texture[:, 0] = 12.0  # red forced on, green and blue pushed off
+        decoder.texture[:, 1:] = -12.0
+        face1, mask1 = model(x, "b")
+        other, _ = model(x, "a")  # decoder A's texture is its own
+    assert face1[:, 0].min() > 0.99 and face1[:, 1:].max() < 0.01
+    assert torch.equal(mask0, mask1)  # the mask does not see the texture
+    assert not torch.allclose(face0, face1)
+    assert other[:, 0].max() < 0.99
+
+
+def test_checkpoints_from_before_the_texture_load_without_one():
+    saved = get_preset("lite").to_dict()
+    saved["texture"] = True
+    assert build_model(ModelConfig.from_dict(saved)).decoder_a.texture is not None
+    del saved["texture"]  # what a checkpoint written before the texture existed holds
+    old = ModelConfig.from_dict(saved)
+    assert old.texture is False
+    model = build_model(old)
+    assert model.decoder_a.texture is None and not any(k.endswith("texture") for k in model.state_dict())

@@ -340,6 +340,7 @@ def test_build_demo_model_command_small(tmp_path, capsys):
         "--frames",
         "12",
         "--no-progress",
+        "--texture",
     ]
     assert cli_main(argv) == 0
     assert "demo model: 3 steps" in capsys.readouterr().out
@@ -349,9 +350,22 @@ def test_build_demo_model_command_small(tmp_path, capsys):
         assert hashlib.sha256(exported.read_bytes()).hexdigest() == sums[path.name]
         info, fmt = read_info(exported)
         assert fmt == "swapcam" and info.steps == 3 and info.direction == direction
-    assert sorted(p.name for p in out.iterdir()) == ["RECIPE.md", "SHA256SUMS", "demo_a2b.onnx", "demo_b2a.onnx"]
+    names = ["RECIPE.md", "SHA256SUMS", "demo_a2b.onnx", "demo_b2a.onnx", "demo_train_checkpoint.pt"]
+    assert sorted(p.name for p in out.iterdir()) == names
     recipe = (out / "RECIPE.md").read_text()
     assert "| seed | 0 |" in recipe and sums["demo_a2b.onnx"] in recipe and "3 x 2 faces" in recipe
+    assert "from scratch" in recipe and "| detail texture | yes" in recipe
+    # the published training checkpoint: float16 weights with their textures, no optimizer state
+    slim = load_checkpoint(out / "demo_train_checkpoint.pt")
+    assert slim["optimizer"] is None and slim["step"] == 3
+    assert slim["model"]["decoder_b.texture"].dtype == torch.float16
     # publish-only re-exports the run's checkpoint without training again
     assert cli_main(argv + ["--publish-only"]) == 0
     assert "exported step 3" in capsys.readouterr().out
+    # and a new build can fine-tune it (how demo model v3 was made from v2)
+    tuned = tmp_path / "tuned"
+    argv2 = [a if a != str(tmp_path / "work") else str(tmp_path / "work2") for a in argv]
+    argv2 = [a if a != str(out) else str(tuned) for a in argv2]
+    assert cli_main(argv2 + ["--init", str(out / "demo_train_checkpoint.pt"), "--augment-off", "0"]) == 0
+    recipe = (tuned / "RECIPE.md").read_text()
+    assert "fine-tuned from" in recipe and "colour jitter off at 0%" in recipe

@@ -256,7 +256,9 @@ def test_bench_train_runs_the_training_step(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_before_exiting(tmp_path, facesets):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_before_exiting(tmp_path, facesets, signum):
+    """Ctrl-C, or SIGTERM (`kill`: what stops a run started in the background, where the shell ignores SIGINT)."""
     out = tmp_path / "run"
     cmd = [
         sys.executable,
@@ -287,7 +289,7 @@ def test_ctrl_c_saves_before_exiting(tmp_path, facesets):
             break
         time.sleep(0.2)
     assert proc.poll() is None, proc.communicate()[1][-2000:]
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert "checkpoint saved" in err
@@ -468,3 +470,56 @@ def test_time_budget_stops_early_saved_and_resume_finishes(tmp_path, facesets):
     assert 1 <= step < 100000  # stopped by the clock, checkpoint saved
     assert cli_main(["train", "--out", str(run), "--steps", str(step + 2), "--resume"] + common) == 0
     assert load_checkpoint(run / CHECKPOINT)["step"] == step + 2
+
+
+# ------------------------------------------------------------------------------------------------ detail texture
+def test_textures_start_at_the_faceset_mean_residual(facesets):
+    from training.train import init_textures, load_data
+
+    cfg = TrainConfig(a=str(facesets["A"]), b=str(facesets["B"]), out="unused", preset="tiny")
+    data = load_data(cfg, 64)
+    faces_a, faces_b = faceset_faces(facesets["A"], 64), faceset_faces(facesets["B"], 64)
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    model = build_model(replace(get_preset("tiny"), texture=True))
+    before = _psnr_per_identity(model, faces_a, faces_b)
+    init_textures(model, data, torch.device("cpu"))
+    after = _psnr_per_identity(model, faces_a, faces_b)
+    # an untrained decoder draws flat grey; from its texture on it draws each identity's mean face
+    assert after[0] >= before[0] + 5.0 and after[1] >= before[1] + 5.0, (before, after)
+    assert not torch.equal(model.decoder_a.texture, model.decoder_b.texture)
+    learned = model.decoder_a.texture.detach().clone()
+    init_textures(model, data, torch.device("cpu"))  # a texture already set (a resumed run) is left alone
+    assert torch.equal(model.decoder_a.texture, learned)
+
+
+def test_fine_tuning_a_model_without_texture_adds_one(tmp_path, facesets, run20):
+    from dataclasses import replace
+
+    from models.autoencoder import ModelConfig
+    from training.train import load_init_weights
+
+    saved = load_checkpoint(run20 / CHECKPOINT)
+    old = dict(saved)  # the checkpoint as a model made before the texture would have written it
+    old["model_config"] = replace(ModelConfig.from_dict(saved["model_config"]), texture=False).to_dict()
+    old["model"] = {k: v for k, v in saved["model"].items() if not k.endswith(".texture")}
+    save_checkpoint(tmp_path / "old.pt", old)
+    common = ["--a", str(facesets["A"]), "--b", str(facesets["B"]), "--steps", "2", "--batch", "2"]
+    common += ["--no-progress", "--threads", "1", "--augment-off", "0", "--init", str(tmp_path / "old.pt")]
+    assert cli_main(["train", "--out", str(tmp_path / "tuned"), "--texture"] + common) == 0
+    tuned = load_checkpoint(tmp_path / "tuned" / CHECKPOINT)
+    assert tuned["model_config"]["texture"] is True
+    assert tuned["model"]["decoder_b.texture"].abs().mean() > 0.01  # started from the faceset, not zero
+    assert cli_main(["train", "--out", str(tmp_path / "plain")] + common) == 0  # without --texture: none
+    plain = load_checkpoint(tmp_path / "plain" / CHECKPOINT)
+    assert plain["model_config"]["texture"] is False and "decoder_b.texture" not in plain["model"]
+
+    model = build_model("tiny")
+    with pytest.raises(SwapcamError, match="missing encoder"):
+        load_init_weights(model, {k: v for k, v in saved["model"].items() if not k.startswith("encoder.")})
+
+
+def test_augment_off_out_of_range_is_one_line(tmp_path, facesets, capsys):
+    argv = ["train", "--a", str(facesets["A"]), "--b", str(facesets["B"]), "--out", str(tmp_path / "r")]
+    _one_line_error(capsys, argv + ["--augment-off", "1.5", "--steps", "2", "--no-progress"], "--augment-off 1.5")

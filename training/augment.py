@@ -118,12 +118,14 @@ class Augmenter:
         seed: int,
         warp: float | None = None,
         landmarks: np.ndarray | None = None,
+        clean: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """One sample from a BGR uint8 crop and its float32 masks: (input, target) HxWx3 uint8 BGR, mask, weight HxW.
 
         ``warp`` overrides the configured random-warp strength (the training schedule fades it out); ``landmarks``
         (the crop's 68 points) enable the expression warps. The reflected border that the affine invents gets
-        weight 0: it is not face, so the loss ignores it.
+        weight 0: it is not face, so the loss ignores it. ``clean`` skips step 1 (no flip, affine or colour jitter):
+        the target is the aligned crop as it is, where a decoder's detail texture (models.autoencoder) is registered.
         """
         c = self.config
         if landmarks is not None and c.expressions > 0:
@@ -136,10 +138,13 @@ class Augmenter:
                 image, _, (mask, weight) = expression_warp(image, landmarks, mouth, eyes, extra=(mask, weight))
         geometry_colour, degrade = self._pipelines()
         valid = np.ones(mask.shape, np.float32)
-        geometry_colour.set_random_seed(seed)
-        out = geometry_colour(image=image, masks=[mask, weight, valid])
-        target = out["image"]
-        mask_t, weight_t, valid_t = out["masks"]
+        if clean:
+            target, mask_t, weight_t, valid_t = image, mask, weight, valid
+        else:
+            geometry_colour.set_random_seed(seed)
+            out = geometry_colour(image=image, masks=[mask, weight, valid])
+            target = out["image"]
+            mask_t, weight_t, valid_t = out["masks"]
         rng = np.random.default_rng(seed)
         warped = random_warp(target, rng, c.warp if warp is None else warp)
         degrade.set_random_seed(seed ^ 0x5A5A5A5A)
@@ -158,14 +163,16 @@ class Augmenter:
         stream: int,
         warp: float | None = None,
         landmarks: np.ndarray | None = None,
+        clean: bool = False,
     ) -> dict[str, np.ndarray]:
         """A batch as float32 NCHW arrays, RGB in [0, 1] (the model's contract): input, target, mask, weight.
-        ``landmarks`` (N x 68 x 2 crop points of ``images``) enable the expression warps."""
+        ``landmarks`` (N x 68 x 2 crop points of ``images``) enable the expression warps; ``clean``: see
+        :meth:`sample`."""
 
         def one(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             i = int(indices[k])
             lm = None if landmarks is None else landmarks[i]
-            return self.sample(images[i], masks[i], weights[i], sample_seed(seed, step, stream, k), warp, lm)
+            return self.sample(images[i], masks[i], weights[i], sample_seed(seed, step, stream, k), warp, lm, clean)
 
         samples = [one(k) for k in range(len(indices))]
         inputs, targets, ms, ws = (list(part) for part in zip(*samples, strict=True))

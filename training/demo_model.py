@@ -19,13 +19,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.checkpoint import CHECKPOINT, load_checkpoint
+from models.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from models.contract import DEMO_DIR, DEMO_MODELS
 from realtime.atomic import atomic_write_bytes
 from realtime.errors import SwapcamError
 
 log = logging.getLogger("swapcam.demo_model")
 MAX_BYTES = 15_000_000
+DEMO_CHECKPOINT = "demo_train_checkpoint.pt"  # the weights-only training checkpoint published beside the models
 SUMS = "SHA256SUMS"
 
 
@@ -47,6 +48,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warp-off", type=float, default=0.8, help="random warp fades out by this fraction of --steps")
     parser.add_argument(
         "--expressions", type=float, default=0.3, help="share of samples with an opened mouth / closed eyes (stills)"
+    )
+    parser.add_argument(
+        "--augment-off",
+        type=float,
+        default=1.0,
+        help="flip, small affine and colour jitter stop at this fraction of --steps (1: never): with --texture, "
+        "clean late steps keep the decoders' detail textures registered (see swapcam train --augment-off)",
+    )
+    parser.add_argument(
+        "--texture",
+        action="store_true",
+        help="decoders with a learned detail texture (see swapcam train --texture; measured in the README)",
+    )
+    parser.add_argument(
+        "--init",
+        default="",
+        help="fine-tune this checkpoint (e.g. models/demo/demo_train_checkpoint.pt) instead of training from "
+        "scratch; a model without detail textures gets them, started from the facesets",
     )
     parser.add_argument("--holdout", type=float, default=0.05, help="share of each faceset held out for held-out PSNR")
     parser.add_argument("--seed", type=int, default=0, help="seed of clips, weights, batches and augmentation")
@@ -102,6 +121,9 @@ class Recipe:
     seed: int = 0
     clips: int = 8
     frames: int = 90
+    augment_off: float = 1.0
+    init: str = ""
+    texture: bool = False
 
 
 # Clip seeds start above the seeds `swapcam eval` and the tests use for their synthetic clips (0..9), so the
@@ -157,6 +179,9 @@ def train_config(workdir: Path, recipe: Recipe, max_minutes: float = 0.0, worker
         holdout=recipe.holdout,
         max_minutes=max_minutes,
         workers=workers,
+        augment_off=recipe.augment_off,
+        init=recipe.init,
+        texture=recipe.texture,
     )
 
 
@@ -254,8 +279,9 @@ def publish(
         sums = {DEMO_MODELS[d].name: sha256(staging / DEMO_MODELS[d].name) for d in exported}
         recipe = _recipe(result, tcfg, exported, sums, fp16, command, clips, frames, n_faces, train_s) + note
         atomic_write_bytes(staging / "RECIPE.md", recipe.encode())
+        save_checkpoint(staging / DEMO_CHECKPOINT, weights_only_copy(state))
         atomic_write_bytes(staging / SUMS, "".join(f"{h}  {name}\n" for name, h in sums.items()).encode())
-        for name in [*sums, "RECIPE.md", SUMS]:
+        for name in [*sums, "RECIPE.md", DEMO_CHECKPOINT, SUMS]:
             os.replace(staging / name, out_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -263,6 +289,18 @@ def publish(
     if wrong:  # another writer between our rename and now; say so rather than ship a mismatch silently
         raise SwapcamError(f"{', '.join(wrong)} in {out_dir} do not match {SUMS} after publishing; run it again")
     return {"psnr": result["psnr"], "steps": result["step"], "sha256": sums, "train_s": train_s}
+
+
+def weights_only_copy(state: dict) -> dict:
+    """What ships as DEMO_CHECKPOINT: the run's checkpoint with float16 weights and no optimizer or grad-scaler
+    state (a third of the bytes); ``swapcam train --resume`` or ``--init`` continues it, Adam starting afresh."""
+    import torch
+
+    slim = dict(state)
+    slim["model"] = {k: v.half() if torch.is_floating_point(v) else v for k, v in state["model"].items()}
+    slim["optimizer"] = None
+    slim["scaler"] = None
+    return slim
 
 
 def _recipe(
@@ -289,6 +327,9 @@ def _recipe(
         f"{tcfg.get('lr_final', 1)} x lr; random warp off at {tcfg.get('warp_off', 1.0):.0%} of the steps; "
         f"expression warps on {tcfg.get('expressions', 0):.0%} of samples"
     )
+    origin = f"fine-tuned from `{tcfg['init']}`" if tcfg.get("init") else "from scratch"
+    schedule += f"; flip, affine and colour jitter off at {tcfg.get('augment_off', 1.0):.0%} of the steps"
+    texture = "yes (a learned full-size bias image per decoder)" if tcfg.get("texture", False) else "no"
     psnr = result["psnr"]
     held = f"A {psnr['held_a']:.2f} dB, B {psnr['held_b']:.2f} dB" if "held_a" in psnr else "not measured"
     recipe = (
@@ -296,7 +337,7 @@ def _recipe(
 
 The shipped demo models swap the two public-domain sample portraits: A = astronaut (Eileen Collins, NASA portrait,
 `skimage.data.astronaut`) and B = grace_hopper (Grace Hopper, US Navy photograph, matplotlib sample data).
-They were built offline, from scratch, by one command:
+They were built offline, {origin}, by one command:
 
 ```
 {command or "swapcam build-demo-model"}
@@ -313,6 +354,7 @@ They were built offline, from scratch, by one command:
 | reconstruction PSNR (unaugmented faceset crops) | A->A {psnr_a:.2f} dB, B->B {psnr_b:.2f} dB |
 | held-out PSNR ({tcfg.get("holdout", 0):.0%} of each faceset, never trained on) | {held} |
 | training wall time | {wall} on {platform.machine()} ({platform.python_version()}) |
+| detail texture | {texture} |
 | weights | {"float16 (compute float32)" if fp16 else "float32"} |
 
 Files (`sha256sum -c SHA256SUMS` checks them):
@@ -364,6 +406,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         clips=args.clips,
         frames=args.frames,
+        augment_off=args.augment_off,
+        init=args.init,
+        texture=args.texture,
     )
     res = build(
         Path(args.workdir),

@@ -42,6 +42,7 @@ from realtime.atomic import atomic_write_json
 from realtime.coverage import REJECT_REASONS, CoverageMeter, QualityGate, draw_coverage
 from realtime.errors import SwapcamError
 from realtime.types import Image
+from training.demo_model import DEMO_CHECKPOINT
 
 if TYPE_CHECKING:
     from training.train import TrainProgress
@@ -52,7 +53,6 @@ FACESET_DIR = "faceset"
 RUN_DIR = "run"
 SUMMARY_JSON = "enroll.json"
 EXPORT_PREFIX = "swap-"  # DIR/swap-YYYYMMDD-HHMMSS[-N].onnx; the newest is realtime.builder.newest_model's pick
-DEMO_CHECKPOINT = "demo_train_checkpoint.pt"
 MIN_FACES = 16  # fewer usable faces than this cannot teach a face
 
 

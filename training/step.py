@@ -66,15 +66,16 @@ def identity_arrays(
     stream: int,
     batch: int,
     warp: float | None = None,
+    clean: bool = False,
 ) -> dict[str, np.ndarray]:
     """The batch of (seed, step, stream) as float32 NCHW numpy arrays; a resumed run draws the same one, and so does
     a worker process (training.prefetch). ``augmenter`` None gives the faces unaugmented (input = target), which
     bench-train uses to time the model alone. ``warp`` is the random-warp strength of this step (the schedule's;
-    None: the augmenter's own)."""
+    None: the augmenter's own); ``clean``: no flip, affine or colour jitter this step (training.augment)."""
     idx = batch_indices(seed, step, stream, len(identity.images), batch)
     if augmenter is not None:
         return augmenter.batch(
-            identity.images, identity.masks, identity.weights, idx, seed, step, stream, warp, identity.landmarks
+            identity.images, identity.masks, identity.weights, idx, seed, step, stream, warp, identity.landmarks, clean
         )
     faces = to_nchw_rgb(identity.images[idx])
     return {

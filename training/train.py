@@ -23,7 +23,8 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,7 +39,7 @@ from training.schedule import LR_SCHEDULES, learning_rate
 if TYPE_CHECKING:  # torch is imported where it is used: `swapcam train --help` should not wait for it
     import torch
 
-    from models.autoencoder import ModelConfig
+    from models.autoencoder import ModelConfig, SwapAutoencoder
     from training.augment import Augmenter
     from training.step import Identity, StepOutput, TrainState
 
@@ -80,6 +81,8 @@ class TrainConfig:
     workers: int = 0  # augmentation worker processes (training.prefetch)
     init: str = ""  # fine-tune: a fresh run starts from this checkpoint's weights (and model config), not at random
     decoder_b_lr: float = 1.0  # decoder B's learning rate as a fraction of lr; 0 freezes it
+    augment_off: float = 1.0  # from this fraction of steps on: no flip, affine or colour jitter (clean targets)
+    texture: bool = False  # decoders learn a detail texture (models.autoencoder.ModelConfig.texture); --init adds it
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -184,6 +187,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="decoder B's learning rate as a fraction of --lr (0 freezes decoder B; its loss still trains the "
         "encoder): keeps a target face already learned while a new face A is fine-tuned",
     )
+    parser.add_argument(
+        "--augment-off",
+        type=float,
+        default=1.0,
+        help="fraction of --steps from which flip, the small affine and colour jitter stop (expression warps, blur "
+        "and noise stay): targets are then the aligned crops as they are, which the decoders' detail textures need "
+        "to stay sharp; 0 for a whole fine-tune, 1 (default) keeps them on throughout",
+    )
+    parser.add_argument(
+        "--texture",
+        action="store_true",
+        help="each decoder learns a full-size detail texture (a bias image, started at the faceset's mean residual): "
+        "static fine detail such as glasses and wrinkles at no inference cost, also when --init's model had none. "
+        "Sharper on faces like the training faces; on other faces the static detail can show as a ghost, and "
+        "target-side augmentation blurs it (pair it with --augment-off). See README 'Detail texture, measured'",
+    )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: cores / processes)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -228,7 +247,9 @@ def train(
     if saved is not None:
         restore_train_state(state, saved, device)
     elif cfg.init:
-        state.model.load_state_dict(load_checkpoint(find_checkpoint(cfg.init))["model"])
+        load_init_weights(state.model, load_checkpoint(find_checkpoint(cfg.init))["model"])
+    if saved is None:
+        init_textures(state.model, data, device)
     state.pair = wrap_ddp(state.pair, device, local_rank, world)
     losses = LossConfig(cfg.loss, cfg.dssim_weight, cfg.mask_weight)
     if rank == 0:
@@ -315,14 +336,17 @@ def resolve_config(cfg: TrainConfig, saved: dict | None) -> tuple[TrainConfig, M
             setattr(resumed, keep, getattr(cfg, keep))
         cfg, model_config = resumed, ModelConfig.from_dict(saved["model_config"])
     else:
-        if cfg.init:  # fine-tuning: the architecture is the starting checkpoint's
+        if cfg.init:  # fine-tuning: the architecture is the starting checkpoint's (+ a texture: --texture)
             model_config = ModelConfig.from_dict(load_checkpoint(find_checkpoint(cfg.init))["model_config"])
             cfg.preset = model_config.name
         else:
             model_config = get_preset(cfg.preset)
+        model_config = replace(model_config, texture=cfg.texture or model_config.texture)
         ckpt_path = Path(cfg.out) / CHECKPOINT
         if ckpt_path.exists():
             raise SwapcamError(f"{ckpt_path} already exists; pass --resume to continue it, or choose another --out")
+    if not 0.0 <= cfg.augment_off <= 1.0:
+        raise SwapcamError(f"--augment-off {cfg.augment_off}: expected 0..1 (a fraction of --steps)")
     if not 0.0 <= cfg.decoder_b_lr <= 1.0:
         raise SwapcamError(f"--decoder-b-lr {cfg.decoder_b_lr}: expected 0..1 (a fraction of --lr; 0 freezes it)")
     if cfg.steps < 1 or cfg.batch < 1 or not cfg.lr > 0:
@@ -337,6 +361,43 @@ def resolve_config(cfg: TrainConfig, saved: dict | None) -> tuple[TrainConfig, M
             f"--max-minutes {cfg.max_minutes} (>= 0): out of range"
         )
     return cfg, model_config
+
+
+def load_init_weights(model: torch.nn.Module, weights: dict) -> None:
+    """A fine-tune's starting weights: all of the checkpoint's; the decoders' textures may be new (--init from a
+    model made before them), and anything else missing or extra is an error."""
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    missing = [k for k in missing if not k.endswith(".texture")]
+    if missing or unexpected:
+        raise SwapcamError(
+            f"--init weights do not fit the model: missing {', '.join(missing) or 'none'}; "
+            f"unexpected {', '.join(unexpected) or 'none'}"
+        )
+
+
+def init_textures(model: SwapAutoencoder, data: TrainingData, device: torch.device, count: int = 256) -> None:
+    """Start each decoder's detail texture (models.autoencoder.ModelConfig.texture) at the mean, over up to ``count``
+    unaugmented faces of its identity, of the pre-sigmoid residual the decoder leaves: logit(face) - its output. A
+    fresh decoder then starts from the identity's mean face, a fine-tuned one from its own output plus the detail it
+    misses; only textures still all zero are set (a resumed run keeps what it learned)."""
+    import torch
+
+    from training.augment import to_nchw_rgb
+
+    model.eval()
+    with torch.no_grad():
+        for key, identity in (("a", data.a), ("b", data.b)):
+            decoder = model.decoder(key)
+            if decoder.texture is None or bool(decoder.texture.abs().sum() > 0):
+                continue
+            idx = np.unique(np.linspace(0, len(identity.images) - 1, count).round().astype(int))
+            total = torch.zeros_like(decoder.texture)
+            for start in range(0, len(idx), 32):
+                faces = torch.from_numpy(to_nchw_rgb(identity.images[idx[start : start + 32]])).to(device)
+                face_logits, _ = decoder.logits(model.encoder(faces))
+                total += (torch.logit(faces.clamp(1e-3, 1 - 1e-3)) - face_logits).sum(0, keepdim=True)
+            decoder.texture.copy_(total / len(idx))
+    model.train()
 
 
 # --------------------------------------------------------------------------------------------------- device
@@ -442,9 +503,10 @@ def step_arrays(data: TrainingData, cfg: TrainConfig, rank: int, step: int) -> t
     from training.step import identity_arrays
 
     warp = warp_strength(step, cfg.steps, cfg.warp, cfg.warp_off)
+    clean = step >= cfg.augment_off * cfg.steps
     return (
-        identity_arrays(data.augmenter, data.a, cfg.seed, step, 2 * rank, cfg.batch, warp),
-        identity_arrays(data.augmenter, data.b, cfg.seed, step, 2 * rank + 1, cfg.batch, warp),
+        identity_arrays(data.augmenter, data.a, cfg.seed, step, 2 * rank, cfg.batch, warp, clean),
+        identity_arrays(data.augmenter, data.b, cfg.seed, step, 2 * rank + 1, cfg.batch, warp, clean),
     )
 
 
@@ -664,7 +726,29 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         workers=args.workers,
         init=args.init,
         decoder_b_lr=args.decoder_b_lr,
+        texture=args.texture,
+        augment_off=args.augment_off,
     )
+
+
+@contextmanager
+def stop_on_sigterm():
+    """SIGTERM (`kill PID`) stops training like Ctrl-C: saved, then exit 130. A run started in the background
+    (`nohup swapcam train ... &`) ignores SIGINT, so `kill` is how it is stopped without losing its last steps."""
+    import signal
+
+    def interrupt(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -674,7 +758,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume:
         get_preset(cfg.preset)  # unknown preset: one clear line before any data is loaded
     try:
-        summary = train(cfg, resume=args.resume, progress=not args.no_progress, threads=args.threads)
+        with stop_on_sigterm():
+            summary = train(cfg, resume=args.resume, progress=not args.no_progress, threads=args.threads)
     except TrainingInterrupted as exc:
         print(f"swapcam train: {exc}", file=sys.stderr)
         return 130
