@@ -60,7 +60,7 @@ def eval_faces(frames: tuple[int, int], size: int, coverage: float) -> np.ndarra
 
 def run_mode(mode: str, args: argparse.Namespace, faceset: Path, target, held: np.ndarray, workdir: Path) -> dict:
     """One training run of ``mode``; PSNR on ``held`` every ``args.every`` seconds of training."""
-    from training.enroll import HELD_B_FACES, TuneOptions, evenly, fine_tune
+    from training.enroll import AUGMENT_OFF, HELD_B_FACES, TuneOptions, evenly, fine_tune
     from training.train import evaluate_psnr
 
     run_dir = workdir / f"run-{mode}"
@@ -103,6 +103,7 @@ def run_mode(mode: str, args: argparse.Namespace, faceset: Path, target, held: n
         lr=args.lr,
         scratch=mode == "scratch",
         decoder_b_lr=None if mode == "scratch" else args.decoder_b_lr,
+        augment_off=AUGMENT_OFF if args.augment_off is None else args.augment_off,
         patience=0,  # the comparison runs the whole budget
         seed=args.seed,
         threads=args.threads,
@@ -131,6 +132,7 @@ def run_mode(mode: str, args: argparse.Namespace, faceset: Path, target, held: n
         "mode": mode,
         "steps": summary["step"],
         "decoder_b_lr": summary["decoder_b_lr"],
+        "augment_off": load_checkpoint(run_dir / "checkpoint.pt")["train_config"]["augment_off"],
         "lr": load_checkpoint(run_dir / "checkpoint.pt")["train_config"]["lr"],
         "seconds_with_probe_and_saves": round(wall, 1),
         "final_psnr_user_heldout": final,
@@ -149,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         "--decoder-b-lr", type=float, default=None, help="finetune: decoder B's lr fraction (default: enroll's)"
     )
     parser.add_argument("--lr", type=float, default=0.0, help="learning rate (0: enroll's, per mode)")
+    parser.add_argument(
+        "--augment-off", type=float, default=None, help="clean targets from this fraction of the steps (enroll's)"
+    )
     parser.add_argument("--batch", type=int, default=0, help="faces per identity per step (0: enroll's default)")
     parser.add_argument("--enrol-frames", default="0:90", help="carphone frames enrolled (A:B)")
     parser.add_argument("--eval-frames", default="90:120", help="carphone frames measured, never trained on (A:B)")

@@ -296,6 +296,7 @@ def test_enrol_from_a_video_fine_tunes_the_shipped_model_and_exports(tmp_path, f
         threads=1,
         no_progress=True,
         status=str(tmp_path / "status.json"),
+        augment_off=0.25,
     )
     assert enroll.run(args) == 0
     printed = capsys.readouterr().out
@@ -312,6 +313,7 @@ def test_enrol_from_a_video_fine_tunes_the_shipped_model_and_exports(tmp_path, f
     assert state["step"] == 2 and state["model_config"]["name"] == "rt128"
     assert Path(state["train_config"]["init"]) == enroll.demo_checkpoint()
     assert state["train_config"]["decoder_b_lr"] == 1.0  # a FACESET target is a face decoder B never drew
+    assert state["train_config"]["augment_off"] == 0.25  # --augment-off reaches the training run
     model = newest_model(out)
     assert (
         model is not None

@@ -54,6 +54,10 @@ RUN_DIR = "run"
 SUMMARY_JSON = "enroll.json"
 EXPORT_PREFIX = "swap-"  # DIR/swap-YYYYMMDD-HHMMSS[-N].onnx; the newest is realtime.builder.newest_model's pick
 MIN_FACES = 16  # fewer usable faces than this cannot teach a face
+# Clean targets for the second half of a fine-tune (swapcam train --augment-off): measured on carphone, 4 minutes
+# from demo model v3, held-out PSNR 18.29 dB with augmented targets throughout vs 20.32 dB
+# (benchmarks/results/enroll-v3-*-targets.json).
+AUGMENT_OFF = 0.5
 
 
 # ================================================================================================ capture
@@ -415,6 +419,7 @@ class TuneOptions:
     lr: float = 0.0  # 0: FINE_TUNE_LR, or SCRATCH_LR with scratch
     scratch: bool = False
     decoder_b_lr: float | None = None  # None: the policy (frozen for the checkpoint's own target, else full rate)
+    augment_off: float = AUGMENT_OFF  # fraction of the steps from which targets are clean (train --augment-off)
     patience: int = 6  # held-out evaluations without improvement before stopping (0: never)
     evals: int = 25  # held-out evaluations over the run
     min_delta: float = 0.05  # dB that count as an improvement
@@ -473,6 +478,7 @@ def train_config_for(faceset_a: Path, target: Target, run_dir: Path, opts: TuneO
         max_minutes=opts.minutes,
         init="" if opts.scratch else str(target.checkpoint),
         decoder_b_lr=decoder_b,
+        augment_off=opts.augment_off,
     )
 
 
@@ -673,6 +679,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "already draws the target, i.e. demo or RUN; 1 for a new FACESET target or --scratch)",
     )
     parser.add_argument(
+        "--augment-off",
+        type=float,
+        default=AUGMENT_OFF,
+        help="fraction of the steps from which the targets are your aligned faces as they are: no flip, affine or "
+        "colour jitter (swapcam train --augment-off; +2 dB on held-out frames in 4 minutes, README). 1: never",
+    )
+    parser.add_argument(
         "--patience",
         type=int,
         default=6,
@@ -773,6 +786,7 @@ def _enroll(args: argparse.Namespace, out: Path, progress: bool, status: StatusF
         lr=args.lr,
         scratch=args.scratch,
         decoder_b_lr=args.decoder_b_lr,
+        augment_off=args.augment_off,
         patience=args.patience,
         seed=args.seed,
         threads=args.threads,
