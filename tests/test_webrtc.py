@@ -641,3 +641,23 @@ def test_web_enrolment_gates_faces_and_reports_a_failed_training(tmp_path, clip,
     message = bad.poll()
     assert message["state"] == "error" and "nobody" in message["message"], message
     assert not TRAINING_LOCK.locked()  # the next enrolment may train
+
+
+def test_web_enrolment_full_meter_still_waits_for_enough_faces(tmp_path, clip, portrait_landmarks):
+    """A head that fills the coverage meter at once must not end the capture before MIN_ACCEPTED faces: fewer
+    leave `swapcam enroll` short of usable faces after de-duplication (a quick mover's enrolment used to fail)."""
+    import itertools
+
+    from realtime.types import Face
+    from realtime.webrtc.enrol import MIN_ACCEPTED, WebEnrolment
+
+    lm = [clip_landmarks(portrait_landmarks["astronaut"], t) for t in clip.transforms]
+    enrolment = WebEnrolment(tmp_path / "quick", capture_seconds=600)
+    enrolment.meter.fraction = lambda: 1.0  # type: ignore[method-assign]  # every pose and expression seen
+    started: list[int] = []
+    enrolment.train = lambda: started.append(enrolment.accepted)  # type: ignore[method-assign]
+    for frame, points in itertools.islice(itertools.cycle(zip(clip.frames, lm, strict=True)), 4 * MIN_ACCEPTED):
+        enrolment.observe(frame, [Face(points, points)])
+        if started:
+            break
+    assert started and started[0] == MIN_ACCEPTED, (started, enrolment.accepted, enrolment.poll()["rejected"])

@@ -218,7 +218,7 @@ def test_use_my_face_captures_trains_and_swaps_with_the_new_model(tmp_path, tmp_
         ice_addresses=LOOPBACK,
         stats_interval_s=0.5,
         enroll_dir=str(enroll_dir),
-        enroll_capture_s=4.0,
+        enroll_capture_s=8.0,  # enough accepted frames for MIN_FACES even when the worker runs slowly
         enroll_args=("--minutes", "0", "--steps", "2", "--batch", "2", "--threads", "1", "--target", str(target)),
     )
 

@@ -37,7 +37,10 @@ log = logging.getLogger("swapcam.webrtc.enrol")
 CAPTURE_FILE = "capture.mp4"
 STATUS_FILE = "status.json"
 LOG_FILE = "enroll.log"  # the subprocess's output (its last line is the error the page shows)
-FULL_AT = 0.9  # coverage meter share that ends the capture early
+FULL_AT = 0.9  # coverage meter share that ends the capture early ...
+# ... once this many faces passed the gate (as `swapcam enroll --source CAMERA` does: 4 x its 16-face minimum), so
+# a head that fills the meter in two seconds still leaves enough distinct faces after the faceset's de-duplication
+MIN_ACCEPTED = 64
 WRITE_EVERY = 2  # of the accepted frames, every n-th goes into the capture (the faceset drops near-duplicates)
 STATES = ("capturing", "training", "ready", "error", "cancelled")
 TRAINING_LOCK = threading.Lock()  # one enrolment trains at a time per server process
@@ -84,7 +87,8 @@ class WebEnrolment:
                     if self.accepted % WRITE_EVERY == 0:
                         self._write(image)
                     self.accepted += 1
-            done = self.meter.fraction() >= FULL_AT or time.monotonic() - self._t0 >= self.capture_seconds
+            full = self.meter.fraction() >= FULL_AT and self.accepted >= MIN_ACCEPTED
+            done = full or time.monotonic() - self._t0 >= self.capture_seconds
         if done:
             self.train()
 
