@@ -128,12 +128,13 @@ def run_mode(mode: str, args: argparse.Namespace, faceset: Path, target, held: n
             "psnr_target_heldout": tgt["b"],
         }
     )
+    run_config = load_checkpoint(run_dir / "checkpoint.pt")["train_config"]
     return {
         "mode": mode,
         "steps": summary["step"],
         "decoder_b_lr": summary["decoder_b_lr"],
-        "augment_off": load_checkpoint(run_dir / "checkpoint.pt")["train_config"]["augment_off"],
-        "lr": load_checkpoint(run_dir / "checkpoint.pt")["train_config"]["lr"],
+        "augment_off": run_config["augment_off"],
+        "lr": run_config["lr"],
         "seconds_with_probe_and_saves": round(wall, 1),
         "final_psnr_user_heldout": final,
         "final_psnr_train": summary["psnr"],

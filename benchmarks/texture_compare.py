@@ -23,6 +23,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from models.autoencoder import ModelConfig, build_model
-    from models.checkpoint import load_checkpoint
+    from models.checkpoint import load_checkpoint, model_from_checkpoint
     from training.train import TrainConfig, init_textures, load_data, load_init_weights, train
 
     saved = load_checkpoint(args.checkpoint)
@@ -70,10 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cpu")
     results: dict = {"checkpoint": args.checkpoint, "step": int(saved["step"]), "texture_before": config.texture}
 
-    model = build_model(config)
-    model.load_state_dict(saved["model"])
-    results["as_is"] = held_out_psnr(model, data)
-    textured = build_model(ModelConfig.from_dict({**config.to_dict(), "texture": True}))
+    results["as_is"] = held_out_psnr(model_from_checkpoint(saved), data)
+    textured = build_model(replace(config, texture=True))
     load_init_weights(textured, saved["model"])
     init_textures(textured, data, device)
     results["textures_initialised"] = held_out_psnr(textured, data)
@@ -109,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             t0 = time.time()
             train(cfg, progress=False)
-            tuned = build_model(ModelConfig.from_dict(load_checkpoint(f"{tmp}/run/checkpoint.pt")["model_config"]))
-            tuned.load_state_dict(load_checkpoint(f"{tmp}/run/checkpoint.pt")["model"])
+            tuned = model_from_checkpoint(load_checkpoint(f"{tmp}/run/checkpoint.pt"))
             results[name] = held_out_psnr(tuned, data) | {"seconds": round(time.time() - t0, 1)}
         print(f"{name} ({args.steps} steps): {results[name]}", flush=True)
 

@@ -249,7 +249,7 @@ def publish(
 
     state = load_checkpoint(run_dir / CHECKPOINT)
     tcfg = state["train_config"]
-    result = {"step": int(state["step"]), "psnr": state["psnr"]}
+    result = {"step": int(state["step"]), "psnr": state["psnr"], "texture": state["model_config"].get("texture", False)}
     if facesets is None:
         from training.extract import summary
         from training.faceset import read_index
@@ -329,7 +329,7 @@ def _recipe(
     )
     origin = f"fine-tuned from `{tcfg['init']}`" if tcfg.get("init") else "from scratch"
     schedule += f"; flip, affine and colour jitter off at {tcfg.get('augment_off', 1.0):.0%} of the steps"
-    texture = "yes (a learned full-size bias image per decoder)" if tcfg.get("texture", False) else "no"
+    texture = "yes (a learned full-size bias image per decoder)" if result["texture"] else "no"
     psnr = result["psnr"]
     held = f"A {psnr['held_a']:.2f} dB, B {psnr['held_b']:.2f} dB" if "held_a" in psnr else "not measured"
     recipe = (

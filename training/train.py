@@ -382,21 +382,19 @@ def init_textures(model: SwapAutoencoder, data: TrainingData, device: torch.devi
     misses; only textures still all zero are set (a resumed run keeps what it learned)."""
     import torch
 
-    from training.augment import to_nchw_rgb
-
     model.eval()
     with torch.no_grad():
         for key, identity in (("a", data.a), ("b", data.b)):
             decoder = model.decoder(key)
             if decoder.texture is None or bool(decoder.texture.abs().sum() > 0):
                 continue
-            idx = np.unique(np.linspace(0, len(identity.images) - 1, count).round().astype(int))
+            faces_all = fixed_faces(identity, count)
             total = torch.zeros_like(decoder.texture)
-            for start in range(0, len(idx), 32):
-                faces = torch.from_numpy(to_nchw_rgb(identity.images[idx[start : start + 32]])).to(device)
+            for start in range(0, len(faces_all), 32):
+                faces = torch.from_numpy(faces_all[start : start + 32]).to(device)
                 face_logits, _ = decoder.logits(model.encoder(faces))
                 total += (torch.logit(faces.clamp(1e-3, 1 - 1e-3)) - face_logits).sum(0, keepdim=True)
-            decoder.texture.copy_(total / len(idx))
+            decoder.texture.copy_(total / len(faces_all))
     model.train()
 
 
