@@ -174,11 +174,16 @@ class Encoder(nn.Module):
         self.upscale = Upscale(config.bottleneck_channels, config.bottleneck_channels // 2)
         self.out_channels = config.bottleneck_channels // 2
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The dense latent code (N x latent) of a batch of faces."""
+        return self.to_latent(torch.flatten(self.convs(x), 1))
+
+    def expand(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent codes -> the features both decoders start from."""
+        return self.upscale(self.from_latent(z).reshape(-1, self.bc, self.side, self.side))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.convs(x)
-        x = self.to_latent(torch.flatten(x, 1))
-        x = self.from_latent(x).reshape(-1, self.bc, self.side, self.side)
-        return self.upscale(x)
+        return self.expand(self.encode(x))
 
 
 class Decoder(nn.Module):
@@ -243,6 +248,33 @@ class SwapDirection(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.decoder(self.encoder(x))
+
+
+class RecentredDirection(SwapDirection):
+    """Encoder + one decoder with identity re-centring: ``(faces, latent_shift) -> (face, mask, latent)``.
+
+    ``latent`` is each face's own code; the decoder draws from ``latent + latent_shift``. The live loop feeds
+    shift = strength x (target identity's mean code - this camera face's running mean code), which moves the
+    camera person's code into the region the target's decoder was trained on while keeping how this frame differs
+    from that person's average (pose, expression). Zero shift is the plain swap.
+    """
+
+    def forward(self, x: torch.Tensor, shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        z = self.encoder.encode(x)
+        face, mask = self.decoder(self.encoder.expand(z + shift))
+        return face, mask, z
+
+
+@torch.no_grad()
+def mean_latent(model: SwapAutoencoder, faces: torch.Tensor, batch: int = 32) -> torch.Tensor:
+    """Mean latent code (latent,) of faces N x 3 x S x S: where an identity sits in the shared code space."""
+    was_training = model.training
+    model.eval()
+    total = torch.zeros(model.config.latent, device=faces.device)
+    for i in range(0, len(faces), batch):
+        total += model.encoder.encode(faces[i : i + batch].float()).sum(0)
+    model.train(was_training)
+    return total / max(len(faces), 1)
 
 
 def check_faces(x: torch.Tensor, size: int) -> None:

@@ -5,6 +5,11 @@ swapcam ONNX graphs (``format = "swapcam"``):
   output ``out_face``  N x 3 x S x S float32, RGB, [0, 1] (the other identity's face)
   output ``out_mask``  N x 1 x S x S float32, [0, 1] (learned face mask)
   metadata_props: the ``swapcam.*`` keys of :class:`ModelInfo`.
+  optional, together (identity re-centring, models.autoencoder.RecentredDirection):
+  input  ``latent_shift`` N x L float32, added to each face's latent code before the decoder
+  output ``latent``       N x L float32, each face's own latent code (before the shift)
+  with metadata ``latent_target``: the mean code (L floats) of the identity the model draws. The live loop feeds
+  shift = strength x (latent_target - the camera face's running mean code); zeros give the plain swap.
 
 DeepFaceLab / DeepFaceLive DFM graphs (``format = "dfm"``):
   input  ``in_face:0``              N x S x S x 3 float32, BGR, [0, 1] (NHWC)
@@ -35,6 +40,8 @@ OUTPUT_FACE = "out_face"
 OUTPUT_MASK = "out_mask"
 INPUT_NAMES = (INPUT_NAME,)
 OUTPUT_NAMES = (OUTPUT_FACE, OUTPUT_MASK)
+LATENT_SHIFT_INPUT = "latent_shift"  # optional (identity re-centring), with LATENT_OUTPUT
+LATENT_OUTPUT = "latent"
 
 DFM_INPUT = "in_face:0"
 DFM_OUT_MASK = "out_face_mask:0"
@@ -96,6 +103,7 @@ class ModelInfo:
     identities: tuple[str, str] = ("A", "B")  # (source face the model takes, face it produces)
     direction: str = "a2b"
     contract_version: int = CONTRACT_VERSION
+    latent_target: tuple[float, ...] = ()  # mean latent code of identities[1] (graphs with latent_shift / latent)
 
     def to_metadata(self) -> dict[str, str]:
         out = {}
@@ -122,6 +130,8 @@ class ModelInfo:
                     value = json.loads(raw)
                 if name in ("value_range", "identities"):
                     value = tuple(value)
+                if name == "latent_target":
+                    value = tuple(float(v) for v in value)
                 if name in ("size", "steps", "contract_version"):
                     value = int(value)
                 if name == "coverage":
@@ -154,8 +164,16 @@ class ModelInfo:
 def check_io_names(inputs: Iterable[str], outputs: Iterable[str], where: str = "model") -> str:
     """Return 'swapcam' or 'dfm' from a graph's tensor names, or raise ContractError saying what is wrong."""
     inputs, outputs = list(inputs), list(outputs)
+    if LATENT_SHIFT_INPUT in inputs[1:] and inputs[0] == INPUT_NAME:
+        if LATENT_OUTPUT not in outputs:
+            raise ContractError(
+                f"{where}: input {LATENT_SHIFT_INPUT!r} without output {LATENT_OUTPUT!r} (out={outputs})"
+            )
+        inputs = [name for name in inputs if name != LATENT_SHIFT_INPUT]
     if inputs == list(INPUT_NAMES) and set(OUTPUT_NAMES) <= set(outputs):
         return "swapcam"
+    if inputs == [DFM_INPUT, DFM_MORPH_INPUT]:  # DeepFaceLive's AMP signature
+        inputs = [DFM_INPUT]
     if inputs == list(DFM_INPUT_NAMES) and set(DFM_OUTPUT_NAMES) <= set(outputs):
         return "dfm"
     raise ContractError(
@@ -186,6 +204,7 @@ def check_session(
     if DFM_MORPH_INPUT in inputs and len(inputs) == 2:
         del inputs[DFM_MORPH_INPUT]
     kind = check_io_names(inputs, outputs, where)
+    shift_shape = inputs.pop(LATENT_SHIFT_INPUT, None)
     input_name, shape = next(iter(inputs.items()))
     shape = list(shape)
     if len(shape) != 4:
@@ -223,6 +242,13 @@ def check_session(
     for dim, name in ((height, "height"), (width, "width")):
         if dim is not None and dim != info.size:
             raise ContractError(f"{where}: input {name} {dim} (shape {shape}) differs from metadata size {info.size}")
+    if shift_shape is not None:
+        latent = _fixed(list(shift_shape)[-1]) if len(shift_shape) == 2 else None
+        if latent is None or latent != len(info.latent_target):
+            raise ContractError(
+                f"{where}: input {LATENT_SHIFT_INPUT!r} has shape {list(shift_shape)} but metadata latent_target "
+                f"has {len(info.latent_target)} values; expected N x {len(info.latent_target)}"
+            )
     checked = list(zip(output_names(kind), (3, 1), strict=True)) + ([(DFM_OUT_MASK, 1)] if kind == "dfm" else [])
     for name, channels_out in checked:
         dims = list(outputs[name])

@@ -22,10 +22,13 @@ from models.checkpoint import find_checkpoint, load_checkpoint, model_from_check
 from models.contract import (
     DFL_Y_OFFSET_FOR_SWAPCAM,
     DFM_INPUT,
+    DFM_MORPH_INPUT,
     DFM_OUT_FACE,
     DFM_OUT_FACE_MASK,
     DFM_OUT_MASK,
     INPUT_NAME,
+    LATENT_OUTPUT,
+    LATENT_SHIFT_INPUT,
     OUTPUT_FACE,
     OUTPUT_MASK,
     ModelInfo,
@@ -71,43 +74,87 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the torch vs onnxruntime parity check (with it, a model that fails is not written)",
     )
+    parser.add_argument(
+        "--no-recentre",
+        action="store_true",
+        help="leave out identity re-centring: by default a swapcam graph also takes a latent shift and returns each "
+        "face's latent code, with the drawn identity's mean code in its metadata, so the live loop can move the "
+        "camera person's code to the drawn identity's (README 'Identity re-centring'); a DFM gets DeepFaceLive's "
+        "morph_value input instead (code + morph x (target mean - source mean)). Needs the identities' mean codes, "
+        "which checkpoints hold since then, or the run's facesets",
+    )
 
 
 # --------------------------------------------------------------------------------------------------- graphs
-def _graph_module(model, direction: str, fmt: str):
-    """The nn.Module to export for a direction and format (built lazily: torch only imported here)."""
+def _graph_module(model, direction: str, fmt: str, means: dict[str, list[float]] | None = None):
+    """The nn.Module to export for a direction and format (built lazily: torch only imported here). With the
+    identities' mean codes (``means``), a swapcam graph re-centres through a latent shift input, and a DFM through
+    DeepFaceLive's ``morph_value:0``: code + morph x (target mean - source mean), as its AMP models morph."""
     import torch
     from torch import nn
 
-    from models.autoencoder import SwapDirection
+    from models.autoencoder import RecentredDirection, SwapDirection
 
     source, target = ("a", "b") if direction == "a2b" else ("b", "a")
     if fmt == "swapcam":
-        return SwapDirection(model, target).eval()
+        return (RecentredDirection if means else SwapDirection)(model, target).eval()
 
     class DfmGraph(nn.Module):
-        """NHWC BGR in and out. The mask of the input face comes from the source identity's own decoder."""
+        """NHWC BGR in and out. The mask of the input face comes from the source identity's own decoder, fed the
+        face's own code."""
 
         def __init__(self) -> None:
             super().__init__()
             self.encoder = model.encoder
             self.src_decoder = model.decoder(source)
             self.dst_decoder = model.decoder(target)
+            delta = None
+            if means:
+                delta = (torch.tensor(means[target], dtype=torch.float32) - torch.tensor(means[source]))[None]
+            self.register_buffer("delta", delta)  # 1 x latent, or None: no morph input
 
-        def forward(self, in_face: torch.Tensor):
+        def forward(self, in_face: torch.Tensor, morph_value: torch.Tensor | None = None):
             rgb = in_face.permute(0, 3, 1, 2).flip(1)
-            z = self.encoder(rgb)
-            _, src_mask = self.src_decoder(z)
-            face, mask = self.dst_decoder(z)
+            z = self.encoder.encode(rgb)
+            _, src_mask = self.src_decoder(self.encoder.expand(z))
+            if isinstance(self.delta, torch.Tensor) and morph_value is not None:
+                z = z + morph_value.reshape(1, 1) * self.delta
+            face, mask = self.dst_decoder(self.encoder.expand(z))
             return src_mask.permute(0, 2, 3, 1), face.flip(1).permute(0, 2, 3, 1), mask.permute(0, 2, 3, 1)
 
     return DfmGraph().eval()
 
 
-def _io(fmt: str, size: int):
+def _io(fmt: str, size: int, recentre: bool = False):
+    if fmt == "swapcam" and recentre:
+        return [INPUT_NAME, LATENT_SHIFT_INPUT], [OUTPUT_FACE, OUTPUT_MASK, LATENT_OUTPUT], (1, 3, size, size)
     if fmt == "swapcam":
         return [INPUT_NAME], [OUTPUT_FACE, OUTPUT_MASK], (1, 3, size, size)
-    return [DFM_INPUT], [DFM_OUT_MASK, DFM_OUT_FACE, DFM_OUT_FACE_MASK], (1, size, size, 3)
+    dfm_inputs = [DFM_INPUT, DFM_MORPH_INPUT] if recentre else [DFM_INPUT]
+    return dfm_inputs, [DFM_OUT_MASK, DFM_OUT_FACE, DFM_OUT_FACE_MASK], (1, size, size, 3)
+
+
+def latent_means(state: dict, model) -> dict[str, list[float]] | None:
+    """Each identity's mean latent code: from the checkpoint (training stores them with every save since identity
+    re-centring), else computed from the run's facesets when they are still where training read them; None when
+    neither is at hand (the export is then a plain swap graph)."""
+    means = state.get("latent_means")
+    if means and {"a", "b"} <= set(means):
+        return {k: list(means[k]) for k in ("a", "b")}
+    tcfg = state.get("train_config") or {}
+    folders = [str(tcfg.get(k) or "") for k in ("a", "b")]
+    if not all(f and (Path(f) / "faces.json").is_file() for f in folders):
+        return None
+    import torch
+
+    from models.autoencoder import mean_latent
+    from models.quantize import faceset_crops
+
+    size = model.config.size
+    return {
+        key: [float(v) for v in mean_latent(model, torch.from_numpy(faceset_crops(folder, size)))]
+        for key, folder in zip(("a", "b"), folders, strict=True)
+    }
 
 
 def _weights_to_fp16(proto) -> None:
@@ -146,8 +193,13 @@ def export_model(
     fp16: bool = False,
     check: bool = True,
     tolerance: float | None = None,
+    recentre: bool = True,
 ) -> dict:
     """Export; returns {"path", "info", "max_abs_diff", "bytes"}.
+
+    ``recentre`` (swapcam format): add identity re-centring (input ``latent_shift``, output ``latent``, metadata
+    ``latent_target``; see models.autoencoder.RecentredDirection) when the identities' mean codes are known
+    (:func:`latent_means`); ``info.latent_target`` is empty when the graph has none.
 
     The model is written to a temp file beside ``out``, parity-checked there (``check``) and only then renamed over
     ``out``: an export that fails the check raises SwapcamError and leaves ``out`` as it was (absent, or the older
@@ -160,24 +212,33 @@ def export_model(
         raise SwapcamError(f"--format {fmt!r}: choose swapcam or dfm")
     state = load_checkpoint(find_checkpoint(checkpoint))
     model = model_from_checkpoint(state)
-    graph = _graph_module(model, direction, fmt)
-    inputs, outputs, shape = _io(fmt, model.config.size)
+    means = latent_means(state, model) if recentre else None
+    graph = _graph_module(model, direction, fmt, means)
+    inputs, outputs, shape = _io(fmt, model.config.size, recentre=means is not None)
     info = _model_info(state, model.config, fmt, direction)
+    if means is not None and fmt == "swapcam":
+        info.latent_target = tuple(round(float(v), 5) for v in means["b" if direction == "a2b" else "a"])
     info.validate(str(out))
-    data = _onnx_bytes(graph, info, inputs, outputs, shape, fp16, OPSETS[fmt])
+    data = _onnx_bytes(graph, info, inputs, outputs, shape, fp16, OPSETS[fmt], model.config.latent)
     out = Path(out)
     max_abs_diff = None
     with atomic_replace(out) as tmp:
         tmp.write_bytes(data)
         if check:
-            max_abs_diff = parity(graph, tmp, shape)
+            max_abs_diff = parity(graph, tmp, shape, inputs, model.config.latent)
             limit = parity_tolerance(fp16) if tolerance is None else tolerance
             if not max_abs_diff <= limit:  # also catches NaN
                 raise SwapcamError(
                     f"{out}: torch and onnxruntime outputs differ by {max_abs_diff:.2e} (tolerance "
                     f"{limit:.0e}); the model was not written"
                 )
-    return {"path": str(out), "info": info, "max_abs_diff": max_abs_diff, "bytes": len(data)}
+    return {
+        "path": str(out),
+        "info": info,
+        "max_abs_diff": max_abs_diff,
+        "bytes": len(data),
+        "recentred": means is not None,
+    }
 
 
 def _model_info(state: dict, config, fmt: str, direction: str) -> ModelInfo:
@@ -206,14 +267,15 @@ def _onnx_bytes(
     shape: tuple[int, ...],
     fp16: bool,
     opset: int = OPSET,
+    latent: int = 0,
 ) -> bytes:
     """The serialised ONNX model at ``opset``: traced graph, optional float16 weights, the swapcam metadata, checked."""
     import onnx
     import torch
 
-    example = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+    example = _example_inputs(shape, inputs, latent, torch.Generator().manual_seed(0))
     buf = io.BytesIO()
-    dynamic = {inputs[0]: {0: "batch"}} | {name: {0: "batch"} for name in outputs}
+    dynamic = {name: {0: "batch"} for name in inputs + outputs if name != DFM_MORPH_INPUT}
     # The TorchScript exporter (dynamo=False) gives a plain static graph with stable names; PixelShuffle becomes
     # DepthToSpace(CRD), which every onnxruntime provider runs.
     with warnings.catch_warnings():  # the TorchScript exporter announces its own deprecation on every call
@@ -222,7 +284,7 @@ def _onnx_bytes(
         # the TorchScript exporter writes to a file object as well; torch's annotation only lists paths
         torch.onnx.export(
             graph,
-            (example,),
+            example,
             buf,  # type: ignore[arg-type]
             input_names=inputs,
             output_names=outputs,
@@ -243,16 +305,33 @@ def _onnx_bytes(
     return proto.SerializeToString()
 
 
-def parity(graph, path: str | Path, shape: tuple[int, ...], batch: int = 3, seed: int = 1) -> float:
+def _example_inputs(shape: tuple[int, ...], inputs: list[str], latent: int, generator, batch: int | None = None):
+    """Random faces, and for the optional second input: random latent shifts of the codes' own scale (a re-centring
+    swapcam graph) or a morph factor (a DFM's ``morph_value:0``); for tracing and the parity check."""
+    import torch
+
+    n = shape[0] if batch is None else batch
+    faces = torch.rand((n,) + tuple(shape[1:]), generator=generator)
+    if LATENT_SHIFT_INPUT in inputs:
+        return faces, torch.randn((n, latent), generator=generator) * 5.0
+    if DFM_MORPH_INPUT in inputs:
+        return faces, torch.rand((1,), generator=generator)
+    return (faces,)
+
+
+def parity(
+    graph, path: str | Path, shape: tuple[int, ...], inputs: list[str], latent: int, batch: int = 3, seed: int = 1
+) -> float:
     """Max |torch - onnxruntime| over all outputs for a random batch (also proves the dynamic batch axis works)."""
     import onnxruntime as ort
     import torch
 
-    x = np.random.default_rng(seed).random((batch,) + tuple(shape[1:]), dtype=np.float32)
+    example = _example_inputs(shape, inputs, latent, torch.Generator().manual_seed(seed), batch)
     with torch.no_grad():
-        expected = [t.numpy() for t in graph(torch.from_numpy(x))]
+        expected = [t.numpy() for t in graph(*example)]
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {sess.get_inputs()[0].name: x})
+    feeds = {i.name: t.numpy() for i, t in zip(sess.get_inputs(), example, strict=True)}
+    got = sess.run(None, feeds)
     return max(float(np.abs(e - g).max()) for e, g in zip(expected, got, strict=True))
 
 
@@ -282,7 +361,9 @@ def _run_int8(args: argparse.Namespace) -> int:
     own = faceset_crops(tcfg[drawn], size) if tcfg.get(drawn) and Path(tcfg[drawn]).is_dir() else None
     with tempfile.TemporaryDirectory() as tmp:
         float_path = Path(tmp) / "float.onnx"
-        export_model(args.run, float_path, args.direction, "swapcam", check=not args.no_check)
+        export_model(
+            args.run, float_path, args.direction, "swapcam", check=not args.no_check, recentre=not args.no_recentre
+        )
         report = quantize_int8(float_path, args.out, faces, own)
     verdict = "worth using here" if report["recommended"] else "not worth using here (keep the float model)"
     cost = "n/a" if report["cost_db"] is None else f"{report['cost_db']:.2f} dB"
@@ -299,16 +380,30 @@ def run(args: argparse.Namespace) -> int:
         raise SwapcamError("--int8 applies to a float32 swapcam-format export (not with --fp16 or --format dfm)")
     if args.int8:
         return _run_int8(args)
-    result = export_model(args.run, args.out, args.direction, args.format, args.fp16, check=not args.no_check)
+    result = export_model(
+        args.run,
+        args.out,
+        args.direction,
+        args.format,
+        args.fp16,
+        check=not args.no_check,
+        recentre=not args.no_recentre,
+    )
     info = result["info"]
+    recentring = "identity re-centring" if result["recentred"] else "no identity re-centring"
     line = (
         f"wrote {result['path']} ({result['bytes'] / 1e6:.1f} MB, {args.format}, {info.direction}: "
         f"{info.identities[0]} -> {info.identities[1]}, {info.size} px, coverage {info.coverage}, "
-        f"step {info.steps})"
+        f"step {info.steps}, {recentring})"
     )
     if result["max_abs_diff"] is not None:
         line += f"; torch vs onnxruntime max abs diff {result['max_abs_diff']:.2e}"
     print(line)
+    if args.format == "dfm" and result["recentred"]:
+        print(
+            "DeepFaceLive: its Morph factor slider works on this model (identity re-centring: 0 = the plain swap, "
+            "1 = the source identity's mean code moved all the way to the target's; 0.75 by default)"
+        )
     if args.format == "dfm":
         # DeepFaceLive measures coverage on its own face template and frames faces higher than swapcam does.
         print(

@@ -63,7 +63,9 @@ SWITCHES: dict[str, Switch] = {
         Switch("sharpen", "s", SHARPEN_MODES, text="paste-back sharpening of the model's face"),
         Switch("blend", "b", BLEND_MODES, text="seam blend at the face's edge"),
         Switch("colour", "c", COLOUR_MODES, text="colour transfer to the camera's face"),
-        Switch("morph", "[", low=0.0, high=1.0, step=0.05, key_up="]", text="DeepFaceLive AMP models: morph"),
+        Switch(
+            "morph", "[", low=0.0, high=1.0, step=0.05, key_up="]", text="towards the model's face (re-centring, AMP)"
+        ),
         Switch("temporal", "", low=0.0, high=MAX_WEIGHT, text="weight of the past in colour and mask smoothing"),
         Switch("hud", "h", text="fps and per-stage milliseconds on the output"),
         Switch("label", "l", text="the visible 'synthetic video' label"),

@@ -84,8 +84,10 @@ def add_compositing_arguments(parser: argparse.ArgumentParser) -> None:
         "--morph",
         type=float,
         default=PipelineOptions.morph,
-        help="DeepFaceLive AMP .dfm models (those with a morph_value input): how far towards the model's face, "
-        "0..1 (1 = all the way; the default is DeepFaceLive's); other models ignore it",
+        help="how far towards the model's face, 0..1 (1 = all the way; the default is DeepFaceLive's): for swapcam "
+        "models with identity re-centring, the share of the camera person's mean latent code replaced by the drawn "
+        "identity's (0 = the plain swap; README 'Identity re-centring'); for DeepFaceLive AMP .dfm models, their "
+        "morph_value; other models ignore it",
     )
 
 

@@ -24,6 +24,7 @@ from realtime.errors import SwapcamError
 from realtime.eyes import EYES_MODES, EyeFollower, close_eyes
 from realtime.landmarks.smoothing import FaceSmoother
 from realtime.mouth import MOUTH_MODES, MouthGate, paste_camera_mouth
+from realtime.recentre import recentred_swap
 from realtime.temporal import MAX_WEIGHT, TemporalSmoother
 from realtime.types import Face, Image, check_image
 from realtime.upscale import SHARPEN_MODES, make_sharpener, scale_mask, scale_matrix
@@ -178,11 +179,13 @@ class FaceSwapProcessor:
         colour_ms = sharpen_ms = compose_ms = 0.0
         self.last_pastes = []
         if crops:
-            swapped, learned = self.swapper.swap([c[0] for c in crops], morph=self.options.morph)
+            tracks = self._temporal.match([c[1] for c in crops], self.size)
+            swapped, learned = recentred_swap(
+                self.swapper, [c[0] for c in crops], [t.state for t in tracks], self.options.morph, self.options.morph
+            )
             t2 = time.perf_counter()
             timings["swap"] = (t2 - t1) * 1e3
             out = image.copy()
-            tracks = self._temporal.match([c[1] for c in crops], self.size)
             follow_eyes = self.options.eyes == "follow"
             sharpen, scale = self._sharpeners[self.options.sharpen]
             for (crop, matrix, crop_pts), face, mask_l, track in zip(crops, swapped, learned, tracks, strict=True):
@@ -206,9 +209,9 @@ class FaceSwapProcessor:
                 sharpen_ms += (te - tc) * 1e3
                 compose_ms += (tb - ta + td - te) * 1e3
             tm = time.perf_counter()
-            for face, camera_mouth in zip(faces, self._mouth.update([f.landmarks for f in faces]), strict=True):
+            for found, camera_mouth in zip(faces, self._mouth.update([f.landmarks for f in faces]), strict=True):
                 if camera_mouth:
-                    paste_camera_mouth(out, image, face.landmarks)
+                    paste_camera_mouth(out, image, found.landmarks)
             timings["mouth"] = (time.perf_counter() - tm) * 1e3
         else:
             timings["swap"] = timings["mouth"] = 0.0

@@ -191,10 +191,16 @@ class Swapper:
         self._morph_shape: list[int] | None = None
         if contract.DFM_MORPH_INPUT in inputs and len(inputs) == 2:
             self._morph_shape = [d if isinstance(d, int) else 1 for d in inputs.pop(contract.DFM_MORPH_INPUT)]
+        # Identity re-centring (swapcam graphs exported since): a latent shift in, each face's latent code out.
+        self.latent_size = 0
+        if inputs.pop(contract.LATENT_SHIFT_INPUT, None) is not None:
+            self.latent_size = len(self.info.latent_target)
         self.input_name = next(iter(inputs))
         self.output_names = list(contract.output_names(self.kind))
         if self.kind == "dfm":  # the camera face's own mask, multiplied into the blend mask
             self.output_names.append(contract.DFM_OUT_MASK)
+        if self.latent_size:
+            self.output_names.append(contract.LATENT_OUTPUT)
         self._use_iobinding = self.provider in (CUDA, TENSORRT)
 
     @property
@@ -218,10 +224,20 @@ class Swapper:
         """Whether the model takes DeepFaceLive's ``morph_value:0`` (the ``morph`` of :meth:`swap` matters)."""
         return self._morph_shape is not None
 
-    def _run(self, tensor: np.ndarray, morph: float) -> list[np.ndarray]:
+    @property
+    def recentres(self) -> bool:
+        """Whether the model takes a latent shift and returns latent codes (identity re-centring, see
+        :meth:`swap_codes`)."""
+        return self.latent_size > 0
+
+    def _run(self, tensor: np.ndarray, morph: float, shifts: np.ndarray | None = None) -> list[np.ndarray]:
         extra = {}
         if self._morph_shape is not None:
             extra[contract.DFM_MORPH_INPUT] = np.full(self._morph_shape, morph, np.float32)
+        if self.latent_size:
+            if shifts is None:
+                shifts = np.zeros((len(tensor), self.latent_size), np.float32)
+            extra[contract.LATENT_SHIFT_INPUT] = np.ascontiguousarray(shifts, dtype=np.float32)
         if not self._use_iobinding:
             return self.session.run(self.output_names, {self.input_name: tensor, **extra})
         # On CUDA, IO binding copies the input once and lets onnxruntime allocate the outputs on the device.
@@ -239,13 +255,27 @@ class Swapper:
 
         ``morph`` (0..1): fed to a DFM's ``morph_value:0`` (DeepFaceLive AMP models: 1 = all the way to the
         celebrity); models without that input ignore it. A DFM's mask is the swapped face's mask times the camera
-        face's (``out_face_mask:0``), as DeepFaceLive's merger blends.
+        face's (``out_face_mask:0``), as DeepFaceLive's merger blends. A re-centring model gets no shift here (the
+        plain swap); see :meth:`swap_codes`.
         """
+        faces, masks, _ = self.swap_codes(crops, morph)
+        return faces, masks
+
+    def swap_codes(
+        self, crops: Sequence[Image], morph: float = contract.DFM_DEFAULT_MORPH, shifts: np.ndarray | None = None
+    ) -> tuple[list[Image], list[Mask], np.ndarray | None]:
+        """:meth:`swap`, and for a re-centring model (:attr:`recentres`) with ``shifts`` (N x latent_size, added to
+        each face's latent code; None: zeros) also each face's own code (N x latent_size, before the shift); the
+        codes are None for other models, which ignore ``shifts``."""
         if not 0.0 <= morph <= 1.0:  # also rejects NaN
             raise ValueError(f"morph={morph!r}, expected a value in 0..1")
         if len(crops) == 0:
-            return [], []
-        out_face, out_mask, *source_mask = self._run(self._to_tensor(crops), float(morph))
+            return [], [], None
+        if shifts is not None and self.latent_size and np.shape(shifts) != (len(crops), self.latent_size):
+            raise ValueError(f"shifts has shape {np.shape(shifts)}, expected ({len(crops)}, {self.latent_size})")
+        outputs = self._run(self._to_tensor(crops), float(morph), shifts)
+        codes = outputs.pop() if self.latent_size else None
+        out_face, out_mask, *source_mask = outputs
         n, s = len(crops), self.info.size
         if self.kind == "swapcam":
             faces_f = out_face.transpose(0, 2, 3, 1)[..., ::-1]  # N,S,S,3 BGR
@@ -265,7 +295,7 @@ class Swapper:
             )
         faces_u8 = np.clip(faces_f * 255.0 + 0.5, 0, 255).astype(np.uint8)
         masks = np.clip(masks_f, 0.0, 1.0).astype(np.float32, copy=False)
-        return [np.ascontiguousarray(f) for f in faces_u8], [np.ascontiguousarray(m) for m in masks]
+        return [np.ascontiguousarray(f) for f in faces_u8], [np.ascontiguousarray(m) for m in masks], codes
 
     def describe(self) -> str:
         i = self.info

@@ -59,6 +59,8 @@ def test_missing_size_says_not_a_swapcam_model():
 def test_io_names_detect_both_formats_and_reject_others():
     assert check_io_names(["in_face"], ["out_face", "out_mask"]) == "swapcam"
     assert check_io_names(["in_face:0"], ["out_face_mask:0", "out_celeb_face:0", "out_celeb_face_mask:0"]) == "dfm"
+    dfm_out = ["out_face_mask:0", "out_celeb_face:0", "out_celeb_face_mask:0"]
+    assert check_io_names(["in_face:0", "morph_value:0"], dfm_out) == "dfm"  # DeepFaceLive's AMP signature
     with pytest.raises(ContractError, match=r"in=\['input'\]"):
         check_io_names(["input"], ["output"], where="m.onnx")
     with pytest.raises(ContractError, match="match neither"):
@@ -86,6 +88,24 @@ def test_check_session_accepts_both_contracts():
     assert info.coverage == contract.DFM_DEFAULT_COVERAGE == 2.0
     assert contract.deepfacelive_coverage(info.coverage) == contract.DFL_DEFAULT_COVERAGE == 2.2
     assert contract.deepfacelive_coverage(1.6) == 1.8
+
+
+def test_recentring_tensors_come_as_a_pair_sized_by_the_metadata():
+    """Identity re-centring: ``latent_shift`` in and ``latent`` out together, N x len(latent_target)."""
+    assert check_io_names(["in_face", "latent_shift"], ["out_face", "out_mask", "latent"]) == "swapcam"
+    with pytest.raises(ContractError, match="without output 'latent'"):
+        check_io_names(["in_face", "latent_shift"], ["out_face", "out_mask"], where="m.onnx")
+    with pytest.raises(ContractError, match="match neither"):
+        check_io_names(["latent_shift", "in_face"], ["out_face", "out_mask", "latent"])  # the face comes first
+    meta = ModelInfo(size=64, latent_target=(0.5, -1.0, 2.0)).to_metadata()
+    outs = {**SWAPCAM_OUT, "latent": ["N", 3]}
+    info = contract.check_session({"in_face": ["N", 3, 64, 64], "latent_shift": ["N", 3]}, outs, meta, "m.onnx")
+    assert info.latent_target == (0.5, -1.0, 2.0)
+    with pytest.raises(ContractError, match="latent_target has 3 values"):
+        contract.check_session({"in_face": ["N", 3, 64, 64], "latent_shift": ["N", 4]}, outs, meta, "m.onnx")
+    plain = ModelInfo(size=64).to_metadata()
+    with pytest.raises(ContractError, match="latent_target has 0 values"):
+        contract.check_session({"in_face": ["N", 3, 64, 64], "latent_shift": ["N", 3]}, outs, plain, "m.onnx")
 
 
 def test_dfm_metadata_coverage_wins_over_the_deepfacelive_default():

@@ -50,6 +50,14 @@ def _session(path: Path):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
+def _run(sess, faces: np.ndarray, shifts: np.ndarray | None = None) -> list[np.ndarray]:
+    """Run a swapcam graph; a re-centring one gets ``shifts`` (zeros when None: the plain swap)."""
+    feeds = {"in_face": faces}
+    for extra in sess.get_inputs()[1:]:
+        feeds[extra.name] = np.zeros((len(faces), extra.shape[1]), np.float32) if shifts is None else shifts
+    return sess.run(None, feeds)
+
+
 def _faces(n: int, size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((n, 3, size, size), dtype=np.float32)
 
@@ -58,7 +66,7 @@ def _faces(n: int, size: int, seed: int = 0) -> np.ndarray:
 def test_swapcam_export_parity_names_metadata(tmp_path, run20, trained, direction):
     model, state = trained
     out = tmp_path / f"{direction}.onnx"
-    assert cli_main(["export", str(run20), "--direction", direction, "--out", str(out)]) == 0
+    assert cli_main(["export", str(run20), "--direction", direction, "--out", str(out), "--no-recentre"]) == 0
     sess = _session(out)
     assert [i.name for i in sess.get_inputs()] == list(INPUT_NAMES)
     assert [o.name for o in sess.get_outputs()] == list(OUTPUT_NAMES)
@@ -101,6 +109,94 @@ def test_swapcam_export_parity_names_metadata(tmp_path, run20, trained, directio
     assert sess.get_modelmeta().custom_metadata_map == meta  # onnxruntime reads the same props
 
 
+@pytest.mark.parametrize("direction", ["a2b", "b2a"])
+def test_recentring_export_shift_moves_the_code(tmp_path, run20, trained, direction):
+    """By default the graph also takes a latent shift and returns each face's own code, with the drawn identity's
+    mean code (as training stored it) in its metadata; the decoder draws from code + shift."""
+    model, state = trained
+    out = tmp_path / f"{direction}.onnx"
+    assert cli_main(["export", str(run20), "--direction", direction, "--out", str(out)]) == 0
+    sess = _session(out)
+    assert [i.name for i in sess.get_inputs()] == ["in_face", "latent_shift"]
+    assert [o.name for o in sess.get_outputs()] == ["out_face", "out_mask", "latent"]
+    latent = state["model_config"]["latent"]
+    target = "b" if direction == "a2b" else "a"
+    info, _ = read_info(out)
+    assert len(state["latent_means"][target]) == latent
+    assert np.allclose(info.latent_target, state["latent_means"][target], atol=1e-4)
+    size = state["model_config"]["size"]
+    x = _faces(2, size, seed=5)
+    face0, mask0, codes = _run(sess, x)
+    with torch.no_grad():
+        ref_face = model(torch.from_numpy(x), target)[0].numpy()
+        ref_codes = model.encoder.encode(torch.from_numpy(x)).numpy()
+    assert np.abs(face0 - ref_face).max() <= 1e-4  # zero shift: the plain swap
+    assert codes.shape == (2, latent) and np.abs(codes - ref_codes).max() <= 1e-3
+    # shifting face 0's code onto face 1's draws face 1's output, and face 1 shifted onto face 0's draws face 0's
+    swapped_codes = codes[::-1] - codes
+    shifted, _, codes_again = _run(sess, x, swapped_codes.astype(np.float32))
+    assert np.abs(shifted[0] - face0[1]).max() <= 1e-3 and np.abs(shifted[1] - face0[0]).max() <= 1e-3
+    far = _run(sess, x, np.full((2, latent), 20.0, np.float32))[0]
+    assert np.abs(far - face0).max() > 1e-2  # the shift really reaches the decoder, so the check can fail
+    assert np.array_equal(codes_again, codes)  # the returned code is the face's own, before the shift
+
+
+def test_recentring_needs_the_mean_codes(tmp_path, run20, trained):
+    """A checkpoint from before re-centring (no stored means) gets them from the run's facesets; with neither, the
+    export is the plain graph."""
+    _, state = trained
+    old = {k: v for k, v in state.items() if k != "latent_means"}
+    torch.save(old, tmp_path / "old.pt")
+    export_model(tmp_path / "old.pt", tmp_path / "from_facesets.onnx")
+    info, _ = read_info(tmp_path / "from_facesets.onnx")
+    stored = np.array(state["latent_means"]["b"])
+    assert len(info.latent_target) == len(stored)
+    # means of the same faceset through the same encoder: close to the stored ones (other crops of it, resized)
+    assert np.linalg.norm(np.array(info.latent_target) - stored) < 0.25 * np.linalg.norm(stored) + 1e-3
+    gone = dict(old, train_config=dict(old["train_config"], a=str(tmp_path / "no_a"), b=str(tmp_path / "no_b")))
+    torch.save(gone, tmp_path / "gone.pt")
+    result = export_model(tmp_path / "gone.pt", tmp_path / "plain.onnx")
+    assert result["info"].latent_target == ()
+    assert [i.name for i in _session(tmp_path / "plain.onnx").get_inputs()] == list(INPUT_NAMES)
+
+
+def test_recentred_swap_tracks_the_camera_face_mean(tmp_path, run20, trained):
+    """realtime.recentre: a new face's first code starts its running mean; the decoder then draws from
+    code + strength x (target mean - running mean); strength 0 is the plain swap."""
+    from realtime.recentre import KEY_COUNT, KEY_MEAN, MEAN_FRAMES, recentred_swap, update_mean
+    from realtime.swapper import Swapper
+
+    out = tmp_path / "a2b.onnx"
+    export_model(run20, out)
+    swapper = Swapper(out, providers="cpu")
+    assert swapper.recentres and swapper.latent_size == len(swapper.info.latent_target)
+    crop = (np.random.default_rng(2).random((64, 64, 3)) * 255).astype(np.uint8)
+    plain_faces, _ = swapper.swap([crop])
+    _, _, code = swapper.swap_codes([crop])
+    state: dict = {}
+    faces, _ = recentred_swap(swapper, [crop], [state], 1.0, 0.75)
+    assert state[KEY_COUNT] == 2 and np.allclose(state[KEY_MEAN], code[0], atol=1e-5)  # first code twice
+    # the same crop every frame: mean == its code, so the decoder draws the target's mean code itself
+    target = np.asarray(swapper.info.latent_target, np.float32)
+    expected, _, _ = swapper.swap_codes([crop], 0.75, (target - code[0])[None])
+    assert np.abs(faces[0].astype(int) - expected[0].astype(int)).max() <= 1
+    assert np.abs(faces[0].astype(int) - plain_faces[0].astype(int)).max() > 3  # (a 20-step model: small)
+    half, _ = recentred_swap(swapper, [crop], [state], 0.5, 0.75)
+    expected_half, _, _ = swapper.swap_codes([crop], 0.75, (0.5 * (target - code[0]))[None])
+    assert np.abs(half[0].astype(int) - expected_half[0].astype(int)).max() <= 1
+    assert np.array_equal(recentred_swap(swapper, [crop], [{}], 0.0, 0.75)[0][0], plain_faces[0])
+    with pytest.raises(ValueError, match="shifts has shape"):
+        swapper.swap_codes([crop], 0.75, np.zeros((2, swapper.latent_size), np.float32))
+    # the running mean: a plain mean for MEAN_FRAMES frames, then exponential with that time constant
+    st: dict = {}
+    for v in (1.0, 2.0, 3.0):
+        update_mean(st, np.array([v]))
+    assert st[KEY_MEAN][0] == pytest.approx(2.0) and st[KEY_COUNT] == 3
+    for _ in range(MEAN_FRAMES * 3):
+        update_mean(st, np.array([10.0]))
+    assert st[KEY_COUNT] == MEAN_FRAMES and st[KEY_MEAN][0] == pytest.approx(10.0, abs=0.5)
+
+
 def test_dfm_contract(tmp_path, run20, trained, capsys):
     model, state = trained
     out = tmp_path / "ab.dfm"
@@ -113,16 +209,19 @@ def test_dfm_contract(tmp_path, run20, trained, capsys):
     # swapcam coverage 1.6 is 1.8 on DeepFaceLive's face template; its crops sit higher than swapcam's
     assert "DeepFaceLive: set Face aligner > Face coverage 1.8 and Y offset 0.06" in printed
     assert "warning" not in printed
+    assert "Morph factor slider works" in printed
     sess = _session(out)
     ins, outs = [i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()]
-    assert ins == list(DFM_INPUT_NAMES) and outs == list(DFM_OUTPUT_NAMES)
-    assert check_io_names(ins, outs) == "dfm"
+    # DeepFaceLive's AMP signature: the face, then morph_value:0 (shape [1]) for identity re-centring
+    assert ins == list(DFM_INPUT_NAMES) + ["morph_value:0"] and outs == list(DFM_OUTPUT_NAMES)
+    assert sess.get_inputs()[1].shape == [1]
+    assert check_io_names(ins[:1], outs) == "dfm"
     size = state["model_config"]["size"]
     shape = sess.get_inputs()[0].shape
     assert shape[1:] == [size, size, 3]  # NHWC
     rgb = _faces(2, size, seed=4)
     bgr_nhwc = np.ascontiguousarray(rgb[:, ::-1].transpose(0, 2, 3, 1))
-    src_mask, celeb, celeb_mask = sess.run(None, {"in_face:0": bgr_nhwc})
+    src_mask, celeb, celeb_mask = sess.run(None, {"in_face:0": bgr_nhwc, "morph_value:0": np.float32([0.0])})
     assert (
         src_mask.shape == (2, size, size, 1)
         and celeb.shape == (2, size, size, 3)
@@ -137,15 +236,29 @@ def test_dfm_contract(tmp_path, run20, trained, capsys):
     assert np.abs(celeb - ref_face.numpy()[:, ::-1].transpose(0, 2, 3, 1)).max() <= 1e-4
     assert np.abs(celeb_mask[..., 0] - ref_mask.numpy()[:, 0]).max() <= 1e-4
     assert np.abs(src_mask[..., 0] - ref_src_mask.numpy()[:, 0]).max() <= 1e-4
+    # morph 1: the source identity's mean code moved to the target's; the camera face's mask stays its own
+    src_mask1, celeb1, _ = sess.run(None, {"in_face:0": bgr_nhwc, "morph_value:0": np.float32([1.0])})
+    delta = torch.tensor(state["latent_means"]["b"]) - torch.tensor(state["latent_means"]["a"])
+    with torch.no_grad():
+        moved = model.decoder_b(model.encoder.expand(model.encoder.encode(x) + delta))[0]
+    assert np.abs(celeb1 - moved.numpy()[:, ::-1].transpose(0, 2, 3, 1)).max() <= 1e-4
+    assert np.abs(src_mask1 - src_mask).max() <= 1e-6
     info, fmt = read_info(out)
     assert fmt == "dfm" and info.layout == "NHWC" and info.colour_order == "BGR" and info.format == "dfm"
+    # --no-recentre: DeepFaceLive's plain signature
+    plain = tmp_path / "plain.dfm"
+    assert cli_main(["export", str(run20), "--format", "dfm", "--out", str(plain), "--no-recentre"]) == 0
+    assert [i.name for i in _session(plain).get_inputs()] == list(DFM_INPUT_NAMES)
 
 
 ORT_OLDEST_SCRIPT = """
 import json, sys, numpy as np, onnxruntime as ort
 sess = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
 size = sess.get_inputs()[0].shape[1]
-outs = sess.run(None, {"in_face:0": np.full((1, size, size, 3), 0.5, np.float32)})
+feeds = {"in_face:0": np.full((1, size, size, 3), 0.5, np.float32)}
+if len(sess.get_inputs()) == 2:  # as DeepFaceLive feeds an AMP model
+    feeds["morph_value:0"] = np.float32([0.75])
+outs = sess.run(None, feeds)
 print(json.dumps([ort.__version__, [o.name for o in sess.get_outputs()], [list(o.shape) for o in outs]]))
 """
 
@@ -209,8 +322,8 @@ def test_int8_export_keeps_the_contract_and_reports_its_cost(tmp_path, run20, ca
     float_path = tmp_path / "float.onnx"
     export_model(run20, float_path)
     faces = _faces(4, 64, seed=3)
-    float_out = _session(float_path).run(None, {"in_face": faces})[0]
-    int8_out = _session(out).run(None, {"in_face": faces})[0]
+    float_out = _run(_session(float_path), faces)[0]
+    int8_out = _run(_session(out), faces)[0]
     assert np.abs(float_out - int8_out).mean() < 0.05  # close to the float model, not equal to it
     assert not np.array_equal(float_out, int8_out)
     assert out.stat().st_size < 0.5 * float_path.stat().st_size
@@ -274,7 +387,7 @@ def test_demo_models_follow_the_contract():
         assert info.identities == expected
         sess = _session(path)
         assert sess.get_inputs()[0].type == "tensor(float)"
-        face, mask = sess.run(None, {"in_face": _faces(2, info.size)})
+        face, mask, *_ = _run(sess, _faces(2, info.size))
         assert face.shape == (2, 3, info.size, info.size) and 0.0 <= face.min() and face.max() <= 1.0
     assert (DEMO_MODELS["a2b"].parent / "RECIPE.md").exists()
 
@@ -313,7 +426,7 @@ def test_demo_model_turns_astronaut_into_grace_hopper(tmp_path_factory):
         return float((d_tgt < d_src).mean())
 
     for direction, src, tgt in (("a2b", "A", "B"), ("b2a", "B", "A")):
-        out = _session(DEMO_MODELS[direction]).run(None, {"in_face": faces[src]})[0]
+        out = _run(_session(DEMO_MODELS[direction]), faces[src])[0]
         share = share_nearest(out, src, tgt)
         assert share >= 0.9, f"{direction}: only {share:.0%} of outputs are nearest to the target identity"
         # the measure can tell: the camera's own faces, recoloured towards the target's mean colour, stay the source

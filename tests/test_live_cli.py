@@ -280,4 +280,5 @@ def test_coverage_and_morph_options(command, capsys):
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help
     assert "--coverage COVERAGE face framing of the crop fed to the model" in text
     assert "DeepFaceLive's default framing" in text
-    assert "--morph MORPH DeepFaceLive AMP .dfm models" in text and "(default: 0.75)" in text
+    assert "--morph MORPH how far towards the model's face" in text and "(default: 0.75)" in text
+    assert "identity re-centring" in text and "DeepFaceLive AMP .dfm models, their morph_value" in text

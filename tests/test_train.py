@@ -85,6 +85,15 @@ def test_short_training_raises_psnr_and_swaps_identity(tmp_path, facesets):
     after = _psnr_per_identity(model, faces_a, faces_b)
     assert after[0] >= before[0] + 6.0, f"A: {before[0]:.2f} -> {after[0]:.2f} dB"
     assert after[1] >= before[1] + 6.0, f"B: {before[1]:.2f} -> {after[1]:.2f} dB"
+    # each identity's mean latent code (for identity re-centring at export): near its own faces' codes, far from
+    # the other identity's
+    with torch.no_grad():
+        codes = {k: model.encoder.encode(torch.from_numpy(f)).mean(0) for k, f in (("a", faces_a), ("b", faces_b))}
+    stored = {k: torch.tensor(v) for k, v in state["latent_means"].items()}
+    apart = float((codes["a"] - codes["b"]).norm())
+    for own, other in (("a", "b"), ("b", "a")):
+        assert stored[own].shape == (model.config.latent,)
+        assert float((stored[own] - codes[own]).norm()) < 0.25 * apart < float((stored[own] - codes[other]).norm())
 
     # Does A->B look like B? Metric: nearest real face. The crops are aligned to one template, so inside the face
     # hull a pixel distance compares appearance (skin, hair, glasses, the portrait's light), not pose; an output

@@ -332,6 +332,13 @@ def _recipe(
     texture = "yes (a learned full-size bias image per decoder)" if result["texture"] else "no"
     psnr = result["psnr"]
     held = f"A {psnr['held_a']:.2f} dB, B {psnr['held_b']:.2f} dB" if "held_a" in psnr else "not measured"
+    latent = len(info.latent_target)
+    recentring = (
+        f" Identity re-centring (README 'Identity re-centring'): input `latent_shift` (N x {latent}) and output "
+        f"`latent` (N x {latent}), the drawn identity's mean code in `swapcam.latent_target`."
+        if latent
+        else ""
+    )
     recipe = (
         f"""# Demo model recipe
 
@@ -370,7 +377,7 @@ Files (`sha256sum -c SHA256SUMS` checks them):
         + f"""
 Contract: input `in_face` N x 3 x {size} x {size} float32 RGB [0, 1]; outputs `out_face` (N x 3 x {size} x {size})
 and `out_mask` (N x 1 x {size} x {size}); metadata in the ONNX `metadata_props` (`swapcam.*` keys, see
-models/contract.py).
+models/contract.py).{recentring}
 Training is deterministic on one machine for a given seed and thread count, but float results differ slightly across
 CPUs and torch versions, so a rebuild gives a model of the same quality, not the same bytes.
 """

@@ -1,0 +1,57 @@
+"""Identity re-centring: move the camera person's latent code to where the drawn identity's decoder was trained.
+
+The shared encoder does not only code pose and expression: measured on the demo model, the two training identities'
+mean codes lie 48 apart while each identity's faces spread about 6-7 around their own mean, and a stranger's frames
+(the carphone clip) sit 45-51 from both. A decoder only ever saw its own identity's region, so fed a code from
+elsewhere it draws smears and blotches; fed ``code - mean(this person's codes) + mean(B's codes)`` it draws B, sharp,
+with this frame's difference from the person's average (pose, expression) on top.
+
+The camera person's mean is a running mean per tracked face (realtime.temporal keeps the track): a plain mean over
+the first ``MEAN_FRAMES`` frames, then an exponential one with that time constant (5 s at 30 fps), so it settles
+quickly on a new face and then follows slow changes (light, a new person after a jump, which starts a new track).
+A track's first frame is encoded once with no shift to start its mean (one extra inference per new face).
+
+``strength`` scales the shift (0 = the plain swap; 1 = the whole identity replaced). Models exported before
+re-centring (no ``latent_shift`` input) and DFM files swap as they always did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from realtime.types import Image, Mask
+
+MEAN_FRAMES = 150  # frames in the running mean of a face's code (then an EMA with this time constant)
+KEY_MEAN, KEY_COUNT = "latent_mean", "latent_count"
+
+
+def update_mean(state: dict, code: np.ndarray) -> np.ndarray:
+    """Fold one frame's code into a track's running mean (kept in ``state``); returns the new mean."""
+    count = min(int(state.get(KEY_COUNT, 0)) + 1, MEAN_FRAMES)
+    mean = state.get(KEY_MEAN)
+    mean = code.astype(np.float64) if mean is None else mean + (code - mean) / count
+    state[KEY_MEAN], state[KEY_COUNT] = mean, count
+    return mean
+
+
+def recentred_swap(
+    swapper, crops: Sequence[Image], states: Sequence[dict], strength: float, morph: float
+) -> tuple[list[Image], list[Mask]]:
+    """Swap ``crops`` (one per tracked face, ``states`` their tracks' state dicts) with each face's code shifted by
+    ``strength`` x (the model's target mean - the face's running mean), and fold this frame's codes into the means.
+    A model without re-centring, or ``strength`` 0, is the plain :meth:`Swapper.swap`."""
+    if not getattr(swapper, "recentres", False) or strength <= 0:
+        return swapper.swap(crops, morph=morph)
+    if any(KEY_MEAN not in s for s in states):  # a new face: its first code starts its mean
+        _, _, codes = swapper.swap_codes(crops, morph)
+        for state, code in zip(states, codes, strict=True):
+            if KEY_MEAN not in state:
+                update_mean(state, code)
+    target = np.asarray(swapper.info.latent_target, np.float64)
+    shifts = np.stack([strength * (target - s[KEY_MEAN]) for s in states]).astype(np.float32)
+    faces, masks, codes = swapper.swap_codes(crops, morph, shifts)
+    for state, code in zip(states, codes, strict=True):
+        update_mean(state, code)
+    return faces, masks
