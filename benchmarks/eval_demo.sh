@@ -12,12 +12,13 @@ B2A="${3:-models/demo/demo_b2a.onnx}"
 OUT="${OUT:-benchmarks/results}"
 SWAPCAM="${SWAPCAM:-.venv/bin/swapcam}"
 mkdir -p "$OUT"
-run() {  # name model source
+run() {  # name model source [more eval options]
   # shellcheck disable=SC2086  # EVAL_ARGS is a list of options
   "$SWAPCAM" eval --model "$2" --source "$3" --json "$OUT/$PREFIX-$1.json" --sheet "$OUT/$PREFIX-$1.png" \
-    --no-progress ${EVAL_ARGS:-}
+    --no-progress ${EVAL_ARGS:-} "${@:4}"
 }
-run a2b-self "$A2B" synthetic:grace_hopper
-run b2a-self "$B2A" synthetic:astronaut
+# self-reconstruction: also the ceiling (a perfect model of the same crop size through the same pipeline)
+run a2b-self "$A2B" synthetic:grace_hopper --ceiling
+run b2a-self "$B2A" synthetic:astronaut --ceiling
 run a2b-swap "$A2B" synthetic:astronaut
 run a2b-carphone "$A2B" carphone

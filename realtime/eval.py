@@ -15,7 +15,10 @@ Per clip, with the method of each:
   (brightness and contrast removed); d = mean |z_x - z_y| inside both landmark hulls. Score = (d(out, camera) -
   d(out, B)) / d(camera, B): about -1 when the output is still the camera's person, +1 when it is B's reference.
 - reconstruction (meaningful when the source IS identity B, so an a2b model should give it back): PSNR and SSIM,
-  output vs camera, at frame resolution inside the camera face's landmark hull.
+  output vs camera, at frame resolution inside the camera face's landmark hull. ``--ceiling`` also runs the clip
+  through a pass-through "model" of the same size and framing (it returns its input crop, mask all ones) with the
+  same compositing: the best any model of that crop size can score here, since the crop's resolution and the
+  paste-back resampling already lose detail the frame has.
 - flicker: mean absolute grey-level change from the previous frame inside the face hull, output minus camera
   (0 = the swap adds no flicker of its own).
 - seams: where the blend mask is in its feathered band (0.05..0.95), the mean of the Sobel gradient magnitude the
@@ -262,6 +265,20 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return round(float(value), digits)
 
 
+class PassThroughSwapper:
+    """A perfect "model" for the reconstruction ceiling: the aligned crop comes back as it went in, mask all ones,
+    with the size and framing of ``info`` (a real model's)."""
+
+    recentres = False
+
+    def __init__(self, info) -> None:
+        self.info = info
+        self.path = Path("pass-through")
+
+    def swap(self, crops, morph: float = 0.75) -> tuple[list[Image], list[np.ndarray]]:
+        return [np.ascontiguousarray(c) for c in crops], [np.ones(c.shape[:2], np.float32) for c in crops]
+
+
 def paste_alpha(mask: np.ndarray, matrix: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """A blend mask the compositor used (crop space, see FaceSwapProcessor.last_pastes) in frame coordinates."""
     h, w = shape[:2]
@@ -289,7 +306,7 @@ def evaluate(
         detector = create_detector("mediapipe", mode="static", max_faces=1)
         detector.warmup()
     result = EvalResult()
-    sheet_every = max(1, (n_frames or 0) // sheet_rows) if n_frames else 1
+    sheet_every = max(1, (n_frames or 0) // sheet_rows) if n_frames and sheet_rows else 1
     previous: tuple[Image, Image] | None = None
     bar = None
     if progress:
@@ -474,6 +491,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sheet", default=None, help="write a contact sheet PNG (camera | output, evenly spaced frames)"
     )
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also run the clip through a pass-through model of the same crop size and framing (its input crop "
+        "back, mask all ones) with the same compositing, and report its reconstruction PSNR/SSIM: the best any "
+        "model of that size can score on this clip (twice the run time)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -489,7 +513,12 @@ def format_report(summary: dict[str, Any]) -> str:
         "pose: "
         + ", ".join(f"{axis} r {f(v['corr'])} err {f(v['median_abs_error'], '{:.2f}')}" for axis, v in p.items()),
         f"identity towards B: {f(summary['identity_towards_b'])}",
-        f"reconstruction: PSNR {f(r['psnr_db'], '{:.2f}')} dB, SSIM {f(r['ssim'])}",
+        f"reconstruction: PSNR {f(r['psnr_db'], '{:.2f}')} dB, SSIM {f(r['ssim'])}"
+        + (
+            f" (ceiling at this crop size: {f(r['ceiling_psnr_db'], '{:.2f}')} dB, {f(r['ceiling_ssim'])})"
+            if "ceiling_psnr_db" in r
+            else ""
+        ),
         f"flicker excess {f(summary['flicker_excess'], '{:.2f}')} grey levels, "
         f"seam excess {f(summary['seam_excess'], '{:.2f}')} grey levels/px",
     ]
@@ -523,12 +552,27 @@ def run(args: argparse.Namespace) -> int:
             detector=detector,
             progress=not args.no_progress,
         )
+        ceiling = None
+        if args.ceiling:
+            frames, total, _ = source_frames(args.source, args.frames, args.width, args.height)
+            ceiling = evaluate(
+                PassThroughSwapper(swapper.info),
+                frames,
+                options,
+                None,
+                n_frames=total,
+                detector=detector,
+                sheet_rows=0,
+                progress=not args.no_progress,
+            ).summary()["reconstruction"]
         elapsed = time.perf_counter() - t0
     finally:
         detector.close()
     if not result.frames:
         raise SwapcamError(f"--source {args.source}: no frame could be read")
     summary = result.summary()
+    if ceiling is not None:
+        summary["reconstruction"].update(ceiling_psnr_db=ceiling["psnr_db"], ceiling_ssim=ceiling["ssim"])
     doc = {
         "eval": "swapcam quality",
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -11,6 +11,7 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -158,6 +159,29 @@ def test_identity_model_gives_perfect_fidelity_and_is_not_b(tmp_path, eval_clip,
 
 
 @pytest.mark.slow
+def test_the_ceiling_pass_through_scores_as_an_identity_model(tmp_path, eval_clip):
+    """--ceiling's pass-through "model" is exactly an identity ONNX model with a full mask, through the same
+    pipeline: the same reconstruction numbers; and a 64 px crop loses more than a 256 px one."""
+    frames = eval_clip[::2]
+    model = colour_shift_model(
+        tmp_path / "identity.onnx", size=128, gain=(1, 1, 1), offset=(0, 0, 0), mask=np.ones((128, 128))
+    )
+    summary, _ = _run(model, frames, None, colour="rct")
+    from realtime.builder import open_swapper
+    from realtime.pipeline import PipelineOptions
+
+    info = open_swapper(model, providers="cpu").info
+    opts = PipelineOptions(colour="rct", mouth="swap")
+    ceiling = ev.evaluate(ev.PassThroughSwapper(info), frames, opts, None, n_frames=len(frames)).summary()
+    assert ceiling["reconstruction"]["psnr_db"] == pytest.approx(summary["reconstruction"]["psnr_db"], abs=0.05)
+    assert ceiling["reconstruction"]["ssim"] == pytest.approx(summary["reconstruction"]["ssim"], abs=0.002)
+    small = ev.evaluate(
+        ev.PassThroughSwapper(replace(info, size=64)), frames, opts, None, n_frames=len(frames)
+    ).summary()
+    assert small["reconstruction"]["psnr_db"] < ceiling["reconstruction"]["psnr_db"] - 1.0
+
+
+@pytest.mark.slow
 def test_frozen_output_does_not_follow_the_head_and_colour_shift_is_not_b(
     tmp_path, eval_clip, reference_b, grace_hopper, portrait_landmarks
 ):
@@ -194,6 +218,7 @@ def test_eval_command_on_the_demo_model_writes_json_and_sheet(tmp_path):
             "--sheet",
             str(out_png),
             "--no-progress",
+            "--ceiling",
         ],
         capture_output=True,
         text=True,
@@ -202,6 +227,9 @@ def test_eval_command_on_the_demo_model_writes_json_and_sheet(tmp_path):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out_json.read_text())
     assert doc["frames"] == 24 and doc["coverage"] > 0.9
+    rec = doc["reconstruction"]
+    assert rec["ceiling_psnr_db"] > rec["psnr_db"] + 5 and rec["ceiling_ssim"] > rec["ssim"]  # a swap is not A
+    assert "ceiling at this crop size" in proc.stdout
     assert doc["reference_b"] == "sample portrait grace_hopper"
     assert doc["identity_towards_b"] > 0.0, doc  # the demo a2b model draws Grace Hopper
     assert "identity towards B" in proc.stdout
