@@ -20,7 +20,10 @@ Per clip, with the method of each:
   same compositing: the best any model of that crop size can score here, since the crop's resolution and the
   paste-back resampling already lose detail the frame has.
 - flicker: mean absolute grey-level change from the previous frame inside the face hull, output minus camera
-  (0 = the swap adds no flicker of its own).
+  (0 = the swap adds no flicker of its own). Head motion counts too (a sharper face than the camera's, or one that
+  lags the head, changes more when the head moves), so it is also given over the still half of the frames alone
+  (``flicker_excess_still``: those whose camera landmarks moved less than the median, eyes-to-brows points): the
+  jitter the swap adds when nothing moves.
 - seams: where the blend mask is in its feathered band (0.05..0.95), the mean of the Sobel gradient magnitude the
   output adds over the camera's (only increases count; 0 = no edge added at the mask boundary).
 - a contact sheet PNG (camera | output) of evenly spaced frames.
@@ -37,6 +40,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -255,8 +259,22 @@ class EvalResult:
                 "ssim": stat([f.ssim for f in self.frames]),
             },
             "flicker_excess": stat([f.flicker for f in self.frames]),
+            "flicker_excess_still": self.still_flicker(),
             "seam_excess": stat([f.seam for f in self.frames]),
         }
+
+    def still_flicker(self) -> float | None:
+        """Mean flicker excess over the frames whose camera face moved less than the median since the last frame."""
+        pairs = []
+        for prev, cur in pairwise(self.frames):
+            if cur.flicker is None or prev.camera_lm is None or cur.camera_lm is None:
+                continue
+            motion = np.linalg.norm(cur.camera_lm[17:48] - prev.camera_lm[17:48], axis=1).mean()
+            pairs.append((float(motion), cur.flicker))
+        if len(pairs) < 2:
+            return None
+        median = float(np.median([m for m, _ in pairs]))
+        return _round(float(np.mean([f for m, f in pairs if m <= median])))
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
@@ -519,7 +537,8 @@ def format_report(summary: dict[str, Any]) -> str:
             if "ceiling_psnr_db" in r
             else ""
         ),
-        f"flicker excess {f(summary['flicker_excess'], '{:.2f}')} grey levels, "
+        f"flicker excess {f(summary['flicker_excess'], '{:.2f}')} grey levels "
+        f"(head still: {f(summary.get('flicker_excess_still'), '{:.2f}')}), "
         f"seam excess {f(summary['seam_excess'], '{:.2f}')} grey levels/px",
     ]
     return "\n".join(lines)

@@ -158,6 +158,22 @@ def test_identity_model_gives_perfect_fidelity_and_is_not_b(tmp_path, eval_clip,
     assert sheet.shape[1] == 2 * ev.SHEET_SIDE and sheet.shape[0] > ev.SHEET_ROWS * 200
 
 
+def test_still_flicker_counts_only_the_frames_where_the_head_barely_moved():
+    """flicker_excess_still: the mean flicker of the frames whose camera landmarks moved no more than the median."""
+    rng = np.random.default_rng(0)
+    base = rng.random((68, 2)) * 100
+    records, lm = [ev.FrameRecord(0, True, base, base)], base
+    moves = [0.1, 5.0, 0.2, 6.0, 0.1, 7.0]  # px of head motion before each frame
+    flickers = [0.5, 3.0, 0.7, 4.0, 0.3, 5.0]  # a swap that only flickers when the head moves
+    for i, (move, flick) in enumerate(zip(moves, flickers, strict=True), start=1):
+        lm = lm + move
+        records.append(ev.FrameRecord(i, True, lm, lm, flicker=flick))
+    summary = ev.EvalResult(frames=records).summary()
+    assert summary["flicker_excess"] == pytest.approx(np.mean(flickers), abs=1e-4)
+    assert summary["flicker_excess_still"] == pytest.approx(0.5, abs=1e-4)  # (0.5 + 0.7 + 0.3) / 3
+    assert ev.EvalResult(frames=records[:2]).summary()["flicker_excess_still"] is None  # one pair: no median
+
+
 @pytest.mark.slow
 def test_the_ceiling_pass_through_scores_as_an_identity_model(tmp_path, eval_clip):
     """--ceiling's pass-through "model" is exactly an identity ONNX model with a full mask, through the same
