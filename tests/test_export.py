@@ -468,6 +468,8 @@ def test_build_demo_model_command_small(tmp_path, capsys):
     recipe = (out / "RECIPE.md").read_text()
     assert "| seed | 0 |" in recipe and sums["demo_a2b.onnx"] in recipe and "3 x 2 faces" in recipe
     assert "from scratch" in recipe and "| detail texture | yes" in recipe
+    assert "Identity re-centring" in recipe  # training stored the mean codes, so the exports re-centre
+    assert len(read_info(out / "demo_a2b.onnx")[0].latent_target) == 192  # rt128's latent code
     # the published training checkpoint: float16 weights with their textures, no optimizer state
     slim = load_checkpoint(out / "demo_train_checkpoint.pt")
     assert slim["optimizer"] is None and slim["step"] == 3
@@ -482,3 +484,36 @@ def test_build_demo_model_command_small(tmp_path, capsys):
     assert cli_main(argv2 + ["--init", str(out / "demo_train_checkpoint.pt"), "--augment-off", "0"]) == 0
     recipe = (tuned / "RECIPE.md").read_text()
     assert "fine-tuned from" in recipe and "colour jitter off at 0%" in recipe
+
+
+@pytest.mark.slow
+def test_build_demo_model_stops_saved_on_sigterm(tmp_path):
+    """`kill` (or a time limit's SIGTERM, as benchmarks/gpu.sh's machine has) stops build-demo-model like Ctrl-C:
+    the training checkpoint saved, exit 130, and --resume named as the way on."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from _training_fixtures import read_metrics
+
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    work = tmp_path / "work"
+    cmd = [sys.executable, "-m", "realtime.cli", "build-demo-model", "--workdir", str(work), "--out-dir"]
+    cmd += [str(tmp_path / "demo"), "--preset", "tiny", "--steps", "100000", "--batch", "2", "--clips", "1"]
+    cmd += ["--frames", "12", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (work / "run" / "metrics.jsonl").exists() and len(read_metrics(work / "run")) >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "checkpoint saved" in err and "--resume continues" in err
+    state = load_checkpoint(work / "run" / CHECKPOINT)
+    assert 1 <= state["step"] < 100000 and state["latent_means"]["a"]
+    assert not (tmp_path / "demo").exists()  # nothing published from a stopped build

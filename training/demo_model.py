@@ -417,18 +417,25 @@ def run(args: argparse.Namespace) -> int:
         init=args.init,
         texture=args.texture,
     )
-    res = build(
-        Path(args.workdir),
-        Path(args.out_dir),
-        recipe,
-        args.resume,
-        args.fp16,
-        progress=not args.no_progress,
-        command=command,
-        max_minutes=args.max_minutes,
-        workers=args.workers,
-        train_only=args.train_only,
-    )
+    from training.train import TrainingInterrupted, stop_on_sigterm
+
+    try:
+        with stop_on_sigterm():  # `kill` (or a time limit's SIGTERM) stops it saved, like Ctrl-C
+            res = build(
+                Path(args.workdir),
+                Path(args.out_dir),
+                recipe,
+                args.resume,
+                args.fp16,
+                progress=not args.no_progress,
+                command=command,
+                max_minutes=args.max_minutes,
+                workers=args.workers,
+                train_only=args.train_only,
+            )
+    except TrainingInterrupted as exc:
+        print(f"swapcam build-demo-model: {exc}; --resume continues", file=sys.stderr)
+        return 130
     psnr = res["psnr"]
     held = f" (held out A {psnr['held_a']:.2f} dB, B {psnr['held_b']:.2f} dB)" if "held_a" in psnr else ""
     line = f"demo model: {res['steps']} steps, PSNR A {psnr['a']:.2f} dB, B {psnr['b']:.2f} dB{held}, "
