@@ -299,7 +299,8 @@ class Swapper:
 
     def describe(self) -> str:
         i = self.info
+        extras = ", identity re-centring" if self.recentres else ", morph input" if self.has_morph else ""
         return (
             f"{self.path.name}: {i.format} {i.size}px coverage {i.coverage:g}, preset {i.preset}, "
-            f"{i.identities[0]} -> {i.identities[1]}, on {_SHORT.get(self.provider, self.provider)}"
+            f"{i.identities[0]} -> {i.identities[1]}{extras}, on {_SHORT.get(self.provider, self.provider)}"
         )

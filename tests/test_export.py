@@ -170,6 +170,7 @@ def test_recentred_swap_tracks_the_camera_face_mean(tmp_path, run20, trained):
     export_model(run20, out)
     swapper = Swapper(out, providers="cpu")
     assert swapper.recentres and swapper.latent_size == len(swapper.info.latent_target)
+    assert "identity re-centring" in swapper.describe()
     crop = (np.random.default_rng(2).random((64, 64, 3)) * 255).astype(np.uint8)
     plain_faces, _ = swapper.swap([crop])
     _, _, code = swapper.swap_codes([crop])
