@@ -181,7 +181,7 @@ class FaceSwapProcessor:
         if crops:
             tracks = self._temporal.match([c[1] for c in crops], self.size)
             swapped, learned = recentred_swap(
-                self.swapper, [c[0] for c in crops], [t.state for t in tracks], self.options.morph, self.options.morph
+                self.swapper, [c[0] for c in crops], [t.state for t in tracks], self.options.morph
             )
             t2 = time.perf_counter()
             timings["swap"] = (t2 - t1) * 1e3

@@ -11,7 +11,8 @@ the first ``MEAN_FRAMES`` frames, then an exponential one with that time constan
 quickly on a new face and then follows slow changes (light, a new person after a jump, which starts a new track).
 A track's first frame is encoded once with no shift to start its mean (one extra inference per new face).
 
-``strength`` scales the shift (0 = the plain swap; 1 = the whole identity replaced). Models exported before
+The strength is the pipeline's ``morph`` (0 = the plain swap; 1 = the whole identity replaced; 0.75 by default, the
+value DeepFaceLive gives its AMP models' morph). Models exported before
 re-centring (no ``latent_shift`` input) and DFM files swap as they always did.
 """
 
@@ -37,21 +38,24 @@ def update_mean(state: dict, code: np.ndarray) -> np.ndarray:
 
 
 def recentred_swap(
-    swapper, crops: Sequence[Image], states: Sequence[dict], strength: float, morph: float
+    swapper, crops: Sequence[Image], states: Sequence[dict], morph: float
 ) -> tuple[list[Image], list[Mask]]:
-    """Swap ``crops`` (one per tracked face, ``states`` their tracks' state dicts) with each face's code shifted by
-    ``strength`` x (the model's target mean - the face's running mean), and fold this frame's codes into the means.
-    A model without re-centring, or ``strength`` 0, is the plain :meth:`Swapper.swap`."""
-    if not getattr(swapper, "recentres", False) or strength <= 0:
+    """Swap ``crops`` (one per tracked face, ``states`` their tracks' state dicts). A re-centring model
+    (``swapper.recentres``) gets each face's code shifted by ``morph`` x (the model's target mean - the face's
+    running mean), and this frame's codes are folded into the means; any other model is the plain
+    :meth:`Swapper.swap` with ``morph`` as its morph factor (a DFM's ``morph_value:0``), as is ``morph`` 0."""
+    if not getattr(swapper, "recentres", False) or morph <= 0:
         return swapper.swap(crops, morph=morph)
-    if any(KEY_MEAN not in s for s in states):  # a new face: its first code starts its mean
+    fresh = [KEY_MEAN not in s for s in states]
+    if any(fresh):  # a new face: its first code starts its mean
         _, _, codes = swapper.swap_codes(crops, morph)
-        for state, code in zip(states, codes, strict=True):
-            if KEY_MEAN not in state:
+        for state, code, new in zip(states, codes, fresh, strict=True):
+            if new:
                 update_mean(state, code)
     target = np.asarray(swapper.info.latent_target, np.float64)
-    shifts = np.stack([strength * (target - s[KEY_MEAN]) for s in states]).astype(np.float32)
+    shifts = np.stack([morph * (target - s[KEY_MEAN]) for s in states]).astype(np.float32)
     faces, masks, codes = swapper.swap_codes(crops, morph, shifts)
-    for state, code in zip(states, codes, strict=True):
-        update_mean(state, code)
+    for state, code, new in zip(states, codes, fresh, strict=True):
+        if not new:  # (a new face's code is already in its mean)
+            update_mean(state, code)
     return faces, masks

@@ -175,17 +175,18 @@ def test_recentred_swap_tracks_the_camera_face_mean(tmp_path, run20, trained):
     plain_faces, _ = swapper.swap([crop])
     _, _, code = swapper.swap_codes([crop])
     state: dict = {}
-    faces, _ = recentred_swap(swapper, [crop], [state], 1.0, 0.75)
-    assert state[KEY_COUNT] == 2 and np.allclose(state[KEY_MEAN], code[0], atol=1e-5)  # first code twice
+    faces, _ = recentred_swap(swapper, [crop], [state], 1.0)
+    assert state[KEY_COUNT] == 1 and np.allclose(state[KEY_MEAN], code[0], atol=1e-5)  # its first code
     # the same crop every frame: mean == its code, so the decoder draws the target's mean code itself
     target = np.asarray(swapper.info.latent_target, np.float32)
-    expected, _, _ = swapper.swap_codes([crop], 0.75, (target - code[0])[None])
+    expected, _, _ = swapper.swap_codes([crop], 1.0, (target - code[0])[None])
     assert np.abs(faces[0].astype(int) - expected[0].astype(int)).max() <= 1
     assert np.abs(faces[0].astype(int) - plain_faces[0].astype(int)).max() > 3  # (a 20-step model: small)
-    half, _ = recentred_swap(swapper, [crop], [state], 0.5, 0.75)
-    expected_half, _, _ = swapper.swap_codes([crop], 0.75, (0.5 * (target - code[0]))[None])
+    half, _ = recentred_swap(swapper, [crop], [state], 0.5)
+    assert state[KEY_COUNT] == 2
+    expected_half, _, _ = swapper.swap_codes([crop], 0.5, (0.5 * (target - code[0]))[None])
     assert np.abs(half[0].astype(int) - expected_half[0].astype(int)).max() <= 1
-    assert np.array_equal(recentred_swap(swapper, [crop], [{}], 0.0, 0.75)[0][0], plain_faces[0])
+    assert np.array_equal(recentred_swap(swapper, [crop], [{}], 0.0)[0][0], plain_faces[0])
     with pytest.raises(ValueError, match="shifts has shape"):
         swapper.swap_codes([crop], 0.75, np.zeros((2, swapper.latent_size), np.float32))
     # the running mean: a plain mean for MEAN_FRAMES frames, then exponential with that time constant
