@@ -24,7 +24,7 @@ from realtime.errors import SwapcamError
 from realtime.eyes import EYES_MODES, EyeFollower, close_eyes
 from realtime.landmarks.smoothing import FaceSmoother
 from realtime.mouth import MOUTH_MODES, MouthGate, paste_camera_mouth
-from realtime.recentre import recentred_swap
+from realtime.recentre import forget_codes, recentred_swap
 from realtime.temporal import MAX_WEIGHT, TemporalSmoother
 from realtime.types import Face, Image, check_image
 from realtime.upscale import SHARPEN_MODES, make_sharpener, scale_mask, scale_matrix
@@ -119,6 +119,8 @@ class FaceSwapProcessor:
             if self._mouth.mode != options.mouth:
                 self._mouth = MouthGate(options.mouth)
         if swapper is not None:
+            if swapper is not getattr(self, "swapper", swapper):
+                forget_codes([t.state for t in self._temporal.tracks])  # another encoder: another code space
             self.swapper = swapper
             self.size = int(swapper.info.size)
         override = self.options.coverage

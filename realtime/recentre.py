@@ -37,6 +37,14 @@ def update_mean(state: dict, code: np.ndarray) -> np.ndarray:
     return mean
 
 
+def forget_codes(states: Sequence[dict]) -> None:
+    """Drop the tracks' running mean codes: a new model (another encoder, maybe another code size) must start its
+    own from the next frame (a hot swap, ``FaceSwapProcessor.reconfigure``)."""
+    for state in states:
+        state.pop(KEY_MEAN, None)
+        state.pop(KEY_COUNT, None)
+
+
 def recentred_swap(
     swapper, crops: Sequence[Image], states: Sequence[dict], morph: float
 ) -> tuple[list[Image], list[Mask]]:

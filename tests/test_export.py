@@ -519,3 +519,28 @@ def test_build_demo_model_stops_saved_on_sigterm(tmp_path):
     state = load_checkpoint(work / "run" / CHECKPOINT)
     assert 1 <= state["step"] < 100000 and state["latent_means"]["a"]
     assert not (tmp_path / "demo").exists()  # nothing published from a stopped build
+
+
+def test_a_new_model_starts_its_own_running_means(tmp_path, run20, astronaut_clip):
+    """A hot swap (another encoder: another code space) drops the tracks' running mean codes; the same model
+    passed again (the WebRTC page re-sends it with every switch) keeps them."""
+    from realtime.builder import create_processor
+    from realtime.pipeline import PipelineOptions
+    from realtime.recentre import KEY_COUNT, KEY_MEAN
+    from realtime.swapper import Swapper
+
+    export_model(run20, tmp_path / "a2b.onnx")
+    export_model(run20, tmp_path / "b2a.onnx", direction="b2a")
+    first, second = Swapper(tmp_path / "a2b.onnx", providers="cpu"), Swapper(tmp_path / "b2a.onnx", providers="cpu")
+    options = PipelineOptions(smoothing=False)
+    with create_processor(first, options) as proc:
+        for i, frame in enumerate(astronaut_clip.frames[:3]):
+            proc.process(frame, i / 30)
+        states = [t.state for t in proc._temporal.tracks]
+        assert states and all(s[KEY_COUNT] == 3 for s in states)
+        proc.reconfigure(swapper=first, options=options)
+        assert all(s[KEY_COUNT] == 3 for s in states)
+        proc.reconfigure(swapper=second)
+        assert all(KEY_MEAN not in s and KEY_COUNT not in s for s in states)
+        proc.process(astronaut_clip.frames[3], 0.2)
+        assert all(s[KEY_COUNT] == 1 for s in states)
