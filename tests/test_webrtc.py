@@ -661,3 +661,36 @@ def test_web_enrolment_full_meter_still_waits_for_enough_faces(tmp_path, clip, p
         if started:
             break
     assert started and started[0] == MIN_ACCEPTED, (started, enrolment.accepted, enrolment.poll()["rejected"])
+
+
+def test_web_enrolment_runs_over_time_until_it_has_enough_faces(tmp_path, clip, portrait_landmarks):
+    """capture_seconds up with fewer faces written than `swapcam enroll` needs (a slow worker: a CI run once wrote 8
+    in 8 s): the capture goes on until MIN_WRITTEN, or until OVERTIME x capture_seconds with whatever it has."""
+    import itertools
+    import time as _time
+
+    from realtime.types import Face
+    from realtime.webrtc.enrol import MIN_WRITTEN, OVERTIME, WRITE_EVERY, WebEnrolment
+
+    lm = [clip_landmarks(portrait_landmarks["astronaut"], t) for t in clip.transforms]
+    faces = itertools.cycle(zip(clip.frames, lm, strict=True))
+    slow = WebEnrolment(tmp_path / "slow", capture_seconds=1.0)  # overtime until 3 s: room for ~40 observe calls
+    started: list[int] = []
+    slow.train = lambda: started.append(slow.written)  # type: ignore[method-assign]
+    _time.sleep(1.01)  # the capture time is up before the first face
+    for frame, points in itertools.islice(faces, WRITE_EVERY * (MIN_WRITTEN + 4)):
+        slow.observe(frame, [Face(points, points)])
+        if started:
+            break
+    assert started == [MIN_WRITTEN], (started, slow.written, slow.poll()["rejected"])
+
+    stalled = WebEnrolment(tmp_path / "stalled", capture_seconds=0.05)
+    started.clear()
+    stalled.train = lambda: started.append(stalled.written)  # type: ignore[method-assign]
+    frame, points = next(faces)
+    stalled.observe(frame, [Face(points, points)])
+    assert started == []  # time is up but one face is not enough: still capturing
+    _time.sleep(OVERTIME * 0.05)
+    frame, points = next(faces)
+    stalled.observe(frame, [Face(points, points)])
+    assert started == [1]  # ... until the overtime is up too: enroll then says what is missing

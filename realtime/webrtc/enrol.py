@@ -4,7 +4,8 @@
    (the worker thread: no extra landmark pass). Faces the quality gate accepts (realtime.coverage: not blurry, dark,
    over-exposed, partial or too small) are written to FOLDER/capture.mp4 and counted by the coverage meter, whose
    share and next prompt ("turn your head a little to your left") go to the page every second.
-2. training: when the meter is full, or after ``capture_seconds``, or when the page says "train now", the capture
+2. training: when the meter is full, or after ``capture_seconds`` (longer, up to 3x, while fewer faces than enroll
+   needs were captured), or when the page says "train now", the capture
    is closed and ``swapcam enroll --source FOLDER/capture.mp4 --out FOLDER --status ...`` runs in a subprocess (torch
    lives there, never in the server), fine-tuning the shipped model; its status file (step, steps) becomes the page's
    progress bar.
@@ -42,6 +43,11 @@ FULL_AT = 0.9  # coverage meter share that ends the capture early ...
 # a head that fills the meter in two seconds still leaves enough distinct faces after the faceset's de-duplication
 MIN_ACCEPTED = 64
 WRITE_EVERY = 2  # of the accepted frames, every n-th goes into the capture (the faceset drops near-duplicates)
+# When capture_seconds are up with fewer faces written than `swapcam enroll` needs (its MIN_FACES: a slow connection
+# or a busy CPU delivers few frames), the capture goes on until it has them, up to OVERTIME x capture_seconds: an
+# enrolment that could only fail is not started.
+MIN_WRITTEN = 16
+OVERTIME = 3.0
 STATES = ("capturing", "training", "ready", "error", "cancelled")
 TRAINING_LOCK = threading.Lock()  # one enrolment trains at a time per server process
 
@@ -88,7 +94,11 @@ class WebEnrolment:
                         self._write(image)
                     self.accepted += 1
             full = self.meter.fraction() >= FULL_AT and self.accepted >= MIN_ACCEPTED
-            done = full or time.monotonic() - self._t0 >= self.capture_seconds
+            elapsed = time.monotonic() - self._t0
+            timed_out = elapsed >= self.capture_seconds and (
+                self.written >= MIN_WRITTEN or elapsed >= OVERTIME * self.capture_seconds
+            )
+            done = full or timed_out
         if done:
             self.train()
 
