@@ -266,15 +266,22 @@ class RecentredDirection(SwapDirection):
 
 
 @torch.no_grad()
-def mean_latent(model: SwapAutoencoder, faces: torch.Tensor, batch: int = 32) -> torch.Tensor:
-    """Mean latent code (latent,) of faces N x 3 x S x S: where an identity sits in the shared code space."""
+def identity_means(model: SwapAutoencoder, faces: dict, batch: int = 32) -> dict[str, list[float]]:
+    """Each identity's mean latent code: ``faces`` maps a key ('a', 'b') to its faces (N x 3 x S x S float RGB, numpy
+    or torch); returns key -> ``model.config.latent`` floats (5 decimals, as checkpoints store them). Where the
+    identity sits in the shared code space: what identity re-centring moves a camera face's code between."""
     was_training = model.training
     model.eval()
-    total = torch.zeros(model.config.latent, device=faces.device)
-    for i in range(0, len(faces), batch):
-        total += model.encoder.encode(faces[i : i + batch].float()).sum(0)
+    device = next(model.parameters()).device
+    means = {}
+    for key, x in faces.items():
+        x = torch.as_tensor(x, device=device)
+        total = torch.zeros(model.config.latent, device=device)
+        for i in range(0, len(x), batch):
+            total += model.encoder.encode(x[i : i + batch].float()).sum(0)
+        means[key] = [round(float(v), 5) for v in (total / max(len(x), 1)).cpu()]
     model.train(was_training)
-    return total / max(len(faces), 1)
+    return means
 
 
 def check_faces(x: torch.Tensor, size: int) -> None:

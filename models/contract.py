@@ -172,8 +172,8 @@ def check_io_names(inputs: Iterable[str], outputs: Iterable[str], where: str = "
         inputs = [name for name in inputs if name != LATENT_SHIFT_INPUT]
     if inputs == list(INPUT_NAMES) and set(OUTPUT_NAMES) <= set(outputs):
         return "swapcam"
-    if inputs == [DFM_INPUT, DFM_MORPH_INPUT]:  # DeepFaceLive's AMP signature
-        inputs = [DFM_INPUT]
+    if DFM_MORPH_INPUT in inputs and len(inputs) == 2:  # DeepFaceLive's AMP models: the runtime feeds a constant
+        inputs = [name for name in inputs if name != DFM_MORPH_INPUT]
     if inputs == list(DFM_INPUT_NAMES) and set(DFM_OUTPUT_NAMES) <= set(outputs):
         return "dfm"
     raise ContractError(
@@ -200,13 +200,10 @@ def check_session(
     the file and the offending tensor, shape or key.
     """
     inputs, outputs, metadata = dict(inputs), dict(outputs), dict(metadata)
-    # DeepFaceLive's morph input is fed a constant by the runtime; the face contract is checked on the rest.
-    if DFM_MORPH_INPUT in inputs and len(inputs) == 2:
-        del inputs[DFM_MORPH_INPUT]
-    kind = check_io_names(inputs, outputs, where)
-    shift_shape = inputs.pop(LATENT_SHIFT_INPUT, None)
-    input_name, shape = next(iter(inputs.items()))
-    shape = list(shape)
+    kind = check_io_names(inputs, outputs, where)  # (the optional morph / latent shift inputs are allowed there)
+    shift_shape = inputs.get(LATENT_SHIFT_INPUT)
+    input_name = INPUT_NAME if kind == "swapcam" else DFM_INPUT
+    shape = list(inputs[input_name])
     if len(shape) != 4:
         raise ContractError(f"{where}: input {input_name!r} has shape {shape}, expected 4-D (N,C,H,W or N,H,W,C)")
     if kind == "swapcam":

@@ -145,16 +145,11 @@ def latent_means(state: dict, model) -> dict[str, list[float]] | None:
     folders = [str(tcfg.get(k) or "") for k in ("a", "b")]
     if not all(f and (Path(f) / "faces.json").is_file() for f in folders):
         return None
-    import torch
-
-    from models.autoencoder import mean_latent
+    from models.autoencoder import identity_means
     from models.quantize import faceset_crops
 
     size = model.config.size
-    return {
-        key: [float(v) for v in mean_latent(model, torch.from_numpy(faceset_crops(folder, size)))]
-        for key, folder in zip(("a", "b"), folders, strict=True)
-    }
+    return identity_means(model, {key: faceset_crops(folder, size) for key, folder in zip("ab", folders, strict=True)})
 
 
 def _weights_to_fp16(proto) -> None:

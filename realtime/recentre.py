@@ -60,8 +60,7 @@ def recentred_swap(
         for state, code, new in zip(states, codes, fresh, strict=True):
             if new:
                 update_mean(state, code)
-    target = np.asarray(swapper.info.latent_target, np.float64)
-    shifts = np.stack([morph * (target - s[KEY_MEAN]) for s in states]).astype(np.float32)
+    shifts = np.stack([morph * (swapper.latent_target - s[KEY_MEAN]) for s in states]).astype(np.float32)
     faces, masks, codes = swapper.swap_codes(crops, morph, shifts)
     for state, code, new in zip(states, codes, fresh, strict=True):
         if not new:  # (a new face's code is already in its mean)

@@ -192,9 +192,9 @@ class Swapper:
         if contract.DFM_MORPH_INPUT in inputs and len(inputs) == 2:
             self._morph_shape = [d if isinstance(d, int) else 1 for d in inputs.pop(contract.DFM_MORPH_INPUT)]
         # Identity re-centring (swapcam graphs exported since): a latent shift in, each face's latent code out.
-        self.latent_size = 0
-        if inputs.pop(contract.LATENT_SHIFT_INPUT, None) is not None:
-            self.latent_size = len(self.info.latent_target)
+        # latent_target: the drawn identity's mean code as an array, converted once (the live loop uses it per frame)
+        self.latent_target = np.asarray(self.info.latent_target, np.float64)
+        self.latent_size = len(self.latent_target) if inputs.pop(contract.LATENT_SHIFT_INPUT, None) is not None else 0
         self.input_name = next(iter(inputs))
         self.output_names = list(contract.output_names(self.kind))
         if self.kind == "dfm":  # the camera face's own mask, multiplied into the blend mask

@@ -649,6 +649,8 @@ def checkpoint_contents(
     """Everything a resume or an export needs, both configs included (see models.checkpoint)."""
     import torch
 
+    from models.autoencoder import identity_means
+
     return {
         "format": CHECKPOINT_FORMAT,
         "model_config": model_config.to_dict(),
@@ -665,20 +667,8 @@ def checkpoint_contents(
         "coverage": data.coverage,
         "identities": [data.a.name, data.b.name],
         "world_size": world,
-        "latent_means": latent_means(state.model, data.eval_a, data.eval_b, device),
-    }
-
-
-def latent_means(model, faces_a: np.ndarray, faces_b: np.ndarray, device: torch.device) -> dict[str, list[float]]:
-    """Each identity's mean latent code over its fixed unaugmented faces: what export bakes into the model's
-    metadata for identity re-centring (models.autoencoder.RecentredDirection)."""
-    import torch
-
-    from models.autoencoder import mean_latent
-
-    return {
-        key: [round(float(v), 5) for v in mean_latent(model, torch.from_numpy(faces).to(device)).cpu()]
-        for key, faces in (("a", faces_a), ("b", faces_b))
+        # each identity's mean latent code, for identity re-centring at export (models.export.latent_means)
+        "latent_means": identity_means(state.model, {"a": data.eval_a, "b": data.eval_b}),
     }
 
 
