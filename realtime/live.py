@@ -62,8 +62,9 @@ def add_compositing_arguments(parser: argparse.ArgumentParser) -> None:
         "--sharpen",
         default=PipelineOptions.sharpen,
         choices=SHARPEN_MODES,
-        help="paste-back sharpening of the model's face: none; unsharp = unsharp mask; espcn = the shipped learned x2 "
-        "sub-pixel upscaler (models/upscaler)",
+        help="paste-back sharpness of the model's face: match = blurred to the camera's own sharpness when it is "
+        "crisper than the camera (a soft or low-resolution camera), never sharpened; none = as the model draws it; "
+        "unsharp = unsharp mask; espcn = the shipped learned x2 sub-pixel upscaler (models/upscaler)",
     )
     parser.add_argument(
         "--temporal",

@@ -25,6 +25,7 @@ from realtime.eyes import EYES_MODES, EyeFollower, close_eyes
 from realtime.landmarks.smoothing import FaceSmoother
 from realtime.mouth import MOUTH_MODES, MouthGate, paste_camera_mouth
 from realtime.recentre import forget_codes, recentred_swap
+from realtime.sharpness import match_sharpness
 from realtime.temporal import MAX_WEIGHT, TemporalSmoother
 from realtime.types import Face, Image, check_image
 from realtime.upscale import SHARPEN_MODES, make_sharpener, scale_mask, scale_matrix
@@ -49,7 +50,7 @@ class PipelineOptions:
     temporal: float = 0.3  # weight of the past in the colour statistics and blend mask per face (0 = per frame)
     eyes: str = "follow"  # realtime.eyes.EYES_MODES: the swap's lids close as far as the camera's (follow), or never
     blend: str = "feather"  # realtime.compose.BLEND_MODES: the seam at the face's edge
-    sharpen: str = "none"  # realtime.upscale.SHARPEN_MODES: paste-back sharpening (unsharp, or the ESPCN x2 upscaler)
+    sharpen: str = "match"  # realtime.upscale.SHARPEN_MODES: match = blur to the camera's sharpness; unsharp; espcn x2
 
     def validate(self) -> None:
         if self.colour not in COLOUR_MODES:
@@ -201,6 +202,8 @@ class FaceSwapProcessor:
                     face = self._colour.apply(face, params)
                 tc = time.perf_counter()
                 self.last_pastes.append((mask, matrix))
+                if self.options.sharpen == "match":
+                    face = match_sharpness(face, crop, mask, track.state, self.options.temporal)
                 face = sharpen(face)
                 te = time.perf_counter()
                 if scale != 1:

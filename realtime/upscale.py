@@ -1,5 +1,7 @@
 """Sharp paste-back: the swap model's SxS face (128 px for rt128) is warped up to the face's size in the frame, often
-x2, and bilinear interpolation makes it look soft. Two remedies, chosen with a mode from SHARPEN_MODES:
+x2, and bilinear interpolation makes it look soft. Two remedies, chosen with a mode from SHARPEN_MODES (and a third
+mode, ``match``, the default, which goes the other way: it blurs a face that is crisper than the camera's to the
+camera's sharpness; that stage needs the camera crop, so it lives in realtime.sharpness and the pipeline):
 
 * ``unsharp``: a classic unsharp mask on the SxS face (about 0.1 ms); the face stays SxS.
 * ``espcn``: a learned x2 sub-pixel upscaler (ESPCN, a few small convolutions then PixelShuffle; trained by
@@ -33,7 +35,7 @@ import models
 from realtime.errors import ContractError, SwapcamError
 from realtime.types import Image, Mask, check_image
 
-SHARPEN_MODES = ("none", "unsharp", "espcn")
+SHARPEN_MODES = ("none", "unsharp", "espcn", "match")
 
 # Shipped beside the demo model (models/demo), inside the `models` package: found wherever the package is installed.
 UPSCALER_DIR = Path(models.__file__).resolve().parent / "upscaler"
@@ -169,7 +171,7 @@ def make_sharpener(
     'none': the face as it is (scale 1); 'unsharp': :func:`unsharp` with ``amount``/``sigma`` (scale 1); 'espcn':
     :class:`Upscaler` loaded from ``model`` (default: the shipped models/upscaler/espcn_x2.onnx) with ``threads``
     onnxruntime threads (scale 2). Bad values raise SwapcamError naming them, now rather than on the first frame."""
-    if mode == "none":
+    if mode in ("none", "match"):  # match: the pipeline's per-face stage (realtime.sharpness), it needs the camera
         return (lambda face: face), 1
     if mode == "unsharp":
         unsharp(np.zeros((8, 8, 3), np.uint8), amount, sigma)  # checks amount and sigma at build time

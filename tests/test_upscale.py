@@ -113,7 +113,12 @@ def test_make_sharpener_modes(held_out_crops):
         sharpen, scale = make_sharpener(mode)
         out = sharpen(face)
         sizes[mode] = (scale, out.shape)
-    assert sizes == {"none": (1, (128, 128, 3)), "unsharp": (1, (128, 128, 3)), "espcn": (2, (256, 256, 3))}
+    assert sizes == {
+        "none": (1, (128, 128, 3)),
+        "unsharp": (1, (128, 128, 3)),
+        "espcn": (2, (256, 256, 3)),
+        "match": (1, (128, 128, 3)),  # the pipeline's own per-face stage (realtime.sharpness, tests/test_sharpness.py)
+    }
     with pytest.raises(SwapcamError, match="'sharp'"):
         make_sharpener("sharp")
     with pytest.raises(SwapcamError, match="sigma"):
