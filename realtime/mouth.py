@@ -38,29 +38,26 @@ def mouth_openness(lm: np.ndarray) -> float:
 
 
 class MouthGate:
-    """Per-face open/closed state with hysteresis; faces are matched by their order (the smoother keeps it stable)."""
+    """Open/closed with hysteresis. Each face's state lives in its own track state (realtime.temporal.FaceTrack
+    .state, matched by position frame to frame), so two faces keep their own even when the detector lists them in
+    another order; a new or jumped track starts closed."""
+
+    KEY = "mouth_open"
 
     def __init__(self, mode: str = "auto") -> None:
         if mode not in MOUTH_MODES:
             raise ValueError(f"mouth mode {mode!r}; choose from {', '.join(MOUTH_MODES)}")
         self.mode = mode
-        self._open: list[bool] = []
 
-    def update(self, landmarks: list[np.ndarray]) -> list[bool]:
-        """Which faces get the camera's mouth this frame."""
+    def decide(self, state: dict, landmarks: np.ndarray) -> bool:
+        """Whether this face gets the camera's mouth this frame (``state``: the face's track state)."""
         if self.mode != "auto":
-            self._open = []
-            return [self.mode == "keep"] * len(landmarks)
-        state = []
-        for i, lm in enumerate(landmarks):
-            was_open = self._open[i] if i < len(self._open) else False
-            openness = mouth_openness(lm)
-            state.append(openness > CLOSE_AT if was_open else openness > OPEN_AT)
-        self._open = state
-        return state
-
-    def reset(self) -> None:
-        self._open = []
+            state.pop(self.KEY, None)
+            return self.mode == "keep"
+        openness = mouth_openness(landmarks)
+        now = openness > CLOSE_AT if state.get(self.KEY, False) else openness > OPEN_AT
+        state[self.KEY] = now
+        return now
 
 
 def paste_camera_mouth(out: Image, camera: Image, landmarks: np.ndarray) -> tuple[int, int, int, int] | None:

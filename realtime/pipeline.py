@@ -175,7 +175,8 @@ class FaceSwapProcessor:
         """Swap ``faces`` into a copy of ``image`` (the input is never modified). No face: ``image`` itself."""
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
-        crops = [c for c in (self._crop(image, f) for f in faces) if c is not None]
+        cropped = [(f, c) for f, c in ((f, self._crop(image, f)) for f in faces) if c is not None]
+        crops = [c for _, c in cropped]
         t1 = time.perf_counter()
         timings["align"] = (t1 - t0) * 1e3
         out = image
@@ -190,8 +191,11 @@ class FaceSwapProcessor:
             timings["swap"] = (t2 - t1) * 1e3
             out = image.copy()
             follow_eyes = self.options.eyes == "follow"
+            camera_mouths = []
             sharpen, scale = self._sharpeners[self.options.sharpen]
-            for (crop, matrix, crop_pts), face, mask_l, track in zip(crops, swapped, learned, tracks, strict=True):
+            for (camera_face, (crop, matrix, crop_pts)), face, mask_l, track in zip(
+                cropped, swapped, learned, tracks, strict=True
+            ):
                 ta = time.perf_counter()
                 mask = self._temporal.mask(track, blend_mask(mask_l, crop_pts))
                 if follow_eyes:
@@ -209,19 +213,19 @@ class FaceSwapProcessor:
                 if scale != 1:
                     mask, matrix = scale_mask(mask, scale), scale_matrix(matrix, scale)
                 paste_back(out, face, mask, matrix, blend=self.options.blend)
+                if self._mouth.decide(track.state, camera_face.landmarks):
+                    camera_mouths.append(camera_face.landmarks)
                 td = time.perf_counter()
                 colour_ms += (tc - tb) * 1e3
                 sharpen_ms += (te - tc) * 1e3
                 compose_ms += (tb - ta + td - te) * 1e3
             tm = time.perf_counter()
-            for found, camera_mouth in zip(faces, self._mouth.update([f.landmarks for f in faces]), strict=True):
-                if camera_mouth:
-                    paste_camera_mouth(out, image, found.landmarks)
+            for landmarks in camera_mouths:  # after every face is pasted: a face's box may overlap another's mouth
+                paste_camera_mouth(out, image, landmarks)
             timings["mouth"] = (time.perf_counter() - tm) * 1e3
         else:
             timings["swap"] = timings["mouth"] = 0.0
-            self._mouth.reset()  # no face: the next one starts closed
-            self._temporal.reset()  # ... and with no colour or mask history
+            self._temporal.reset()  # no face: the next one starts with no colour or mask history, mouth closed
         timings["colour"] = colour_ms
         timings["sharpen"] = sharpen_ms
         timings["compose"] = compose_ms

@@ -25,13 +25,25 @@ def test_gate_opens_above_and_closes_below_with_hysteresis(portrait_landmarks):
     gate = MouthGate("auto")
     between = (OPEN_AT + CLOSE_AT) / 2
     sequence = [0.0, between, OPEN_AT + 0.02, between, CLOSE_AT - 0.02, between]
-    states = [gate.update([_with_openness(lm, v)])[0] for v in sequence]
+    face: dict = {}
+    states = [gate.decide(face, _with_openness(lm, v)) for v in sequence]
     assert states == [False, False, True, True, False, False]  # between the thresholds it keeps its state
     assert mouth_openness(_with_openness(lm, 0.25)) == pytest.approx(0.25, abs=1e-6)
-    assert MouthGate("keep").update([lm, lm]) == [True, True]
-    assert MouthGate("swap").update([_with_openness(lm, 0.4)]) == [False]
+    assert MouthGate("keep").decide({}, lm) is True
+    assert MouthGate("swap").decide({}, _with_openness(lm, 0.4)) is False
     with pytest.raises(ValueError):
         MouthGate("open")
+
+
+def test_each_face_keeps_its_own_gate_whatever_order_the_faces_come_in(portrait_landmarks):
+    lm = portrait_landmarks["grace_hopper"]
+    gate = MouthGate("auto")
+    between = _with_openness(lm, (OPEN_AT + CLOSE_AT) / 2)
+    talking, quiet = {}, {}  # two faces' track states
+    assert gate.decide(talking, _with_openness(lm, OPEN_AT + 0.05)) and not gate.decide(quiet, between)
+    # next frame the detector lists them the other way round, both mouths between the thresholds: each keeps its own
+    assert not gate.decide(quiet, between) and gate.decide(talking, between)
+    assert MouthGate("keep").decide(talking, between) and MouthGate.KEY not in talking  # auto's state is dropped
 
 
 def test_paste_takes_the_mouth_from_the_camera_and_nothing_else(portrait_landmarks, grace_hopper):
