@@ -266,22 +266,29 @@ class RecentredDirection(SwapDirection):
 
 
 @torch.no_grad()
-def identity_means(model: SwapAutoencoder, faces: dict, batch: int = 32) -> dict[str, list[float]]:
-    """Each identity's mean latent code: ``faces`` maps a key ('a', 'b') to its faces (N x 3 x S x S float RGB, numpy
-    or torch); returns key -> ``model.config.latent`` floats (5 decimals, as checkpoints store them). Where the
-    identity sits in the shared code space: what identity re-centring moves a camera face's code between."""
+def identity_codes(
+    model: SwapAutoencoder, faces: dict, means: dict | None = None, batch: int = 32
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Where each identity sits in the shared code space: ``faces`` maps a key ('a', 'b') to its faces (N x 3 x S x
+    S float RGB, numpy or torch). Returns (key -> mean latent code, ``model.config.latent`` floats, 5 decimals as
+    checkpoints store them; key -> spread, the RMS distance of the faces' codes from that mean). ``means`` given
+    (key -> code): the spreads are measured around those instead (a checkpoint's stored means).
+
+    Identity re-centring moves a camera face's code between the means; the spread says how far from its mean a
+    code can lie and still be that identity (models.contract ModelInfo.latent_spread)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    means = {}
-    for key, x in faces.items():
-        x = torch.as_tensor(x, device=device)
-        total = torch.zeros(model.config.latent, device=device)
-        for i in range(0, len(x), batch):
-            total += model.encoder.encode(x[i : i + batch].float()).sum(0)
-        means[key] = [round(float(v), 5) for v in (total / max(len(x), 1)).cpu()]
+    out_means, spreads = {}, {}
+    with torch.no_grad():
+        for key, x in faces.items():
+            x = torch.as_tensor(x, device=device)
+            codes = torch.cat([model.encoder.encode(x[i : i + batch].float()) for i in range(0, len(x), batch)])
+            mean = codes.mean(0) if means is None else torch.as_tensor(means[key], device=device, dtype=codes.dtype)
+            out_means[key] = [round(float(v), 5) for v in mean.cpu()]
+            spreads[key] = round(float(((codes - mean) ** 2).sum(1).mean().sqrt()), 4)
     model.train(was_training)
-    return means
+    return out_means, spreads
 
 
 def check_faces(x: torch.Tensor, size: int) -> None:

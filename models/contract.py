@@ -104,6 +104,9 @@ class ModelInfo:
     direction: str = "a2b"
     contract_version: int = CONTRACT_VERSION
     latent_target: tuple[float, ...] = ()  # mean latent code of identities[1] (graphs with latent_shift / latent)
+    # RMS distance of identities[1]'s training codes from latent_target (0: unknown). A camera face whose mean code
+    # lies within a few spreads of latent_target already is that identity: re-centring leaves it alone.
+    latent_spread: float = 0.0
 
     def to_metadata(self) -> dict[str, str]:
         out = {}
@@ -134,7 +137,7 @@ class ModelInfo:
                     value = tuple(float(v) for v in value)
                 if name in ("size", "steps", "contract_version"):
                     value = int(value)
-                if name == "coverage":
+                if name in ("coverage", "latent_spread"):
                     value = float(value)
             except (ValueError, TypeError) as exc:
                 raise ContractError(f"{where}: metadata {key}={raw!r} is not valid ({exc})") from None
@@ -148,6 +151,8 @@ class ModelInfo:
             raise ContractError(f"{where}: size={self.size!r}, expected an integer in 16..1024")
         if not 0.5 <= float(self.coverage) <= 4.0:
             raise ContractError(f"{where}: coverage={self.coverage!r}, expected 0.5..4.0")
+        if not 0.0 <= float(self.latent_spread) < 1e6:  # also rejects NaN
+            raise ContractError(f"{where}: latent_spread={self.latent_spread!r}, expected a finite value >= 0")
         if self.format not in ("swapcam", "dfm"):
             raise ContractError(f"{where}: format={self.format!r}, expected 'swapcam' or 'dfm'")
         if self.contract_version > CONTRACT_VERSION:

@@ -134,22 +134,24 @@ def _io(fmt: str, size: int, recentre: bool = False):
     return dfm_inputs, [DFM_OUT_MASK, DFM_OUT_FACE, DFM_OUT_FACE_MASK], (1, size, size, 3)
 
 
-def latent_means(state: dict, model) -> dict[str, list[float]] | None:
-    """Each identity's mean latent code: from the checkpoint (training stores them with every save since identity
-    re-centring), else computed from the run's facesets when they are still where training read them; None when
-    neither is at hand (the export is then a plain swap graph)."""
-    means = state.get("latent_means")
-    if means and {"a", "b"} <= set(means):
-        return {k: list(means[k]) for k in ("a", "b")}
+def latent_codes(state: dict, model) -> tuple[dict[str, list[float]], dict[str, float] | None] | None:
+    """Each identity's mean latent code and spread (models.autoencoder.identity_codes): from the checkpoint (training
+    stores them with every save), else computed from the run's facesets when they are still where training read
+    them (the spreads alone, around stored means, for checkpoints saved before spreads were stored). None when no
+    means are at hand (the export is then a plain swap graph); spreads None when only the means are."""
+    stored, spreads = state.get("latent_means"), state.get("latent_spreads")
+    means = {k: list(stored[k]) for k in ("a", "b")} if stored and {"a", "b"} <= set(stored) else None
+    if means is not None and spreads and {"a", "b"} <= set(spreads):
+        return means, {k: float(spreads[k]) for k in ("a", "b")}
     tcfg = state.get("train_config") or {}
     folders = [str(tcfg.get(k) or "") for k in ("a", "b")]
     if not all(f and (Path(f) / "faces.json").is_file() for f in folders):
-        return None
-    from models.autoencoder import identity_means
+        return None if means is None else (means, None)
+    from models.autoencoder import identity_codes
     from models.quantize import faceset_crops
 
-    size = model.config.size
-    return identity_means(model, {key: faceset_crops(folder, size) for key, folder in zip("ab", folders, strict=True)})
+    faces = {key: faceset_crops(folder, model.config.size) for key, folder in zip("ab", folders, strict=True)}
+    return identity_codes(model, faces, means)
 
 
 def _weights_to_fp16(proto) -> None:
@@ -194,7 +196,8 @@ def export_model(
 
     ``recentre`` (swapcam format): add identity re-centring (input ``latent_shift``, output ``latent``, metadata
     ``latent_target``; see models.autoencoder.RecentredDirection) when the identities' mean codes are known
-    (:func:`latent_means`); ``info.latent_target`` is empty when the graph has none.
+    (:func:`latent_codes`), with the drawn identity's spread as ``latent_spread`` (0 when unknown);
+    ``info.latent_target`` is empty when the graph has none.
 
     The model is written to a temp file beside ``out``, parity-checked there (``check``) and only then renamed over
     ``out``: an export that fails the check raises SwapcamError and leaves ``out`` as it was (absent, or the older
@@ -207,12 +210,15 @@ def export_model(
         raise SwapcamError(f"--format {fmt!r}: choose swapcam or dfm")
     state = load_checkpoint(find_checkpoint(checkpoint))
     model = model_from_checkpoint(state)
-    means = latent_means(state, model) if recentre else None
+    codes = latent_codes(state, model) if recentre else None
+    means, spreads = codes if codes is not None else (None, None)
     graph = _graph_module(model, direction, fmt, means)
     inputs, outputs, shape = _io(fmt, model.config.size, recentre=means is not None)
     info = _model_info(state, model.config, fmt, direction)
     if means is not None and fmt == "swapcam":
-        info.latent_target = tuple(round(float(v), 5) for v in means["b" if direction == "a2b" else "a"])
+        target = "b" if direction == "a2b" else "a"
+        info.latent_target = tuple(round(float(v), 5) for v in means[target])
+        info.latent_spread = float(spreads[target]) if spreads else 0.0
     info.validate(str(out))
     data = _onnx_bytes(graph, info, inputs, outputs, shape, fp16, OPSETS[fmt], model.config.latent)
     out = Path(out)

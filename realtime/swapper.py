@@ -194,6 +194,7 @@ class Swapper:
         # Identity re-centring (swapcam graphs exported since): a latent shift in, each face's latent code out.
         # latent_target: the drawn identity's mean code as an array, converted once (the live loop uses it per frame)
         self.latent_target = np.asarray(self.info.latent_target, np.float64)
+        self.latent_spread = float(self.info.latent_spread)  # 0: unknown (every face is moved)
         self.latent_size = len(self.latent_target) if inputs.pop(contract.LATENT_SHIFT_INPUT, None) is not None else 0
         self.input_name = next(iter(inputs))
         self.output_names = list(contract.output_names(self.kind))

@@ -97,10 +97,13 @@ def test_recentring_tensors_come_as_a_pair_sized_by_the_metadata():
         check_io_names(["in_face", "latent_shift"], ["out_face", "out_mask"], where="m.onnx")
     with pytest.raises(ContractError, match="match neither"):
         check_io_names(["latent_shift", "in_face"], ["out_face", "out_mask", "latent"])  # the face comes first
-    meta = ModelInfo(size=64, latent_target=(0.5, -1.0, 2.0)).to_metadata()
+    meta = ModelInfo(size=64, latent_target=(0.5, -1.0, 2.0), latent_spread=1.25).to_metadata()
     outs = {**SWAPCAM_OUT, "latent": ["N", 3]}
     info = contract.check_session({"in_face": ["N", 3, 64, 64], "latent_shift": ["N", 3]}, outs, meta, "m.onnx")
-    assert info.latent_target == (0.5, -1.0, 2.0)
+    assert info.latent_target == (0.5, -1.0, 2.0) and info.latent_spread == 1.25
+    bad = dict(meta, **{"swapcam.latent_spread": "-1"})
+    with pytest.raises(ContractError, match="latent_spread=-1.0"):
+        contract.check_session({"in_face": ["N", 3, 64, 64], "latent_shift": ["N", 3]}, outs, bad, "m.onnx")
     with pytest.raises(ContractError, match="latent_target has 3 values"):
         contract.check_session({"in_face": ["N", 3, 64, 64], "latent_shift": ["N", 4]}, outs, meta, "m.onnx")
     plain = ModelInfo(size=64).to_metadata()

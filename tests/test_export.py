@@ -124,6 +124,7 @@ def test_recentring_export_shift_moves_the_code(tmp_path, run20, trained, direct
     info, _ = read_info(out)
     assert len(state["latent_means"][target]) == latent
     assert np.allclose(info.latent_target, state["latent_means"][target], atol=1e-4)
+    assert info.latent_spread == state["latent_spreads"][target] > 0  # the identity gate's unit
     size = state["model_config"]["size"]
     x = _faces(2, size, seed=5)
     face0, mask0, codes = _run(sess, x)
@@ -145,7 +146,7 @@ def test_recentring_needs_the_mean_codes(tmp_path, run20, trained):
     """A checkpoint from before re-centring (no stored means) gets them from the run's facesets; with neither, the
     export is the plain graph."""
     _, state = trained
-    old = {k: v for k, v in state.items() if k != "latent_means"}
+    old = {k: v for k, v in state.items() if k not in ("latent_means", "latent_spreads")}
     torch.save(old, tmp_path / "old.pt")
     export_model(tmp_path / "old.pt", tmp_path / "from_facesets.onnx")
     info, _ = read_info(tmp_path / "from_facesets.onnx")
@@ -153,11 +154,23 @@ def test_recentring_needs_the_mean_codes(tmp_path, run20, trained):
     assert len(info.latent_target) == len(stored)
     # means of the same faceset through the same encoder: close to the stored ones (other crops of it, resized)
     assert np.linalg.norm(np.array(info.latent_target) - stored) < 0.25 * np.linalg.norm(stored) + 1e-3
+    assert info.latent_spread > 0
+    # means stored, spreads not (checkpoints saved before spreads were): the spreads come from the facesets,
+    # measured around the stored means, which are kept as they are
+    means_only = dict(old, latent_means=state["latent_means"])
+    torch.save(means_only, tmp_path / "means_only.pt")
+    export_model(tmp_path / "means_only.pt", tmp_path / "spread_from_facesets.onnx")
+    info, _ = read_info(tmp_path / "spread_from_facesets.onnx")
+    assert np.allclose(info.latent_target, stored, atol=1e-4) and info.latent_spread > 0
     gone = dict(old, train_config=dict(old["train_config"], a=str(tmp_path / "no_a"), b=str(tmp_path / "no_b")))
     torch.save(gone, tmp_path / "gone.pt")
     result = export_model(tmp_path / "gone.pt", tmp_path / "plain.onnx")
     assert result["info"].latent_target == ()
     assert [i.name for i in _session(tmp_path / "plain.onnx").get_inputs()] == list(INPUT_NAMES)
+    # means but no spreads and no facesets: re-centring without the identity gate (spread 0, "unknown")
+    torch.save(dict(gone, latent_means=state["latent_means"]), tmp_path / "no_spread.pt")
+    result = export_model(tmp_path / "no_spread.pt", tmp_path / "no_gate.onnx")
+    assert len(result["info"].latent_target) == len(stored) and result["info"].latent_spread == 0.0
 
 
 def test_recentred_swap_tracks_the_camera_face_mean(tmp_path, run20, trained):
@@ -171,6 +184,8 @@ def test_recentred_swap_tracks_the_camera_face_mean(tmp_path, run20, trained):
     swapper = Swapper(out, providers="cpu")
     assert swapper.recentres and swapper.latent_size == len(swapper.info.latent_target)
     assert "identity re-centring" in swapper.describe()
+    assert swapper.latent_spread > 0
+    swapper.latent_spread = 0.0  # no identity gate here (tests/test_export.py::test_identity_gate has it)
     crop = (np.random.default_rng(2).random((64, 64, 3)) * 255).astype(np.uint8)
     plain_faces, _ = swapper.swap([crop])
     _, _, code = swapper.swap_codes([crop])
@@ -197,6 +212,33 @@ def test_recentred_swap_tracks_the_camera_face_mean(tmp_path, run20, trained):
     for _ in range(MEAN_FRAMES * 3):
         update_mean(st, np.array([10.0]))
     assert st[KEY_COUNT] == MEAN_FRAMES and st[KEY_MEAN][0] == pytest.approx(10.0, abs=0.5)
+
+
+def test_identity_gate(tmp_path, run20):
+    """A camera face whose mean code lies within GATE_FROM spreads of the target's mean is the drawn identity
+    already: no shift (the plain swap); from GATE_FULL spreads, the whole shift; linear between."""
+    from realtime.recentre import GATE_FROM, GATE_FULL, KEY_COUNT, KEY_MEAN, identity_gate, recentred_swap
+    from realtime.swapper import Swapper
+
+    assert identity_gate(1.0, 0.0) == 1.0  # unknown spread: always moved
+    assert identity_gate(GATE_FROM * 5.0, 5.0) == 0.0 and identity_gate(GATE_FULL * 5.0, 5.0) == 1.0
+    assert identity_gate(0.5 * (GATE_FROM + GATE_FULL) * 5.0, 5.0) == pytest.approx(0.5)
+    out = tmp_path / "a2b.onnx"
+    export_model(run20, out)
+    swapper = Swapper(out, providers="cpu")
+    crop = (np.random.default_rng(3).random((64, 64, 3)) * 255).astype(np.uint8)
+    plain, _, code = swapper.swap_codes([crop])
+    target = np.asarray(swapper.info.latent_target, np.float64)
+    distance = float(np.linalg.norm(target - code[0]))
+    for spread, expect in ((distance / (GATE_FROM - 0.5), 0.0), (distance / (GATE_FULL + 0.5), 1.0)):
+        swapper.latent_spread = spread
+        state: dict = {}
+        faces, _ = recentred_swap(swapper, [crop], [state], 1.0)  # the same crop: its mean is its code
+        assert state[KEY_COUNT] == 1 and np.allclose(state[KEY_MEAN], code[0], atol=1e-5)
+        shifted, _, _ = swapper.swap_codes([crop], 1.0, (expect * (target - code[0]))[None].astype(np.float32))
+        assert np.abs(faces[0].astype(int) - shifted[0].astype(int)).max() <= 1, spread
+        if expect == 0.0:
+            assert np.abs(faces[0].astype(int) - plain[0].astype(int)).max() <= 1  # the drawn identity: plain swap
 
 
 def test_dfm_contract(tmp_path, run20, trained, capsys):

@@ -94,6 +94,10 @@ def test_short_training_raises_psnr_and_swaps_identity(tmp_path, facesets):
     for own, other in (("a", "b"), ("b", "a")):
         assert stored[own].shape == (model.config.latent,)
         assert float((stored[own] - codes[own]).norm()) < 0.25 * apart < float((stored[own] - codes[other]).norm())
+    # ... and its spread (the identity gate's unit): how far its own faces' codes lie from it, well under the gap
+    # between the identities (what the gate tells apart)
+    spreads = state["latent_spreads"]
+    assert set(spreads) == {"a", "b"} and all(0 < spreads[k] < 0.5 * apart for k in "ab"), (spreads, apart)
 
     # Does A->B look like B? Metric: nearest real face. The crops are aligned to one template, so inside the face
     # hull a pixel distance compares appearance (skin, hair, glasses, the portrait's light), not pose; an output

@@ -649,8 +649,9 @@ def checkpoint_contents(
     """Everything a resume or an export needs, both configs included (see models.checkpoint)."""
     import torch
 
-    from models.autoencoder import identity_means
+    from models.autoencoder import identity_codes
 
+    means, spreads = identity_codes(state.model, {"a": data.eval_a, "b": data.eval_b})
     return {
         "format": CHECKPOINT_FORMAT,
         "model_config": model_config.to_dict(),
@@ -667,8 +668,9 @@ def checkpoint_contents(
         "coverage": data.coverage,
         "identities": [data.a.name, data.b.name],
         "world_size": world,
-        # each identity's mean latent code, for identity re-centring at export (models.export.latent_means)
-        "latent_means": identity_means(state.model, {"a": data.eval_a, "b": data.eval_b}),
+        # each identity's mean latent code and spread, for identity re-centring at export (models.export.latent_codes)
+        "latent_means": means,
+        "latent_spreads": spreads,
     }
 
 
