@@ -2,22 +2,24 @@
 
 A swap model draws its face at its own resolution (128 px for rt128), whatever the camera delivers: a soft or
 low-resolution camera (a 176x144 clip upscaled to 640x480, a cheap webcam, a video call's compressed stream) gets
-a face that is crisper than the cheeks, hair and background around it, and a sharp HD webcam gets one that is
-softer. Both read as pasted, and a too-crisp face also shimmers as the head moves: its fine edges (glasses, wrinkles)
-change the pixels under them more from frame to frame than the camera's own soft face does (on the upscaled carphone
-clip the default model's flicker excess was 1.2 grey levels; a 0.6 px blur of the swap alone halved it).
+a face that is crisper than the cheeks, hair and background around it. It reads as pasted, and it shimmers as the
+head moves: its fine edges (glasses, wrinkles) change the pixels under them more from frame to frame than the
+camera's own soft face does (on the upscaled carphone clip the default model's flicker excess was 1.2 grey levels;
+a 0.6 px blur of the swap alone halved it). The other way round (a sharp HD webcam, a softer swap) is left alone:
+sharpening the swap to match cost 1.0-1.3 dB on the self-reconstruction clips (measured, not kept).
 
 So, per face and frame, on the aligned crop (camera crop and swapped face share its coordinates):
 
 * sharpness = the ratio of fine detail to medium detail in luma inside the face: mean |Y - G1(Y)| over mean
   |G1(Y) - G2(Y)| (G1, G2: Gaussian blurs of FINE_SIGMA and MID_SIGMA px). A ratio, so it reads the spectrum's
   slope (how soft), not the contrast (a pale face and a dark one of the same softness read the same);
-* a level s: s > 0 blurs the swap (Gaussian, sigma s px), s < 0 sharpens it (unsharp mask of amount -s), found by
-  bisection so that the swap's ratio after it matches the camera crop's, within LEVEL_RANGE;
+* a level s, the sigma (px) of a Gaussian blur of the swap, solved (regula falsi) so that the swap's ratio after it
+  matches the camera crop's, within LEVEL_RANGE; 0 when the swap is no crisper than the camera;
 * the level is smoothed over time per tracked face (the same weight as the colour statistics), so the face does
   not pulse between sharp and soft.
 
-Cost: about a dozen blurs of one 128x128 luma plane, under 1 ms. numpy + OpenCV only.
+Cost: about a dozen blurs of the face's part of one 128x128 luma plane: 1.3 ms p50 per face on the 2-core CPU
+(`swapcam bench`). numpy + OpenCV only.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def match_level(face: Image, camera_crop: Image, region: np.ndarray) -> float | 
 
 
 def match_sharpness(face: Image, camera_crop: Image, mask: np.ndarray, state: dict, weight: float) -> Image:
-    """``face`` blurred or sharpened to the camera crop's sharpness inside the blend mask's core (mask > 0.5).
+    """``face`` blurred to the camera crop's sharpness inside the blend mask's core (mask > 0.5), when crisper.
 
     ``state``: the face's temporal track state (the level's history lives there); ``weight``: the past's weight in
     the level's moving average (0 = this frame's level alone)."""
