@@ -199,7 +199,7 @@ class FaceSwapProcessor:
                 ta = time.perf_counter()
                 mask = self._temporal.mask(track, blend_mask(mask_l, crop_pts))
                 if follow_eyes:
-                    face = close_eyes(face, crop_pts, EyeFollower.closure(track.state, crop_pts))
+                    face = close_eyes(face, crop_pts, EyeFollower.closure(track.state, camera_face.measured))
                 tb = time.perf_counter()
                 params = self._temporal.colour(track, self._colour.fit(face, crop, mask))
                 if params is not None:

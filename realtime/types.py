@@ -19,6 +19,14 @@ class Face:
     landmarks: Landmarks  # 68x2, iBUG order
     raw: Landmarks  # backend's own points (468 for FaceMesh, 68 for FAN)
     confidence: float = 1.0
+    # the detector's 68 points before temporal smoothing (set by the smoother; None: ``landmarks`` are unsmoothed).
+    # Smoothing steadies the paste, but smears fast, small motions such as a blink over the following frames.
+    unsmoothed: Landmarks | None = None
+
+    @property
+    def measured(self) -> Landmarks:
+        """The detector's own 68 points of this frame: ``unsmoothed`` when smoothed, else ``landmarks``."""
+        return self.landmarks if self.unsmoothed is None else self.unsmoothed
 
     @property
     def bbox(self) -> tuple[int, int, int, int]:

@@ -170,6 +170,9 @@ def test_smoother_keeps_each_filter_with_its_face_when_the_order_changes():
         # its own filter: a small lagged step towards +6 px; a swapped filter would jump ~300 px
         assert np.all(shift[:, 0] > 0) and np.all(shift[:, 0] < 6) and np.abs(shift[:, 1]).max() < 1e-4
     assert out[0].raw is moved[0].raw and out[0].confidence == 0.9  # only the landmarks are smoothed
+    # ... and the detector's own points stay at hand for stages that need this frame's (the eyes' blink measure)
+    assert out[0].unsmoothed is moved[0].landmarks and out[0].measured is moved[0].landmarks
+    assert moved[0].unsmoothed is None and moved[0].measured is moved[0].landmarks
 
 
 def test_smoother_starts_fresh_for_a_new_face_and_after_reset():

@@ -16,8 +16,9 @@ from realtime.types import Face
 
 
 class FaceSmoother:
-    """``smooth(faces, t) -> faces`` with One Euro-filtered landmarks (``raw`` untouched); ``reset()`` forgets
-    every face. ``min_cutoff`` / ``beta`` apply to filters started after they are changed."""
+    """``smooth(faces, t) -> faces`` with One Euro-filtered landmarks (``raw`` untouched, the detector's 68 points
+    kept as ``unsmoothed``); ``reset()`` forgets every face. ``min_cutoff`` / ``beta`` apply to filters started
+    after they are changed."""
 
     def __init__(self, min_cutoff: float = 1.0, beta: float = 0.05) -> None:
         OneEuroFilter(min_cutoff, beta)  # the filter's own checks, raised here rather than on the first face
@@ -46,6 +47,6 @@ class FaceSmoother:
                 filt = OneEuroFilter(self.min_cutoff, self.beta)
             smoothed = filt(face.landmarks, t).astype(np.float32)
             kept.append((filt, centre))
-            out.append(dataclasses.replace(face, landmarks=smoothed))
+            out.append(dataclasses.replace(face, landmarks=smoothed, unsmoothed=face.landmarks))
         self._tracks = kept
         return out
