@@ -15,9 +15,9 @@ The strength is the pipeline's ``morph`` (0 = the plain swap; 1 = the whole iden
 value DeepFaceLive gives its AMP models' morph), times an identity gate: a face whose mean code already lies within
 GATE_FROM spreads of the target's mean (the model's ``latent_spread``, its training faces' RMS distance from their
 mean) is the drawn identity itself and is left alone; from GATE_FULL spreads on it gets the full shift (linear in
-between). Measured on the demo model (spread 6.4 / 6.9): the drawn person's own clip sits 0.7-0.8 spreads from the
-target, strangers 6-8 (the swap 7, the carphone man 6.7); without the gate the own clip lost 0.5 dB (the clip's mean
-is not quite the faceset's, and the shift moved it there). Models without a spread get no gate. Models exported before
+between). Measured on the demo model (spreads: astronaut 6.0, Grace Hopper 6.5): the drawn person's own clip sits
+0.8-0.85 spreads from the target, strangers 6.6-8.5 (the swap 7.6-8.1, the carphone man 6.6-8.5); without the gate
+the own clip lost 0.5 dB (the clip's mean is not quite the faceset's, and the shift moved it there). Models without a spread get no gate. Models exported before
 re-centring (no ``latent_shift`` input) and DFM files swap as they always did.
 """
 
@@ -30,10 +30,8 @@ import numpy as np
 from realtime.types import Image, Mask
 
 MEAN_FRAMES = 150  # frames in the running mean of a face's code (then an EMA with this time constant)
-GATE_FROM, GATE_FULL = (
-    2.0,
-    3.0,
-)  # distance to the target's mean in spreads: no shift up to GATE_FROM, full from GATE_FULL
+# the identity gate, in spreads of the target identity: no shift up to GATE_FROM from its mean, the whole from GATE_FULL
+GATE_FROM, GATE_FULL = 2.0, 3.0
 KEY_MEAN, KEY_COUNT = "latent_mean", "latent_count"
 
 
