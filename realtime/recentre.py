@@ -30,7 +30,7 @@ import numpy as np
 from realtime.types import Image, Mask
 
 MEAN_FRAMES = 150  # frames in the running mean of a face's code (then an EMA with this time constant)
-# the identity gate, in spreads of the target identity: no shift up to GATE_FROM from its mean, the whole from GATE_FULL
+# the identity gate, in spreads of the target identity: no shift up to GATE_FROM, the whole shift from GATE_FULL
 GATE_FROM, GATE_FULL = 2.0, 3.0
 KEY_MEAN, KEY_COUNT = "latent_mean", "latent_count"
 
