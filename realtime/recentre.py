@@ -17,8 +17,9 @@ GATE_FROM spreads of the target's mean (the model's ``latent_spread``, its train
 mean) is the drawn identity itself and is left alone; from GATE_FULL spreads on it gets the full shift (linear in
 between). Measured on the demo model (spreads: astronaut 6.0, Grace Hopper 6.5): the drawn person's own clip sits
 0.8-0.85 spreads from the target, strangers 6.6-8.5 (the swap 7.6-8.1, the carphone man 6.6-8.5); without the gate
-the own clip lost 0.5 dB (the clip's mean is not quite the faceset's, and the shift moved it there). Models without a spread get no gate. Models exported before
-re-centring (no ``latent_shift`` input) and DFM files swap as they always did.
+the own clip lost 0.5 dB (the clip's mean is not quite the faceset's, and the shift moved it there). Models without
+a spread get no gate. Models exported before re-centring (no ``latent_shift`` input) and DFM files swap as they always
+did.
 """
 
 from __future__ import annotations
