@@ -60,7 +60,7 @@ SWITCHES: dict[str, Switch] = {
     for s in (
         Switch("mouth", "m", MOUTH_MODES, text="the camera's own mouth: auto (while open), keep (always), swap"),
         Switch("eyes", "e", EYES_MODES, text="the swap's eyelids follow the camera's blinks (follow) or not (swap)"),
-        Switch("sharpen", "s", SHARPEN_MODES, text="paste-back sharpening of the model's face"),
+        Switch("sharpen", "s", SHARPEN_MODES, text="the face: as soft as the camera (match), as drawn, sharpened"),
         Switch("blend", "b", BLEND_MODES, text="seam blend at the face's edge"),
         Switch("colour", "c", COLOUR_MODES, text="colour transfer to the camera's face"),
         Switch(
