@@ -7,6 +7,8 @@ server, the window) can draw the meter without torch.
   draws it on a frame.
 - :class:`QualityGate`: rejects blurry, too dark, over-exposed, partial (cut by the frame edge) and too small faces,
   with the reason.
+- :class:`NearDuplicates`: the faceset's near-duplicate rule (training.extract drops such crops), so a capture can
+  count the faces a faceset will really keep.
 """
 
 from __future__ import annotations
@@ -251,6 +253,34 @@ def face_measures(frame: Image, landmarks: np.ndarray, coverage: float = DEFAULT
         "brightness": float(inside.mean()),
         "clipped": float((inside >= 250).mean()),
     }
+
+
+DEDUP_WINDOW = 8  # a crop is compared with this many recently kept ones ...
+DEDUP_THRESHOLD = 1.0  # ... and is a near-duplicate under this mean grey difference of the 32x32 thumbnails
+
+
+def thumbnail(crop: Image) -> np.ndarray:
+    """32x32 grey float32 thumbnail of an aligned face crop: what near-duplicates are compared by."""
+    return cv2.resize(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+class NearDuplicates:
+    """The last DEDUP_WINDOW kept thumbnails; :meth:`keep` says whether a new crop differs from all of them by at
+    least ``threshold`` mean grey levels (and remembers it if so). ``threshold`` 0 keeps everything."""
+
+    def __init__(self, threshold: float = DEDUP_THRESHOLD, window: int = DEDUP_WINDOW) -> None:
+        self.threshold = float(threshold)
+        self.recent: deque[np.ndarray] = deque(maxlen=window)
+
+    def remember(self, thumb: np.ndarray) -> None:
+        self.recent.append(thumb)
+
+    def keep(self, crop: Image) -> bool:
+        thumb = thumbnail(crop)
+        if self.threshold > 0 and any(float(np.abs(thumb - t).mean()) < self.threshold for t in self.recent):
+            return False
+        self.recent.append(thumb)
+        return True
 
 
 class QualityGate:

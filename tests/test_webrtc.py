@@ -312,8 +312,11 @@ def test_peer_gets_swapped_video_and_synced_audio_then_everything_is_freed(facto
             expected = peer.audio_delay_s()
             assert video_latency is not None and 0 < video_latency < 1.0
             assert abs(max(expected, 0.0) - peer.audio.target_delay()) < 0.045
+            # the delay applied over the last second against the targets of that second (not against this instant's
+            # target: the video latency moves, and one CI run saw 0.107 s applied vs 0.059 s expected a moment later)
             applied_now = statistics.median(a for _, a, _ in recent)
-            assert abs(applied_now - max(expected, 0.0)) < 0.045, (applied_now, expected, video_latency)
+            targets_then = statistics.median(t for _, _, t in recent)
+            assert abs(applied_now - targets_then) < 0.045, (applied_now, targets_then, expected, video_latency)
             # ... and the result: a click and the video frame captured with it leave the server together.
             await wait_for(lambda: (probe.offset(client) or {}).get("clicks", 0) >= 6, 20, "6 clicks timed")
             sync = probe.offset(client)
@@ -630,9 +633,9 @@ def test_web_enrolment_gates_faces_and_reports_a_failed_training(tmp_path, clip,
     assert empty.state == "error" and "no usable face" in empty.poll()["message"]
 
     bad = WebEnrolment(tmp_path / "bad", capture_seconds=60, enroll_args=("--target", str(tmp_path / "nobody")))
-    for frame, points in zip(clip.frames[:12], lm[:12], strict=True):
+    for frame, points in zip(clip.frames, lm, strict=True):
         bad.observe(frame, [Face(points, points)])
-    assert bad.accepted >= 10 and bad.written >= 5
+    assert bad.accepted >= 50 and bad.written >= 5
     bad.train()
     assert bad.state == "training" and TRAINING_LOCK.locked()
     deadline = _time.monotonic() + 120
@@ -663,6 +666,33 @@ def test_web_enrolment_full_meter_still_waits_for_enough_faces(tmp_path, clip, p
     assert started and started[0] == MIN_ACCEPTED, (started, enrolment.accepted, enrolment.poll()["rejected"])
 
 
+def test_web_enrolment_writes_only_faces_the_faceset_will_keep(tmp_path, clip, portrait_landmarks):
+    """A still head (or a fake camera looping a short clip) gives near-duplicates, which `swapcam enroll`'s faceset
+    drops (a CI run captured 16 frames and enroll kept 9): the capture counts and writes only distinct faces, by the
+    faceset's own rule (realtime.coverage.NearDuplicates), so `written` is what enroll will have."""
+    from realtime.coverage import NearDuplicates
+    from realtime.types import Face
+    from realtime.webrtc.enrol import WRITE_EVERY, WebEnrolment
+
+    lm = [clip_landmarks(portrait_landmarks["astronaut"], t) for t in clip.transforms]
+    still = WebEnrolment(tmp_path / "still", capture_seconds=600)
+    for _ in range(10 * WRITE_EVERY):
+        still.observe(clip.frames[0], [Face(lm[0], lm[0])])
+    assert still.accepted == 10 * WRITE_EVERY and still.written == 1
+    assert still.poll()["rejected"] == {"near-duplicate": 10 - 1}
+    moving = WebEnrolment(tmp_path / "moving", capture_seconds=600)  # a slowly turning head: 2 frames apart at 30 fps
+    for frame, points in zip(clip.frames, lm, strict=True):
+        moving.observe(frame, [Face(points, points)])
+    candidates = len(clip.frames) // WRITE_EVERY
+    assert 8 <= moving.written < candidates, moving.poll()["rejected"]  # measured: 13 of 30
+    assert moving.poll()["rejected"] == {"near-duplicate": candidates - moving.written}
+    # the rule itself: a crop equal to one of the last DEDUP_WINDOW kept is a duplicate, a changed one is not
+    rule = NearDuplicates()
+    crop = clip.frames[0][100:228, 200:328]
+    assert rule.keep(crop) and not rule.keep(crop.copy())
+    assert rule.keep(255 - crop) and NearDuplicates(threshold=0).keep(crop)
+
+
 def test_web_enrolment_runs_over_time_until_it_has_enough_faces(tmp_path, clip, portrait_landmarks):
     """capture_seconds up with fewer faces written than `swapcam enroll` needs (a slow worker: a CI run once wrote 8
     in 8 s): the capture goes on until MIN_WRITTEN, or until OVERTIME x capture_seconds with whatever it has."""
@@ -673,12 +703,14 @@ def test_web_enrolment_runs_over_time_until_it_has_enough_faces(tmp_path, clip, 
     from realtime.webrtc.enrol import MIN_WRITTEN, OVERTIME, WRITE_EVERY, WebEnrolment
 
     lm = [clip_landmarks(portrait_landmarks["astronaut"], t) for t in clip.transforms]
-    faces = itertools.cycle(zip(clip.frames, lm, strict=True))
-    slow = WebEnrolment(tmp_path / "slow", capture_seconds=1.0)  # overtime until 3 s: room for ~40 observe calls
+    # every 2nd frame, looped (as a fake camera loops its clip): 15 candidates a loop, more than the near-duplicate
+    # window, so each loop writes again
+    faces = itertools.cycle(list(zip(clip.frames, lm, strict=True))[::2])
+    slow = WebEnrolment(tmp_path / "slow", capture_seconds=1.0)  # overtime until 3 s
     started: list[int] = []
     slow.train = lambda: started.append(slow.written)  # type: ignore[method-assign]
     _time.sleep(1.01)  # the capture time is up before the first face
-    for frame, points in itertools.islice(faces, WRITE_EVERY * (MIN_WRITTEN + 4)):
+    for frame, points in itertools.islice(faces, 4 * WRITE_EVERY * MIN_WRITTEN):
         slow.observe(frame, [Face(points, points)])
         if started:
             break

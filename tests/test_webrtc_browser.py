@@ -234,8 +234,8 @@ def test_use_my_face_captures_trains_and_swaps_with_the_new_model(tmp_path, tmp_
                 await page.click("#enroll")
                 await page.wait_for_function("() => document.body.dataset.enroll === 'capturing'", timeout=10_000)
                 capturing = await page.text_content("#enroll-status")
-                await page.wait_for_function(
-                    "() => ['training', 'error'].includes(document.body.dataset.enroll)", timeout=30_000
+                await page.wait_for_function(  # (the capture may run over time, up to 3 x 8 s, for enough faces)
+                    "() => ['training', 'error'].includes(document.body.dataset.enroll)", timeout=60_000
                 )
                 status = await page.text_content("#enroll-status")
                 assert status.startswith("training"), status

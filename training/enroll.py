@@ -39,7 +39,7 @@ import numpy as np
 
 from realtime.align import DEFAULT_COVERAGE
 from realtime.atomic import atomic_write_json
-from realtime.coverage import REJECT_REASONS, CoverageMeter, QualityGate, draw_coverage
+from realtime.coverage import DEDUP_THRESHOLD, REJECT_REASONS, CoverageMeter, QualityGate, draw_coverage
 from realtime.errors import SwapcamError
 from realtime.types import Image
 from training.demo_model import DEMO_CHECKPOINT
@@ -170,7 +170,7 @@ def capture(
         raise SwapcamError(f"--capture-seconds {seconds}: expected a positive number of seconds")
     gate = QualityGate(size, coverage)
     meter = CoverageMeter()
-    ex = Extractor(Path(faceset), size, coverage, "mediapipe", max_faces=1, dedup=1.0)
+    ex = Extractor(Path(faceset), size, coverage, "mediapipe", max_faces=1, dedup=DEDUP_THRESHOLD)
     for entry in ex.index["faces"]:  # an earlier run's faces count towards the meter
         meter.update(np.asarray(entry["landmarks"], np.float64))
     totals = {k: 0 for k in ("frames", "faces", "no_face", "duplicates", *REJECT_REASONS)}

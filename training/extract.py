@@ -21,6 +21,7 @@ import numpy as np
 
 from realtime.align import DEFAULT_COVERAGE, align, transform_points
 from realtime.atomic import atomic_write_json, atomic_write_png
+from realtime.coverage import DEDUP_WINDOW, NearDuplicates, thumbnail
 from realtime.errors import SwapcamError
 from realtime.media import capture_frames, expand_inputs, media_kind, open_video, read_image
 from realtime.types import Face, Image
@@ -29,7 +30,6 @@ from training.faceset import FACES_JSON, empty_index, read_index
 log = logging.getLogger("swapcam.extract")
 
 SAVE_EVERY = 25  # faces between index saves: bounds the work a crash can lose
-DEDUP_WINDOW = 8  # recent crops compared against for near-duplicates
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,10 +70,6 @@ def fingerprint(path: Path) -> str:
     return f"{st.st_size}-{st.st_mtime_ns}"
 
 
-def thumbnail(crop: np.ndarray) -> np.ndarray:
-    return cv2.resize(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
-
-
 def expand_sources(sources: list[str]) -> list[tuple[Path, str]]:
     """(path, kind) for every input; kind is 'video', 'image' or 'missing'. Folders expand (recursively) to their
     images and videos; a file named directly with an unknown extension is tried as an image."""
@@ -100,11 +96,11 @@ class Extractor:
                 )
         else:
             self.index = empty_index(size, coverage, backend)
-        self.recent: list[np.ndarray] = []
+        self.duplicates = NearDuplicates(dedup)
         for entry in self.index["faces"][-DEDUP_WINDOW:]:  # resume: dedup against what the last run kept
             crop = read_image(out / entry["file"])
             if crop is not None:
-                self.recent.append(thumbnail(crop))
+                self.duplicates.remember(thumbnail(crop))
         self.known_files = {entry["file"] for entry in self.index["faces"]}
         self._unsaved = 0
         from realtime.landmarks import create_detector
@@ -148,11 +144,9 @@ class Extractor:
             if reason:
                 stats[reason] = int(stats.get(reason, 0)) + 1
                 continue
-            thumb = thumbnail(crop)
-            if self.dedup > 0 and any(float(np.abs(thumb - t).mean()) < self.dedup for t in self.recent):
+            if not self.duplicates.keep(crop):
                 stats["duplicates"] += 1
                 continue
-            self.recent = (self.recent + [thumb])[-DEDUP_WINDOW:]
             name = f"{stem}_{tag}_{frame_index:06d}_{k}.png"
             atomic_write_png(self.out / name, crop)
             entry = {

@@ -30,7 +30,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from realtime.coverage import CoverageMeter, QualityGate
+from realtime.align import DEFAULT_COVERAGE, align
+from realtime.coverage import CoverageMeter, NearDuplicates, QualityGate
 from realtime.types import Face, Image
 
 log = logging.getLogger("swapcam.webrtc.enrol")
@@ -42,11 +43,16 @@ FULL_AT = 0.9  # coverage meter share that ends the capture early ...
 # ... once this many faces passed the gate (as `swapcam enroll --source CAMERA` does: 4 x its 16-face minimum), so
 # a head that fills the meter in two seconds still leaves enough distinct faces after the faceset's de-duplication
 MIN_ACCEPTED = 64
-WRITE_EVERY = 2  # of the accepted frames, every n-th goes into the capture (the faceset drops near-duplicates)
-# When capture_seconds are up with fewer faces written than `swapcam enroll` needs (its MIN_FACES: a slow connection
-# or a busy CPU delivers few frames), the capture goes on until it has them, up to OVERTIME x capture_seconds: an
-# enrolment that could only fail is not started.
-MIN_WRITTEN = 16
+WRITE_EVERY = 2  # of the accepted frames, every n-th is a candidate for the capture ...
+# ... written only when it is not a near-duplicate of the last few written (the faceset's own rule, realtime.coverage
+# NearDuplicates, on the crop `swapcam enroll` extracts: CROP_SIZE at the default coverage), so `written` counts the
+# faces the faceset will keep. A head held still, or a fake camera looping a short clip, writes little.
+CROP_SIZE = 128
+# When capture_seconds are up with fewer faces written than `swapcam enroll` needs (its MIN_FACES, 16, plus a margin:
+# the capture is compressed before enroll reads it back; a slow connection or a busy CPU delivers few frames), the
+# capture goes on until it has them, up to OVERTIME x capture_seconds: an enrolment that could only fail is not
+# started. (A CI run once captured 16 frames of which enroll kept 9: the rest were near-duplicates.)
+MIN_WRITTEN = 20
 OVERTIME = 3.0
 STATES = ("capturing", "training", "ready", "error", "cancelled")
 TRAINING_LOCK = threading.Lock()  # one enrolment trains at a time per server process
@@ -65,6 +71,7 @@ class WebEnrolment:
         self.state = "capturing"
         self.meter = CoverageMeter()
         self.gate = QualityGate()
+        self.duplicates = NearDuplicates()
         self.accepted = 0
         self.written = 0
         self.rejected: Counter[str] = Counter()
@@ -90,7 +97,7 @@ class WebEnrolment:
                     self.rejected[reason] += 1
                 else:
                     self.meter.update(np.asarray(faces[0].landmarks, np.float64))
-                    if self.accepted % WRITE_EVERY == 0:
+                    if self.accepted % WRITE_EVERY == 0 and self._distinct(image, faces[0]):
                         self._write(image)
                     self.accepted += 1
             full = self.meter.fraction() >= FULL_AT and self.accepted >= MIN_ACCEPTED
@@ -101,6 +108,17 @@ class WebEnrolment:
             done = full or timed_out
         if done:
             self.train()
+
+    def _distinct(self, image: Image, face: Face) -> bool:
+        """Whether this face is not a near-duplicate of the ones written lately (and remembered if so)."""
+        try:
+            crop, _ = align(image, np.asarray(face.landmarks, np.float64), CROP_SIZE, DEFAULT_COVERAGE)
+        except ValueError:
+            return False
+        if self.duplicates.keep(crop):
+            return True
+        self.rejected["near-duplicate"] += 1
+        return False
 
     def _write(self, image: Image) -> None:
         h, w = image.shape[:2]
