@@ -50,35 +50,56 @@ def test_close_eyes_moves_the_lids(portraits, portrait_landmarks):
     np.testing.assert_array_equal(blink, painted)
 
 
-@pytest.mark.slow
-def test_a_blink_in_the_clip_is_a_blink_in_the_output(tmp_path, grace_hopper, grace_hopper_clip, portrait_landmarks):
-    from realtime.align import align
+@pytest.fixture
+def static_detector():
+    """mediapipe in static mode: the independent landmark pass that reads the output frames' eyes."""
     from realtime.landmarks import create_detector
+
+    detector = create_detector("mediapipe", mode="static")
+    detector.warmup()
+    yield detector
+    detector.close()
+
+
+def frozen_grace_swapper(tmp_path, grace_hopper, portrait_landmarks):
+    """A model that always draws Grace Hopper's aligned portrait, eyes open: whatever closes them is the follower."""
+    from realtime.align import align
+    from realtime.builder import open_swapper
 
     crop, _ = align(grace_hopper.image, portrait_landmarks["grace_hopper"], 128, 1.6)
     frozen = frozen_model(tmp_path / "frozen.onnx", cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) / 255)
-    from realtime.builder import open_swapper
+    return open_swapper(frozen, threads=1)
 
-    swapper = open_swapper(frozen, threads=1)
-    detector = create_detector("mediapipe", mode="static")
-    detector.warmup()
-    try:
-        frames, blinking = [], set(range(10, 16))
-        for i, frame in enumerate(grace_hopper_clip.frames[:22]):
-            if i in blinking:  # the camera's person shuts their eyes
-                frame, _, _ = expression_warp(frame, detector.detect(frame)[0].landmarks, eyes=1.0)
-            frames.append(frame)
-        measured = {}
-        for mode in ("swap", "follow"):
-            options = PipelineOptions(colour="none", mouth="swap", eyes=mode, hud=False, label=False, smoothing=False)
-            ears = []
-            with FaceSwapProcessor(swapper, options) as proc:
-                for i, frame in enumerate(frames):
-                    out = proc.process(frame, i / 30.0)
-                    ears.append(eye_aspect_ratio(detector.detect(out)[0].landmarks))
-            measured[mode] = np.array(ears)
-    finally:
-        detector.close()
+
+def output_ears(swapper, options: PipelineOptions, frames, detector) -> np.ndarray:
+    """The eye aspect ratio the static detector reads on each output frame of ``frames`` run through the pipeline."""
+    ears = []
+    with FaceSwapProcessor(swapper, options) as proc:
+        for i, frame in enumerate(frames):
+            out = proc.process(frame, i / 30.0)
+            ears.append(eye_aspect_ratio(detector.detect(out)[0].landmarks))
+    return np.array(ears)
+
+
+@pytest.mark.slow
+def test_a_blink_in_the_clip_is_a_blink_in_the_output(
+    tmp_path, grace_hopper, grace_hopper_clip, portrait_landmarks, static_detector
+):
+    swapper = frozen_grace_swapper(tmp_path, grace_hopper, portrait_landmarks)
+    frames, blinking = [], set(range(10, 16))
+    for i, frame in enumerate(grace_hopper_clip.frames[:22]):
+        if i in blinking:  # the camera's person shuts their eyes
+            frame, _, _ = expression_warp(frame, static_detector.detect(frame)[0].landmarks, eyes=1.0)
+        frames.append(frame)
+    measured = {
+        mode: output_ears(
+            swapper,
+            PipelineOptions(colour="none", mouth="swap", eyes=mode, hud=False, label=False, smoothing=False),
+            frames,
+            static_detector,
+        )
+        for mode in ("swap", "follow")
+    }
     shut = [i for i in blinking if i > min(blinking)]  # the tracker may need a frame to see the lids move
     open_ = [i for i in range(4, 22) if i not in blinking and i - 1 not in blinking]
     swap, follow = measured["swap"], measured["follow"]
@@ -91,33 +112,17 @@ def test_a_blink_in_the_clip_is_a_blink_in_the_output(tmp_path, grace_hopper, gr
 
 @pytest.mark.slow
 def test_a_quick_blink_of_a_still_head_is_not_smeared_by_landmark_smoothing(
-    tmp_path, grace_hopper, grace_hopper_clip, portrait_landmarks
+    tmp_path, grace_hopper, grace_hopper_clip, portrait_landmarks, static_detector
 ):
     """Smoothing on (the default): One Euro smoothing holds a still head's points steady, and a blink is a fast
     motion of a few pixels, which it spreads over the next frames. The lids follow the detector's own points of
     each frame instead (Face.measured), so a 3-frame blink is shut on its frames and open right after."""
-    from realtime.align import align
-    from realtime.builder import open_swapper
-    from realtime.landmarks import create_detector
-
-    crop, _ = align(grace_hopper.image, portrait_landmarks["grace_hopper"], 128, 1.6)
-    frozen = frozen_model(tmp_path / "frozen.onnx", cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) / 255)
-    swapper = open_swapper(frozen, threads=1)
-    detector = create_detector("mediapipe", mode="static")
-    detector.warmup()
-    try:
-        still = grace_hopper_clip.frames[0]
-        shut_frame, _, _ = expression_warp(still, detector.detect(still)[0].landmarks, eyes=1.0)
-        blinking = (12, 13, 14)
-        options = PipelineOptions(colour="none", mouth="swap", eyes="follow", hud=False, label=False, smoothing=True)
-        ears = []
-        with FaceSwapProcessor(swapper, options) as proc:
-            for i in range(20):
-                out = proc.process(shut_frame if i in blinking else still, i / 30.0)
-                ears.append(eye_aspect_ratio(detector.detect(out)[0].landmarks))
-    finally:
-        detector.close()
-    ears = np.array(ears)
+    swapper = frozen_grace_swapper(tmp_path, grace_hopper, portrait_landmarks)
+    still = grace_hopper_clip.frames[0]
+    shut_frame, _, _ = expression_warp(still, static_detector.detect(still)[0].landmarks, eyes=1.0)
+    blinking = (12, 13, 14)
+    options = PipelineOptions(colour="none", mouth="swap", eyes="follow", hud=False, label=False, smoothing=True)
+    ears = output_ears(swapper, options, [shut_frame if i in blinking else still for i in range(20)], static_detector)
     open_ear = ears[4:12].mean()
     # measured: open 0.241, the blink 0.220 0.209 0.205, then 0.245; following the smoothed points instead, the
     # lids were still shut a frame after the blink (0.226)

@@ -83,7 +83,7 @@ class Extractor:
     """Holds the detector, the faceset index and the dedup window; ``add_frame`` is the per-frame step."""
 
     def __init__(self, out: Path, size: int, coverage: float, backend: str, max_faces: int, dedup: float) -> None:
-        self.out, self.size, self.coverage, self.dedup = out, size, coverage, dedup
+        self.out, self.size, self.coverage = out, size, coverage
         self.max_faces = max_faces
         out.mkdir(parents=True, exist_ok=True)
         if (out / FACES_JSON).exists():
