@@ -209,7 +209,10 @@ def test_use_my_face_captures_trains_and_swaps_with_the_new_model(tmp_path, tmp_
     from realtime.samples import synthetic_clip, write_y4m
     from tests._training_fixtures import build_facesets
 
-    clip = synthetic_clip("astronaut", n_frames=60, size=(640, 480), fps=30.0, seed=8, motion=1.5)
+    # 3 s, looped by Chromium. A 2 s loop aliased with a slow worker: at ~8 fps the capture saw the same 16 loop
+    # phases every loop, 8 of them written, all near-duplicates after the first loop, and enroll failed on 10 faces
+    # (two CI runs). With 90 frames the worker sees 24 phases a loop, more than the near-duplicate window.
+    clip = synthetic_clip("astronaut", n_frames=90, size=(640, 480), fps=30.0, seed=8, motion=3.0)
     y4m = write_y4m(clip.frames, tmp_path / "moving.y4m", fps=30.0)
     target = build_facesets(str(tmp_path_factory.getbasetemp() / "facesets"))["B"]
     enroll_dir = tmp_path / "enrolments"
