@@ -47,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     from models.contract import demo_model_path
     from realtime.align import align
     from realtime.builder import open_swapper
-    from realtime.eval import evaluate, source_frames
-    from realtime.eyes import SHUT_RATIO, EyeFollower, eye_aspect_ratio
+    from realtime.eval.runner import evaluate, source_frames
+    from realtime.eyes import SHUT_RATIO, EyeFollower
     from realtime.landmarks import create_detector
+    from realtime.landmarks.measures import eye_aspect_ratio
     from realtime.landmarks.smoothing import FaceSmoother
     from realtime.pipeline import PipelineOptions
 

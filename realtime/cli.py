@@ -43,7 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench-train": ("training.bench", "training speed per preset (samples/s) and GFLOPs per face, JSON output"),
     "live": ("realtime.live", "run the live swap: camera/file/synthetic source -> virtual camera, window, file"),
     "eval": (
-        "realtime.eval",
+        "realtime.eval.cli",
         "swap quality on a clip: expression, pose, identity, reconstruction, flicker, seams; JSON + sheet",
     ),
     "bench": ("realtime.bench", "live pipeline benchmark: per-stage p50/p95 ms, fps, end-to-end latency, drops"),

@@ -21,15 +21,15 @@ import numpy as np
 
 from realtime.align import DEFAULT_COVERAGE, align, transform_points
 from realtime.compose import hull_mask
-from realtime.eval import eye_openness, head_pose
-from realtime.mouth import OPEN_AT, eye_distance, mouth_openness
+from realtime.landmarks.measures import eye_aspect_ratio, head_pose, mouth_corner_lift, mouth_openness, mouth_width
+from realtime.mouth import OPEN_AT
 from realtime.types import Face, Image
 
 # ================================================================================================ coverage meter
-# Head pose from the 68 landmarks (realtime.eval.head_pose): yaw in degrees, + = the nose towards the image's right,
-# i.e. the person turned to their own left (an unmirrored camera); pitch is where the nose tip sits between the eye
-# line (0) and the mouth (1): lower = looking up. Pitch's neutral value depends on the face (0.37 on carphone, 0.55
-# and 0.65 on the two sample portraits), so the meter measures it from the median of what it has seen.
+# Head pose from the 68 landmarks (realtime.landmarks.measures.head_pose): yaw in degrees, + = the nose towards the
+# image's right, i.e. the person turned to their own left (an unmirrored camera); pitch is where the nose tip sits
+# between the eye line (0) and the mouth (1): lower = looking up. Pitch's neutral value depends on the face (0.37 on
+# carphone, 0.55 and 0.65 on the two sample portraits), so the meter measures it from the median of what it has seen.
 YAW_STEP = 10.0  # degrees off centre for the left / right columns (carphone's head turns: p10 -11, p90 +13)
 PITCH_STEP = 0.05  # pitch ratio off the person's median for the up / down rows (carphone: p10 -0.07, p90 +0.07)
 YAW_COLUMNS = ("right", "centre", "left")  # the person's own right / left; column 0 = nose towards the image's left
@@ -83,15 +83,11 @@ PRIORITY: tuple[tuple[str, Any], ...] = (
 def expression_of(landmarks: np.ndarray) -> str:
     """One of EXPRESSIONS for 68 landmarks (eyes closed wins over mouth open, which wins over smile)."""
     lm = np.asarray(landmarks, np.float64)
-    if eye_openness(lm) < EYES_CLOSED_AT:
+    if eye_aspect_ratio(lm) < EYES_CLOSED_AT:
         return "eyes closed"
     if mouth_openness(lm) > OPEN_AT:
         return "mouth open"
-    d = eye_distance(lm) + 1e-6
-    lips_mid_y = (lm[51, 1] + lm[57, 1]) / 2
-    lift = (lips_mid_y - (lm[48, 1] + lm[54, 1]) / 2) / d
-    width = float(np.linalg.norm(lm[54] - lm[48])) / d
-    if lift >= SMILE_LIFT or width >= SMILE_WIDTH:
+    if mouth_corner_lift(lm) >= SMILE_LIFT or mouth_width(lm) >= SMILE_WIDTH:
         return "smile"
     return "neutral"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from realtime.mouth import eye_distance
+from realtime.landmarks.measures import eye_distance
 from realtime.types import Image
 
 UPPER_INNER_LIP = (61, 62, 63)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from realtime.expressions import expression_warp
-from realtime.mouth import LEFT_EYE, RIGHT_EYE
+from realtime.landmarks.measures import eye_aspect_ratio
 from realtime.types import Image
 
 EYES_MODES = ("follow", "swap")  # follow: the camera's blinks and squints; swap: the model's own eyes, always
@@ -37,17 +37,6 @@ BASELINE_DECAY = 0.002  # EAR per frame the open baseline sinks towards the curr
 DEAD_ZONE = 0.2  # closure below this is landmark jitter: leave the eyes alone
 EAR_SMOOTHING = 0.5  # weight of the previous frames in the EAR (exponential; a blink still shows on its first frame)
 PAINT_FROM = 0.6  # closure from which the lids are painted over too (a blink)
-
-
-def eye_aspect_ratio(lm: np.ndarray) -> float:
-    """Eye aspect ratio (Soukupova and Cech 2016), both eyes averaged: ~0.3 open, < 0.1 shut."""
-
-    def ear(idx: tuple[int, ...]) -> float:
-        p = lm[list(idx)]
-        vertical = np.linalg.norm(p[1] - p[5]) + np.linalg.norm(p[2] - p[4])
-        return float(vertical / (2.0 * np.linalg.norm(p[0] - p[3]) + 1e-6))
-
-    return 0.5 * (ear(LEFT_EYE) + ear(RIGHT_EYE))
 
 
 class EyeFollower:

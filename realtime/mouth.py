@@ -16,25 +16,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from realtime.landmarks.measures import OUTER_LIPS, eye_distance, mouth_openness
 from realtime.types import Image
 
 MOUTH_MODES = ("auto", "keep", "swap")  # auto: camera's mouth when open; keep: always the camera's; swap: never
 OPEN_AT = 0.22  # openness above which the mouth counts as open ...
 CLOSE_AT = 0.17  # ... and below which it counts as closed again (hysteresis: no flicker at the threshold)
-OUTER_LIPS = tuple(range(48, 60))
-INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
-LEFT_EYE = (36, 37, 38, 39, 40, 41)
-RIGHT_EYE = (42, 43, 44, 45, 46, 47)
-
-
-def eye_distance(lm: np.ndarray) -> float:
-    return float(np.linalg.norm(lm[list(LEFT_EYE)].mean(axis=0) - lm[list(RIGHT_EYE)].mean(axis=0)))
-
-
-def mouth_openness(lm: np.ndarray) -> float:
-    """Mean inner-lip gap over the eye-centre distance (0 closed, ~0.3-0.5 wide open)."""
-    gap = float(np.mean([np.linalg.norm(lm[a] - lm[b]) for a, b in INNER_LIP_PAIRS]))
-    return gap / (eye_distance(lm) + 1e-6)
 
 
 class MouthGate:

@@ -1,6 +1,6 @@
 """Blend mask and box-only paste-back, checked against a full-frame reference blend built with realtime.align.uncrop;
 the two blend modes: feather bit for bit as before, multiband inside the mask's support only and with a lower
-seam (realtime.eval.seam_excess, and added edges reaching further in) on a face whose brightness and texture
+seam (realtime.eval.measures.seam_excess, and added edges reaching further in) on a face whose brightness and texture
 differ from the frame's."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from realtime.compose import (
     paste_back,
     paste_box,
 )
-from realtime.eval import gradient_magnitude, paste_alpha, seam_excess
+from realtime.eval.measures import gradient_magnitude, paste_alpha, seam_excess
 
 SIZE = 64
 

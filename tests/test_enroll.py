@@ -22,8 +22,9 @@ from realtime import coverage as cov  # noqa: E402
 from realtime.align import template_points  # noqa: E402
 from realtime.builder import newest_model  # noqa: E402
 from realtime.errors import SwapcamError  # noqa: E402
-from realtime.eval import eye_openness, head_pose  # noqa: E402
-from realtime.mouth import OPEN_AT, eye_distance, mouth_openness  # noqa: E402
+from realtime.landmarks.measures import eye_aspect_ratio as eye_openness  # noqa: E402
+from realtime.landmarks.measures import eye_distance, head_pose, mouth_openness  # noqa: E402
+from realtime.mouth import OPEN_AT  # noqa: E402
 from realtime.samples import synthetic_clip, write_mp4  # noqa: E402
 from realtime.types import Face  # noqa: E402
 from training import enroll  # noqa: E402

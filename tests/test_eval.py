@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime import eval as ev
+from realtime.eval import measures, runner
+from realtime.landmarks import measures as lm_measures
 from tests._live_fixtures import colour_shift_model, frozen_model
 
 
@@ -31,14 +32,14 @@ def _rotate(points: np.ndarray, degrees: float) -> np.ndarray:
 
 def test_roll_follows_an_in_plane_rotation_and_openness_is_rotation_free(portrait_landmarks):
     lm = portrait_landmarks["astronaut"].astype(np.float64)
-    yaw0, pitch0, roll0 = ev.head_pose(lm)
+    yaw0, pitch0, roll0 = lm_measures.head_pose(lm)
     for degrees in (-20.0, 7.5, 30.0):
         turned = _rotate(lm, degrees)
-        yaw, pitch, roll = ev.head_pose(turned)
+        yaw, pitch, roll = lm_measures.head_pose(turned)
         assert roll - roll0 == pytest.approx(degrees, abs=1e-6)
         assert yaw == pytest.approx(yaw0, abs=1e-6) and pitch == pytest.approx(pitch0, abs=1e-6)
-        assert ev.mouth_openness(turned) == pytest.approx(ev.mouth_openness(lm), rel=1e-9)
-        assert ev.eye_openness(turned) == pytest.approx(ev.eye_openness(lm), rel=1e-9)
+        assert lm_measures.mouth_openness(turned) == pytest.approx(lm_measures.mouth_openness(lm), rel=1e-9)
+        assert lm_measures.eye_aspect_ratio(turned) == pytest.approx(lm_measures.eye_aspect_ratio(lm), rel=1e-9)
 
 
 def test_opening_the_mouth_and_closing_the_eyes_move_their_measures(portrait_landmarks):
@@ -46,11 +47,11 @@ def test_opening_the_mouth_and_closing_the_eyes_move_their_measures(portrait_lan
     opened = lm.copy()
     eye_gap = np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0))
     opened[[65, 66, 67], 1] += 0.3 * eye_gap  # lower inner lip down by 0.3 eye distances
-    assert ev.mouth_openness(opened) - ev.mouth_openness(lm) == pytest.approx(0.3, abs=0.02)
+    assert lm_measures.mouth_openness(opened) - lm_measures.mouth_openness(lm) == pytest.approx(0.3, abs=0.02)
     closed = lm.copy()
     for upper, lower in ((37, 41), (38, 40), (43, 47), (44, 46)):
         closed[upper] = closed[lower] = (lm[upper] + lm[lower]) / 2
-    assert ev.eye_openness(closed) < 0.02 < ev.eye_openness(lm)
+    assert lm_measures.eye_aspect_ratio(closed) < 0.02 < lm_measures.eye_aspect_ratio(lm)
 
 
 def test_yaw_sign_follows_the_nose():
@@ -61,20 +62,20 @@ def test_yaw_sign_follows_the_nose():
     lm[48], lm[54] = (-15, 40), (15, 40)
     for offset, sign in ((0.0, 0), (25.0, 1), (-25.0, -1)):
         lm[30] = (offset, 15)
-        yaw = ev.head_pose(lm)[0]
+        yaw = lm_measures.head_pose(lm)[0]
         assert np.sign(round(yaw, 6)) == sign
     lm[30] = (25.0, 15)
-    assert ev.head_pose(lm)[0] == pytest.approx(30.0, abs=1e-6)  # asin(25 / 50)
+    assert lm_measures.head_pose(lm)[0] == pytest.approx(30.0, abs=1e-6)  # asin(25 / 50)
 
 
 def test_correlation_known_cases():
     t = np.linspace(0, 6, 60)
     moving = 0.2 + 0.1 * np.sin(t)
-    assert ev.correlation(moving, moving) == pytest.approx(1.0)
-    assert ev.correlation(moving, -moving) == pytest.approx(-1.0)
-    assert ev.correlation(moving, np.full_like(moving, 0.3)) == 0.0  # frozen output follows nothing
-    assert ev.correlation(np.full_like(moving, 0.3), moving) is None  # a still camera: nothing to follow
-    assert ev.correlation(moving[:4], moving[:4]) is None
+    assert measures.correlation(moving, moving) == pytest.approx(1.0)
+    assert measures.correlation(moving, -moving) == pytest.approx(-1.0)
+    assert measures.correlation(moving, np.full_like(moving, 0.3)) == 0.0  # frozen output follows nothing
+    assert measures.correlation(np.full_like(moving, 0.3), moving) is None  # a still camera: nothing to follow
+    assert measures.correlation(moving[:4], moving[:4]) is None
 
 
 # ------------------------------------------------------------------------------------------------ image measures
@@ -85,21 +86,21 @@ def test_region_psnr_and_ssim_against_scikit_image():
     a = cv2.GaussianBlur(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), (0, 0), 2)
     b = np.clip(a.astype(int) + rng.integers(-12, 13, a.shape), 0, 255).astype(np.uint8)
     full = np.ones(a.shape[:2], bool)
-    assert ev.region_psnr(a, b, full) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=255), abs=1e-9)
-    assert ev.region_psnr(a, a, full) == math.inf
+    assert measures.region_psnr(a, b, full) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=255), abs=1e-9)
+    assert measures.region_psnr(a, a, full) == math.inf
     ga, gb = (cv2.cvtColor(x, cv2.COLOR_BGR2GRAY).astype(np.float64) for x in (a, b))
     mssim, smap = structural_similarity(
         ga, gb, data_range=255.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, full=True
     )
-    assert ev.region_ssim(a, b, full) == pytest.approx(smap.mean(), abs=1e-9)  # the map's mean over the region
-    assert ev.region_ssim(a, b, full) == pytest.approx(mssim, abs=2e-3)  # skimage's own mean skips a border
-    assert ev.region_ssim(a, a, full) == pytest.approx(1.0)
+    assert measures.region_ssim(a, b, full) == pytest.approx(smap.mean(), abs=1e-9)  # the map's mean over the region
+    assert measures.region_ssim(a, b, full) == pytest.approx(mssim, abs=2e-3)  # skimage's own mean skips a border
+    assert measures.region_ssim(a, a, full) == pytest.approx(1.0)
     # only the region counts: damage outside it changes nothing
     region = np.zeros(a.shape[:2], bool)
     region[30:90, 40:120] = True
     c = a.copy()
     c[:20] = 0
-    assert ev.region_psnr(a, c, region) == math.inf
+    assert measures.region_psnr(a, c, region) == math.inf
 
 
 def test_seam_counts_an_added_edge_not_blur():
@@ -110,12 +111,12 @@ def test_seam_counts_an_added_edge_not_blur():
     alpha = cv2.GaussianBlur(alpha, (0, 0), 4)
     # (not exactly 0: OpenCV's SIMD Sobel/magnitude can round a pixel differently from one call to the next,
     # depending on the buffers' alignment; one CI run measured 4.5e-9)
-    assert ev.seam_excess(camera, camera, alpha) == pytest.approx(0.0, abs=1e-6)
-    assert ev.seam_excess(camera, cv2.GaussianBlur(camera, (0, 0), 3), alpha) < 0.5  # blur adds (almost) no edges
+    assert measures.seam_excess(camera, camera, alpha) == pytest.approx(0.0, abs=1e-6)
+    assert measures.seam_excess(camera, cv2.GaussianBlur(camera, (0, 0), 3), alpha) < 0.5  # blur adds (almost) no edges
     pasted = camera.copy()
     inside = alpha > 0.5
     pasted[inside] = np.clip(pasted[inside].astype(int) + 40, 0, 255).astype(np.uint8)  # a hard-edged paste
-    assert ev.seam_excess(camera, pasted, alpha) > 5.0
+    assert measures.seam_excess(camera, pasted, alpha) > 5.0
 
 
 # ------------------------------------------------------------------------------------------------ whole runs
@@ -129,7 +130,7 @@ def eval_clip():
 
 @pytest.fixture(scope="module")
 def reference_b(portrait_landmarks, grace_hopper):
-    return ev.identity_reference(grace_hopper.image, portrait_landmarks["grace_hopper"], 128, 1.6)
+    return measures.identity_reference(grace_hopper.image, portrait_landmarks["grace_hopper"], 128, 1.6)
 
 
 def _run(model_path, frames, reference, colour="none"):
@@ -138,7 +139,9 @@ def _run(model_path, frames, reference, colour="none"):
 
     swapper = open_swapper(model_path, providers="cpu")
     # mouth "swap": these cases have known answers for what the MODEL draws; the camera's own mouth would mix in
-    result = ev.evaluate(swapper, frames, PipelineOptions(colour=colour, mouth="swap"), reference, n_frames=len(frames))
+    result = runner.evaluate(
+        swapper, frames, PipelineOptions(colour=colour, mouth="swap"), reference, n_frames=len(frames)
+    )
     return result.summary(), result
 
 
@@ -155,25 +158,25 @@ def test_identity_model_gives_perfect_fidelity_and_is_not_b(tmp_path, eval_clip,
     assert summary["reconstruction"]["psnr_db"] > 33 and summary["reconstruction"]["ssim"] > 0.9
     assert abs(summary["flicker_excess"]) < 1.0
     assert summary["identity_towards_b"] < -0.8  # it IS the camera's person
-    assert len(result.sheet_pairs) == ev.SHEET_ROWS
-    sheet = ev.contact_sheet(result.sheet_pairs, "identity")
-    assert sheet.shape[1] == 2 * ev.SHEET_SIDE and sheet.shape[0] > ev.SHEET_ROWS * 200
+    assert len(result.sheet_pairs) == runner.SHEET_ROWS
+    sheet = runner.contact_sheet(result.sheet_pairs, "identity")
+    assert sheet.shape[1] == 2 * runner.SHEET_SIDE and sheet.shape[0] > runner.SHEET_ROWS * 200
 
 
 def test_still_flicker_counts_only_the_frames_where_the_head_barely_moved():
     """flicker_excess_still: the mean flicker of the frames whose camera landmarks moved no more than the median."""
     rng = np.random.default_rng(0)
     base = rng.random((68, 2)) * 100
-    records, lm = [ev.FrameRecord(0, True, base, base)], base
+    records, lm = [runner.FrameRecord(0, True, base, base)], base
     moves = [0.1, 5.0, 0.2, 6.0, 0.1, 7.0]  # px of head motion before each frame
     flickers = [0.5, 3.0, 0.7, 4.0, 0.3, 5.0]  # a swap that only flickers when the head moves
     for i, (move, flick) in enumerate(zip(moves, flickers, strict=True), start=1):
         lm = lm + move
-        records.append(ev.FrameRecord(i, True, lm, lm, flicker=flick))
-    summary = ev.EvalResult(frames=records).summary()
+        records.append(runner.FrameRecord(i, True, lm, lm, flicker=flick))
+    summary = runner.EvalResult(frames=records).summary()
     assert summary["flicker_excess"] == pytest.approx(np.mean(flickers), abs=1e-4)
     assert summary["flicker_excess_still"] == pytest.approx(0.5, abs=1e-4)  # (0.5 + 0.7 + 0.3) / 3
-    assert ev.EvalResult(frames=records[:2]).summary()["flicker_excess_still"] is None  # one pair: no median
+    assert runner.EvalResult(frames=records[:2]).summary()["flicker_excess_still"] is None  # one pair: no median
 
 
 @pytest.mark.slow
@@ -190,11 +193,11 @@ def test_the_ceiling_pass_through_scores_as_an_identity_model(tmp_path, eval_cli
 
     info = open_swapper(model, providers="cpu").info
     opts = PipelineOptions(colour="rct", mouth="swap")
-    ceiling = ev.evaluate(ev.PassThroughSwapper(info), frames, opts, None, n_frames=len(frames)).summary()
+    ceiling = runner.evaluate(runner.PassThroughSwapper(info), frames, opts, None, n_frames=len(frames)).summary()
     assert ceiling["reconstruction"]["psnr_db"] == pytest.approx(summary["reconstruction"]["psnr_db"], abs=0.05)
     assert ceiling["reconstruction"]["ssim"] == pytest.approx(summary["reconstruction"]["ssim"], abs=0.002)
-    small = ev.evaluate(
-        ev.PassThroughSwapper(replace(info, size=64)), frames, opts, None, n_frames=len(frames)
+    small = runner.evaluate(
+        runner.PassThroughSwapper(replace(info, size=64)), frames, opts, None, n_frames=len(frames)
     ).summary()
     assert small["reconstruction"]["psnr_db"] < ceiling["reconstruction"]["psnr_db"] - 1.0
 
@@ -252,7 +255,7 @@ def test_eval_command_on_the_demo_model_writes_json_and_sheet(tmp_path):
     assert doc["identity_towards_b"] > 0.0, doc  # the demo a2b model draws Grace Hopper
     assert "identity towards B" in proc.stdout
     sheet = cv2.imread(str(out_png))
-    assert sheet is not None and sheet.shape[1] == 2 * ev.SHEET_SIDE
+    assert sheet is not None and sheet.shape[1] == 2 * runner.SHEET_SIDE
 
 
 def test_eval_rejects_a_camera_and_a_missing_file(tmp_path):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime import eval as ev
 from realtime.expressions import expression_warp, moved_landmarks
+from realtime.landmarks import measures as lm_measures
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_opening_the_mouth_is_seen_by_the_landmarks(detector, portraits, portrai
         assert warped.shape == image.shape and warped.dtype == np.uint8
         faces = detector.detect(warped)
         assert len(faces) == 1
-        measured.append(ev.mouth_openness(faces[0].landmarks))
+        measured.append(lm_measures.mouth_openness(faces[0].landmarks))
     assert measured[0] < measured[1] < measured[2], measured
     assert measured[2] - measured[0] > 0.15, measured  # a clearly open mouth, not jitter
 
@@ -36,9 +36,9 @@ def test_opening_the_mouth_is_seen_by_the_landmarks(detector, portraits, portrai
 @pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
 def test_closing_the_eyes_is_seen_by_the_landmarks(detector, portraits, portrait_landmarks, name):
     image, lm = portraits[name].image, portrait_landmarks[name]
-    open_ear = ev.eye_openness(detector.detect(image)[0].landmarks)
+    open_ear = lm_measures.eye_aspect_ratio(detector.detect(image)[0].landmarks)
     closed, _, _ = expression_warp(image, lm, eyes=1.0)
-    closed_ear = ev.eye_openness(detector.detect(closed)[0].landmarks)
+    closed_ear = lm_measures.eye_aspect_ratio(detector.detect(closed)[0].landmarks)
     assert closed_ear < open_ear - 0.03, (open_ear, closed_ear)
 
 

@@ -10,7 +10,8 @@ import pytest
 from _live_fixtures import frozen_model
 
 from realtime.expressions import expression_warp, moved_landmarks
-from realtime.eyes import BASELINE_DECAY, EAR_SMOOTHING, SHUT_RATIO, EyeFollower, close_eyes, eye_aspect_ratio
+from realtime.eyes import BASELINE_DECAY, EAR_SMOOTHING, SHUT_RATIO, EyeFollower, close_eyes
+from realtime.landmarks.measures import eye_aspect_ratio
 from realtime.pipeline import FaceSwapProcessor, PipelineOptions
 
 

@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.mouth import CLOSE_AT, OPEN_AT, MouthGate, mouth_openness, paste_camera_mouth
+from realtime.landmarks.measures import mouth_openness
+from realtime.mouth import CLOSE_AT, OPEN_AT, MouthGate, paste_camera_mouth
 from tests._live_fixtures import frozen_model
 
 

@@ -1,0 +1,184 @@
+"""Measure how good a swap looks: run the live pipeline on every frame of a clip and measure camera vs output.
+
+The output frames get their own landmark pass (a separate mediapipe FaceMesh in static mode, the same detector on
+camera and output frames, independent of the pipeline's tracker), so what is measured is what a viewer sees.
+Per clip, with the method of each:
+
+- coverage: share of frames in which the pipeline swapped a face.
+- expression: Pearson correlation over time, camera vs output, of mouth openness (mean inner-lip gap, 68-point
+  61-67, 62-66, 63-65, over the eye-centre distance) and of eye openness (eye aspect ratio, both eyes averaged).
+  Undefined (null) when the camera's own value barely moves (std < 0.02, landmark jitter): nothing to follow.
+- pose: yaw, pitch, roll from the landmarks, camera vs output: roll = eye-line angle (degrees); yaw = asin of the
+  nose tip's offset from the jaw's middle over half the jaw width (degrees); pitch = where the nose tip sits between
+  the eye line (0) and the mouth (1), a ratio. Correlation and median absolute error per axis.
+- identity: both faces aligned to the model's crop (pose and scale removed), blurred grey levels z-normalised
+  (brightness and contrast removed); d = mean |z_x - z_y| inside both landmark hulls. Score = (d(out, camera) -
+  d(out, B)) / d(camera, B): about -1 when the output is still the camera's person, +1 when it is B's reference.
+- reconstruction (meaningful when the source IS identity B, so an a2b model should give it back): PSNR and SSIM,
+  output vs camera, at frame resolution inside the camera face's landmark hull. ``--ceiling`` also runs the clip
+  through a pass-through "model" of the same size and framing (it returns its input crop, mask all ones) with the
+  same compositing: the best any model of that crop size can score here, since the crop's resolution and the
+  paste-back resampling already lose detail the frame has.
+- flicker: mean absolute grey-level change from the previous frame inside the face hull, output minus camera
+  (0 = the swap adds no flicker of its own). Head motion counts too (a sharper face than the camera's, or one that
+  lags the head, changes more when the head moves), so it is also given over the still half of the frames alone
+  (``flicker_excess_still``: those whose camera landmarks moved less than the median, eyes-to-brows points): the
+  jitter the swap adds when nothing moves.
+- seams: where the blend mask is in its feathered band (0.05..0.95), the mean of the Sobel gradient magnitude the
+  output adds over the camera's (only increases count; 0 = no edge added at the mask boundary).
+- a contact sheet PNG (camera | output) of evenly spaced frames.
+
+Example: `swapcam eval --source synthetic:grace_hopper --json eval.json --sheet eval.png` (the demo model, which
+gives Grace Hopper back from a clip of Grace Hopper).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from realtime.errors import SwapcamError
+from realtime.eval.runner import PassThroughSwapper, contact_sheet, evaluate, load_reference, source_frames
+
+
+# ------------------------------------------------------------------------------------------------ the command
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from realtime.builder import add_model_arguments
+    from realtime.live import add_compositing_arguments
+
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--source",
+        default="synthetic:grace_hopper",
+        help="the clip: a video file, an image, or 'synthetic[:astronaut|grace_hopper]' (the built-in "
+        "camera-like clip; with the default demo model, synthetic:grace_hopper is identity B "
+        "itself, so the a2b model must give it back: the self-reconstruction case)",
+    )
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="frames to evaluate; when left out, the whole video (90 for a synthetic clip)",
+    )
+    parser.add_argument(
+        "--ref-b",
+        default=None,
+        help="identity B for the identity score: an image or a faceset folder (its first crop); when "
+        "left out, the model's B identity if it is a shipped sample portrait, else no identity score",
+    )
+    add_compositing_arguments(parser)  # the pipeline's options, as `swapcam live` has them
+    parser.add_argument("--width", type=int, default=640, help="synthetic clip width")
+    parser.add_argument("--height", type=int, default=480, help="synthetic clip height")
+    parser.add_argument("--json", default=None, help="write the results as JSON here")
+    parser.add_argument(
+        "--sheet", default=None, help="write a contact sheet PNG (camera | output, evenly spaced frames)"
+    )
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also run the clip through a pass-through model of the same crop size and framing (its input crop "
+        "back, mask all ones) with the same compositing, and report its reconstruction PSNR/SSIM: the best any "
+        "model of that size can score on this clip (twice the run time)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def format_report(summary: dict[str, Any]) -> str:
+    def f(v: Any, fmt: str = "{:.3f}") -> str:
+        return "n/a" if v is None else fmt.format(v)
+
+    e, p, r = summary["expression"], summary["pose"], summary["reconstruction"]
+    lines = [
+        f"frames {summary['frames']}, coverage {f(summary['coverage'], '{:.1%}')}, "
+        f"output face found {f(summary['output_face_found'], '{:.1%}')}",
+        f"expression: mouth r {f(e['mouth_corr'])}, eyes r {f(e['eyes_corr'])}",
+        "pose: "
+        + ", ".join(f"{axis} r {f(v['corr'])} err {f(v['median_abs_error'], '{:.2f}')}" for axis, v in p.items()),
+        f"identity towards B: {f(summary['identity_towards_b'])}",
+        f"reconstruction: PSNR {f(r['psnr_db'], '{:.2f}')} dB, SSIM {f(r['ssim'])}"
+        + (
+            f" (ceiling at this crop size: {f(r['ceiling_psnr_db'], '{:.2f}')} dB, {f(r['ceiling_ssim'])})"
+            if "ceiling_psnr_db" in r
+            else ""
+        ),
+        f"flicker excess {f(summary['flicker_excess'], '{:.2f}')} grey levels "
+        f"(head still: {f(summary.get('flicker_excess_still'), '{:.2f}')}), "
+        f"seam excess {f(summary['seam_excess'], '{:.2f}')} grey levels/px",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from realtime.atomic import atomic_write_json, atomic_write_png
+    from realtime.builder import open_swapper
+    from realtime.landmarks import create_detector
+    from realtime.live import compositing_options
+    from realtime.pipeline import PipelineOptions
+
+    if args.frames is not None and args.frames < 2:
+        raise SwapcamError(f"--frames {args.frames}: expected >= 2")
+    options = PipelineOptions(**compositing_options(args))
+    options.validate()
+    swapper = open_swapper(args.model, providers=args.providers, threads=args.threads)
+    frames, total, described = source_frames(args.source, args.frames, args.width, args.height)
+    detector = create_detector("mediapipe", mode="static", max_faces=1)
+    try:
+        detector.warmup()
+        reference, reference_where = load_reference(args.ref_b, swapper, detector)
+        t0 = time.perf_counter()
+        result = evaluate(
+            swapper,
+            frames,
+            options,
+            reference,
+            n_frames=total,
+            detector=detector,
+            progress=not args.no_progress,
+        )
+        ceiling = None
+        if args.ceiling:
+            frames, total, _ = source_frames(args.source, args.frames, args.width, args.height)
+            ceiling = evaluate(
+                PassThroughSwapper(swapper.info),
+                frames,
+                options,
+                None,
+                n_frames=total,
+                detector=detector,
+                sheet_rows=0,
+                progress=not args.no_progress,
+            ).summary()["reconstruction"]
+        elapsed = time.perf_counter() - t0
+    finally:
+        detector.close()
+    if not result.frames:
+        raise SwapcamError(f"--source {args.source}: no frame could be read")
+    summary = result.summary()
+    if ceiling is not None:
+        summary["reconstruction"].update(ceiling_psnr_db=ceiling["psnr_db"], ceiling_ssim=ceiling["ssim"])
+    doc = {
+        "eval": "swapcam quality",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": {
+            "path": str(swapper.path),
+            "size": swapper.info.size,
+            "preset": swapper.info.preset,
+            "coverage": swapper.info.coverage,
+            "identities": list(getattr(swapper.info, "identities", []) or []),
+        },
+        "source": described,
+        "reference_b": reference_where,
+        "options": compositing_options(args),
+        "seconds": round(elapsed, 1),
+        **summary,
+    }
+    print(f"swapcam eval: {described}, model {Path(swapper.path).name} ({swapper.info.size} px)")
+    print(format_report(summary))
+    if args.json:
+        print(f"wrote {atomic_write_json(args.json, doc, indent=2)}")
+    if args.sheet:
+        title = f"{Path(swapper.path).name} on {described}"
+        print(f"wrote {atomic_write_png(args.sheet, contact_sheet(result.sheet_pairs, title))}")
+    return 0
