@@ -14,7 +14,7 @@ SWAPCAM="${SWAPCAM:-.venv/bin/swapcam}"
 mkdir -p "$OUT"
 run() {  # name model source [more eval options]
   # shellcheck disable=SC2086  # EVAL_ARGS is a list of options
-  "$SWAPCAM" eval --model "$2" --source "$3" --json "$OUT/$PREFIX-$1.json" --sheet "$OUT/$PREFIX-$1.png" \
+  "$SWAPCAM" eval --model "$2" --source "$3" --json "$OUT/$PREFIX-$1.json" --sheet "$OUT/$PREFIX-$1.jpg" \
     --no-progress ${EVAL_ARGS:-} "${@:4}"
 }
 # self-reconstruction: also the ceiling (a perfect model of the same crop size through the same pipeline)
