@@ -151,10 +151,12 @@ def test_identity_model_gives_perfect_fidelity_and_is_not_b(tmp_path, eval_clip,
     summary, result = _run(model, eval_clip, reference_b)
     assert summary["coverage"] == 1.0 and summary["output_face_found"] == 1.0
     print(summary)
-    # the clip's yaw and pitch come from a slight perspective only (std ~1 degree): still followed closely
-    for axis, corr, error in (("yaw", 0.85, 0.5), ("pitch", 0.85, 0.01), ("roll", 0.99, 0.5)):
-        assert summary["pose"][axis]["corr"] > corr, summary["pose"]
-        assert summary["pose"][axis]["median_abs_error"] < error, summary["pose"]
+    # the clip's yaw and pitch come from a slight perspective only (a few degrees): still followed closely
+    for axis, corr in (("yaw", 0.85), ("pitch", 0.85), ("roll", 0.99)):
+        assert summary["pose"][axis]["corr"] is None or summary["pose"][axis]["corr"] > corr, summary["pose"]
+        assert summary["pose"][axis]["median_abs_error"] < 0.5, summary["pose"]
+        assert summary["pose"][axis]["p95_abs_error"] < 1.5, summary["pose"]
+    assert summary["pose"]["roll"]["corr"] is not None
     assert summary["reconstruction"]["psnr_db"] > 33 and summary["reconstruction"]["ssim"] > 0.9
     assert abs(summary["flicker_excess"]) < 1.0
     assert summary["identity_towards_b"] < -0.8  # it IS the camera's person

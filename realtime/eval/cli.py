@@ -40,7 +40,15 @@ from pathlib import Path
 from typing import Any
 
 from realtime.errors import SwapcamError
-from realtime.eval.runner import PassThroughSwapper, contact_sheet, evaluate, load_reference, source_frames
+from realtime.eval.runner import (
+    PassThroughSwapper,
+    Reference,
+    contact_sheet,
+    evaluate,
+    load_reference,
+    source_frames,
+)
+from realtime.eval.truth import Truth, load_truth
 
 
 # ------------------------------------------------------------------------------------------------ the command
@@ -65,15 +73,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ref-b",
         default=None,
-        help="identity B for the identity score: an image or a faceset folder (its first crop); when "
-        "left out, the model's B identity if it is a shipped sample portrait, else no identity score",
+        help="identity B for the identity measures: an image or a faceset folder (up to 32 of its crops, "
+        "evenly picked); when left out, the model's B identity if it is a shipped sample portrait, else no "
+        "identity measures",
+    )
+    parser.add_argument(
+        "--truth",
+        default=None,
+        help="the truth JSON of a `swapcam make-clip --expressions/--occluders` clip (what was drawn: blinks, "
+        "squint, mouth, smile, occluder masks); when left out, SOURCE's own <stem>.truth.json if it lies beside "
+        "the video",
+    )
+    parser.add_argument(
+        "--no-face-recognition",
+        action="store_true",
+        help="skip identity by the face-recognition network (dlib's ResNet descriptor, the eval extra) even "
+        "when it is installed; the pixel identity score is still given",
     )
     add_compositing_arguments(parser)  # the pipeline's options, as `swapcam live` has them
     parser.add_argument("--width", type=int, default=640, help="synthetic clip width")
     parser.add_argument("--height", type=int, default=480, help="synthetic clip height")
     parser.add_argument("--json", default=None, help="write the results as JSON here")
     parser.add_argument(
-        "--sheet", default=None, help="write a contact sheet PNG (camera | output, evenly spaced frames)"
+        "--sheet",
+        default=None,
+        help="write a contact sheet (camera | output, evenly spaced frames): .jpg (at most 300 KB) or .png",
     )
     parser.add_argument(
         "--ceiling",
@@ -85,18 +109,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def format_report(summary: dict[str, Any]) -> str:
-    def f(v: Any, fmt: str = "{:.3f}") -> str:
-        return "n/a" if v is None else fmt.format(v)
+def f(v: Any, fmt: str = "{:.3f}") -> str:
+    return "n/a" if v is None else fmt.format(v)
 
+
+def format_report(summary: dict[str, Any]) -> str:
     e, p, r = summary["expression"], summary["pose"], summary["reconstruction"]
     lines = [
         f"frames {summary['frames']}, coverage {f(summary['coverage'], '{:.1%}')}, "
         f"output face found {f(summary['output_face_found'], '{:.1%}')}",
         f"expression: mouth r {f(e['mouth_corr'])}, eyes r {f(e['eyes_corr'])}",
-        "pose: "
-        + ", ".join(f"{axis} r {f(v['corr'])} err {f(v['median_abs_error'], '{:.2f}')}" for axis, v in p.items()),
-        f"identity towards B: {f(summary['identity_towards_b'])}",
+        "pose (degrees, error median / p95): "
+        + ", ".join(
+            f"{axis} r {f(p[axis]['corr'])} err {f(p[axis]['median_abs_error'], '{:.1f}')} / "
+            f"{f(p[axis]['p95_abs_error'], '{:.1f}')}"
+            for axis in ("yaw", "pitch", "roll")
+        ),
+        identity_line(summary.get("identity")),
+        f"identity towards B (pixel score): {f(summary['identity_towards_b'])}",
         f"reconstruction: PSNR {f(r['psnr_db'], '{:.2f}')} dB, SSIM {f(r['ssim'])}"
         + (
             f" (ceiling at this crop size: {f(r['ceiling_psnr_db'], '{:.2f}')} dB, {f(r['ceiling_ssim'])})"
@@ -107,11 +137,65 @@ def format_report(summary: dict[str, Any]) -> str:
         f"(head still: {f(summary.get('flicker_excess_still'), '{:.2f}')}), "
         f"seam excess {f(summary['seam_excess'], '{:.2f}')} grey levels/px",
     ]
+    t = summary.get("truth")
+    if t and t["clip"] == "expressions":
+        lines.append(
+            f"against the drawn truth: eyes r {f(t['eyes_corr'])} (camera {f(t['camera_eyes_corr'])}), "
+            f"mouth r {f(t['mouth_corr'])} (camera {f(t['camera_mouth_corr'])}), blink recall "
+            f"{f(t['blink_recall'], '{:.0%}')} of {t['shut_frames']} shut frames, "
+            f"smile kept {f(t['smile_kept'], '{:.2f}')}"
+        )
+    elif t:
+        lines.append(
+            f"against the drawn truth: occluder kept {f(t['occluder_kept'], '{:.1%}')} of {t['occluder_pixels']} "
+            f"pixels over the face in {t['occluded_frames']} frames, PSNR there {f(t['occluder_psnr_db'], '{:.1f}')} dB"
+        )
     return "\n".join(lines)
 
 
+def identity_line(block: dict[str, Any] | None) -> str:
+    if not block:
+        return "identity (face recognition): not measured"
+    return (
+        f"identity (face recognition, L2, same person < {block['threshold']}): "
+        f"output to B {f(block['distance_to_b'])}, "
+        f"to camera {f(block['distance_to_camera'])}, camera to B {f(block['camera_to_b'])}; "
+        f"within {block['threshold']} of B {f(block['share_b'], '{:.0%}')}, closer to B than to camera "
+        f"{f(block['retrieval'], '{:.0%}')} of {block['frames']} frames"
+    )
+
+
+def face_recognition(reference: Reference | None, skip: bool):
+    """(recognizer, B's descriptor), or (None, None) with one line saying why when it cannot be measured."""
+    if reference is None or skip:
+        return None, None
+    from realtime.eval.identity import FaceRecognizer, missing, reference_descriptor
+
+    why = missing()
+    if why is not None:
+        print(f"swapcam eval: identity by face recognition skipped: {why}")
+        return None, None
+    recognizer = FaceRecognizer()
+    descriptor = reference_descriptor(recognizer, reference.faces)
+    if descriptor is None:
+        print(f"swapcam eval: identity by face recognition skipped: no face descriptor from {reference.where}")
+        return None, None
+    return recognizer, descriptor
+
+
+def find_truth(spec: str | None, source: str) -> Truth | None:
+    """--truth, else SOURCE's <stem>.truth.json when it lies beside a video file."""
+    if spec is not None:
+        return load_truth(spec)
+    beside = Path(source).with_suffix(".truth.json")
+    if Path(source).is_file() and beside.is_file():
+        print(f"swapcam eval: truth from {beside}")
+        return load_truth(beside)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
-    from realtime.atomic import atomic_write_json, atomic_write_png
+    from realtime.atomic import atomic_write_image, atomic_write_json
     from realtime.builder import open_swapper
     from realtime.landmarks import create_detector
     from realtime.live import compositing_options
@@ -126,16 +210,21 @@ def run(args: argparse.Namespace) -> int:
     detector = create_detector("mediapipe", mode="static", max_faces=1)
     try:
         detector.warmup()
-        reference, reference_where = load_reference(args.ref_b, swapper, detector)
+        reference = load_reference(args.ref_b, swapper, detector)
+        recognizer, reference_descriptor = face_recognition(reference, args.no_face_recognition)
+        truth = find_truth(args.truth, args.source)
         t0 = time.perf_counter()
         result = evaluate(
             swapper,
             frames,
             options,
-            reference,
+            reference.pixels if reference else None,
             n_frames=total,
             detector=detector,
             progress=not args.no_progress,
+            recognizer=recognizer,
+            reference_descriptor=reference_descriptor,
+            truth=truth,
         )
         ceiling = None
         if args.ceiling:
@@ -169,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
             "identities": list(getattr(swapper.info, "identities", []) or []),
         },
         "source": described,
-        "reference_b": reference_where,
+        "reference_b": reference.where if reference else None,
         "options": compositing_options(args),
         "seconds": round(elapsed, 1),
         **summary,
@@ -180,5 +269,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {atomic_write_json(args.json, doc, indent=2)}")
     if args.sheet:
         title = f"{Path(swapper.path).name} on {described}"
-        print(f"wrote {atomic_write_png(args.sheet, contact_sheet(result.sheet_pairs, title))}")
+        print(f"wrote {atomic_write_image(args.sheet, contact_sheet(result.sheet_pairs, title))}")
     return 0

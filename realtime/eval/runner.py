@@ -27,7 +27,8 @@ from realtime.eval.measures import (
     region_ssim,
     seam_excess,
 )
-from realtime.landmarks.measures import eye_aspect_ratio, head_pose, mouth_openness
+from realtime.eval.truth import OccluderPixels, Truth, occluder_pixels, truth_summary
+from realtime.landmarks.measures import eye_aspect_ratio, head_pose_degrees, mouth_openness
 from realtime.types import Image
 
 log = logging.getLogger("swapcam.eval")
@@ -35,8 +36,8 @@ log = logging.getLogger("swapcam.eval")
 SHEET_ROWS = 6
 SHEET_SIDE = 320  # width of each of the two columns of the contact sheet
 # A camera signal that moves less than this (in its own units) has nothing to correlate with: openness ratios,
-# degrees of yaw/roll, the pitch ratio.
-MIN_MOTION_STD = {"mouth": 0.02, "eyes": 0.02, "yaw": 0.5, "pitch": 0.005, "roll": 0.5}
+# degrees of yaw/pitch/roll.
+MIN_MOTION_STD = {"mouth": 0.02, "eyes": 0.02, "yaw": 0.5, "pitch": 0.5, "roll": 0.5}
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -50,13 +51,56 @@ class FrameRecord:
     ssim: float | None = None
     flicker: float | None = None
     seam: float | None = None
-    identity: float | None = None
+    identity: float | None = None  # the pixel score (realtime.eval.measures.identity_score)
+    camera_descriptor: np.ndarray | None = None  # face-recognition descriptors (realtime.eval.identity)
+    output_descriptor: np.ndarray | None = None
+    occluder: OccluderPixels | None = None
 
 
 @dataclass
 class EvalResult:
     frames: list[FrameRecord] = field(default_factory=list)
     sheet_pairs: list[tuple[int, Image, Image]] = field(default_factory=list)
+    frame_size: tuple[int, int] = (640, 480)  # (width, height), for the pose solve's camera
+    reference_descriptor: np.ndarray | None = None  # identity B by the face-recognition network
+    truth: Truth | None = None
+
+    def pose(self) -> dict[str, Any]:
+        """Yaw / pitch / roll in degrees (solvePnP, realtime.landmarks.measures.head_pose_degrees), camera vs
+        output: correlation, median and p95 absolute error per axis."""
+        pairs = []
+        for f in self.frames:
+            if f.camera_lm is None or f.output_lm is None:
+                continue
+            cam, out = head_pose_degrees(f.camera_lm, self.frame_size), head_pose_degrees(f.output_lm, self.frame_size)
+            if cam is not None and out is not None:
+                pairs.append((cam, out))
+        cams = np.array([c for c, _ in pairs]).reshape(-1, 3)
+        outs = np.array([o for _, o in pairs]).reshape(-1, 3)
+        pose: dict[str, Any] = {
+            "method": "solvePnP of 24 rigid landmarks against a 3-D face template",
+            "unit": "degrees",
+        }
+        for k, axis in enumerate(("yaw", "pitch", "roll")):
+            err = np.abs(cams[:, k] - outs[:, k])
+            pose[axis] = {
+                "corr": _round(correlation(cams[:, k], outs[:, k], MIN_MOTION_STD[axis])),
+                "median_abs_error": _round(float(np.median(err)) if err.size else None, 2),
+                "p95_abs_error": _round(float(np.percentile(err, 95)) if err.size else None, 2),
+                "camera_range": _round(float(np.ptp(cams[:, k])) if err.size else None, 2),
+            }
+        return pose
+
+    def identity(self) -> dict[str, Any] | None:
+        if self.reference_descriptor is None:
+            return None
+        from realtime.eval.identity import identity_block
+
+        return identity_block(
+            [f.output_descriptor for f in self.frames],
+            [f.camera_descriptor for f in self.frames],
+            self.reference_descriptor,
+        )
 
     def summary(self) -> dict[str, Any]:
         n = len(self.frames)
@@ -65,17 +109,6 @@ class EvalResult:
         out_mouth = [mouth_openness(f.output_lm) for f in both]  # type: ignore[arg-type]
         cam_eyes = [eye_aspect_ratio(f.camera_lm) for f in both]  # type: ignore[arg-type]
         out_eyes = [eye_aspect_ratio(f.output_lm) for f in both]  # type: ignore[arg-type]
-        cam_pose = np.array([head_pose(f.camera_lm) for f in both]).reshape(-1, 3)  # type: ignore[arg-type]
-        out_pose = np.array([head_pose(f.output_lm) for f in both]).reshape(-1, 3)  # type: ignore[arg-type]
-        pose = {}
-        for k, axis in enumerate(("yaw", "pitch", "roll")):
-            pose[axis] = {
-                "corr": _round(correlation(cam_pose[:, k], out_pose[:, k], MIN_MOTION_STD[axis])),
-                "median_abs_error": _round(
-                    float(np.median(np.abs(cam_pose[:, k] - out_pose[:, k]))) if len(both) else None
-                ),
-                "unit": "ratio" if axis == "pitch" else "degrees",
-            }
 
         def stat(values: list[float | None], how=np.mean) -> float | None:
             vals = [v for v in values if v is not None and math.isfinite(v)]
@@ -91,7 +124,8 @@ class EvalResult:
                 "camera_mouth_std": _round(float(np.std(cam_mouth)) if cam_mouth else None),
                 "camera_eyes_std": _round(float(np.std(cam_eyes)) if cam_eyes else None),
             },
-            "pose": pose,
+            "pose": self.pose(),
+            "identity": self.identity(),
             "identity_towards_b": stat([f.identity for f in self.frames], np.median),
             "reconstruction": {
                 "psnr_db": stat([f.psnr for f in self.frames]),
@@ -100,7 +134,17 @@ class EvalResult:
             "flicker_excess": stat([f.flicker for f in self.frames]),
             "flicker_excess_still": self.still_flicker(),
             "seam_excess": stat([f.seam for f in self.frames]),
+            **({"truth": self.truth_summary()} if self.truth is not None else {}),
         }
+
+    def truth_summary(self) -> dict[str, Any]:
+        assert self.truth is not None
+        return truth_summary(
+            self.truth,
+            [f.camera_lm for f in self.frames],
+            [f.output_lm for f in self.frames],
+            [f.occluder for f in self.frames],
+        )
 
     def still_flicker(self) -> float | None:
         """Mean flicker excess over the frames whose camera face moved less than the median since the last frame."""
@@ -145,8 +189,13 @@ def evaluate(
     detector=None,
     sheet_rows: int = SHEET_ROWS,
     progress: bool = False,
+    recognizer=None,
+    reference_descriptor: np.ndarray | None = None,
+    truth: Truth | None = None,
 ) -> EvalResult:
-    """Run the pipeline over ``frames`` (an iterable of BGR images) and measure every frame; see the module doc."""
+    """Run the pipeline over ``frames`` (an iterable of BGR images) and measure every frame (see realtime.eval.cli).
+    ``recognizer`` (realtime.eval.identity.FaceRecognizer) with ``reference_descriptor``: identity by face
+    recognition; ``truth``: a make-clip truth file's known expression / occluders."""
     from realtime.builder import create_processor
     from realtime.landmarks import create_detector
     from realtime.pipeline import PipelineOptions
@@ -156,7 +205,7 @@ def evaluate(
     if detector is None:
         detector = create_detector("mediapipe", mode="static", max_faces=1)
         detector.warmup()
-    result = EvalResult()
+    result = EvalResult(reference_descriptor=reference_descriptor if recognizer is not None else None, truth=truth)
     sheet_every = max(1, (n_frames or 0) // sheet_rows) if n_frames and sheet_rows else 1
     previous: tuple[Image, Image] | None = None
     bar = None
@@ -177,6 +226,15 @@ def evaluate(
                     cam_faces[0].landmarks if cam_faces else None,
                     out_faces[0].landmarks if out_faces else None,
                 )
+                if index == 0:
+                    result.frame_size = (camera.shape[1], camera.shape[0])
+                if recognizer is not None and reference_descriptor is not None:
+                    if rec.camera_lm is not None:
+                        rec.camera_descriptor = recognizer.descriptor(camera, rec.camera_lm)
+                    if rec.output_lm is not None:
+                        rec.output_descriptor = recognizer.descriptor(output, rec.output_lm)
+                if truth is not None and truth.masks is not None:
+                    rec.occluder = occluder_pixels(truth, index, camera, output)
                 if rec.camera_lm is not None:
                     region = hull_region(rec.camera_lm, camera.shape, erode_fraction=0.03)
                     if region.sum() >= 50:
@@ -242,35 +300,55 @@ def contact_sheet(pairs: list[tuple[int, Image, Image]], title: str = "") -> Ima
 
 
 # ------------------------------------------------------------------------------------------------ inputs
-def load_reference(spec: str | None, swapper, detector) -> tuple[IdentityReference | None, str | None]:
-    """Identity B from --ref-b (an image, or a faceset folder: its first face), else from the model's metadata when
-    B is one of the shipped sample portraits. (None, None) when there is nothing to compare with."""
+@dataclass
+class Reference:
+    """Identity B as eval sees it: the pixel reference (first face) and the faces for a face-recognition
+    descriptor (one image, or up to REFERENCE_FACES crops of a faceset folder), with where they came from."""
+
+    pixels: IdentityReference
+    faces: list[tuple[Image, np.ndarray]]  # (image, 68 landmarks)
+    where: str
+
+
+REFERENCE_FACES = 32
+
+
+def load_reference(spec: str | None, swapper, detector) -> Reference | None:
+    """Identity B from --ref-b (an image, or a faceset folder of .png crops), else from the model's metadata when B
+    is one of the shipped sample portraits. None when there is nothing to compare with."""
     from realtime.media import read_image
     from realtime.samples import PORTRAITS, portrait
 
     size, coverage = int(swapper.info.size), float(swapper.info.coverage)
-    image: Image | None
+    images: list[tuple[Image | None, str]]
     if spec is None:
         identities: Sequence[str] = getattr(swapper.info, "identities", None) or ()
         name = identities[1] if len(identities) > 1 else None
         if name not in PORTRAITS:
-            return None, None
-        image, where = portrait(name).image, f"sample portrait {name}"
+            return None
+        images, where = [(portrait(name).image, f"sample portrait {name}")], f"sample portrait {name}"
     else:
         path = Path(spec)
+        files = [path]
         if path.is_dir():
             files = sorted(p for p in path.glob("*.png"))
             if not files:
                 raise SwapcamError(f"--ref-b {path}: folder holds no .png face crops")
-            path = files[0]
-        image = read_image(path)
+            picks = np.linspace(0, len(files) - 1, min(REFERENCE_FACES, len(files))).round().astype(int)
+            files = [files[k] for k in sorted(set(picks.tolist()))]
+        elif not path.is_file():
+            raise SwapcamError(f"--ref-b {spec}: no such image or faceset folder")
+        images, where = [(read_image(f), str(f)) for f in files], str(path)
+    faces: list[tuple[Image, np.ndarray]] = []
+    for image, name in images:
         if image is None:
-            raise SwapcamError(f"--ref-b {spec}: not a readable image or faceset folder")
-        where = str(path)
-    faces = detector.detect(image)
+            raise SwapcamError(f"--ref-b {name}: not a readable image")
+        found = detector.detect(image)
+        if found:
+            faces.append((image, found[0].landmarks))
     if not faces:
         raise SwapcamError(f"--ref-b: no face found in {where}")
-    return identity_reference(image, faces[0].landmarks, size, coverage), where
+    return Reference(identity_reference(faces[0][0], faces[0][1], size, coverage), faces, where)
 
 
 def source_frames(spec: str, max_frames: int | None, width: int, height: int):

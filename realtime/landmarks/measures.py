@@ -124,7 +124,7 @@ POSE_TEMPLATE = np.array(
 def head_pose_degrees(lm: np.ndarray, image_size: tuple[int, int]) -> tuple[float, float, float] | None:
     """(yaw, pitch, roll) in degrees of the head in an image of ``image_size`` (width, height), or None when the
     solve fails. A pinhole camera with a focal length of the image width (a ~53 degree webcam) and the centre at
-    the image's middle. Signs: yaw + = the nose turned towards the image's right, pitch + = the nose turned
+    the image's middle; the angles are against the line of sight to the face (:func:`line_of_sight`). Signs: yaw + = the nose turned towards the image's right, pitch + = the nose turned
     down, roll + = the head tilted clockwise in the image (as :func:`head_pose`'s roll)."""
     w, h = image_size
     camera = np.array([[w, 0, w / 2.0], [0, w, h / 2.0], [0, 0, 1.0]])
@@ -138,7 +138,20 @@ def head_pose_degrees(lm: np.ndarray, image_size: tuple[int, int]) -> tuple[floa
     if not ok or tvec[2, 0] <= 0:
         return None
     rotation, _ = cv2.Rodrigues(rvec)
-    return euler_angles(rotation)
+    return euler_angles(line_of_sight(tvec.ravel()).T @ rotation)
+
+
+def line_of_sight(translation: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking the camera's axis (0, 0, 1) to the ray towards ``translation``. A face off the
+    image centre is seen from the side a little: its pose against the camera's axis changes as it merely moves
+    across the frame, while its pose against this ray (what its picture shows) does not."""
+    ray = translation / (np.linalg.norm(translation) + 1e-12)
+    axis = np.cross([0.0, 0.0, 1.0], ray)
+    sin, cos = float(np.linalg.norm(axis)), float(ray[2])
+    if sin < 1e-9:
+        return np.eye(3)
+    rotation, _ = cv2.Rodrigues(axis / sin * math.atan2(sin, cos))
+    return rotation
 
 
 def euler_angles(rotation: np.ndarray) -> tuple[float, float, float]:
