@@ -8,12 +8,18 @@ Per clip, with the method of each:
 - expression: Pearson correlation over time, camera vs output, of mouth openness (mean inner-lip gap, 68-point
   61-67, 62-66, 63-65, over the eye-centre distance) and of eye openness (eye aspect ratio, both eyes averaged).
   Undefined (null) when the camera's own value barely moves (std < 0.02, landmark jitter): nothing to follow.
-- pose: yaw, pitch, roll from the landmarks, camera vs output: roll = eye-line angle (degrees); yaw = asin of the
-  nose tip's offset from the jaw's middle over half the jaw width (degrees); pitch = where the nose tip sits between
-  the eye line (0) and the mouth (1), a ratio. Correlation and median absolute error per axis.
-- identity: both faces aligned to the model's crop (pose and scale removed), blurred grey levels z-normalised
-  (brightness and contrast removed); d = mean |z_x - z_y| inside both landmark hulls. Score = (d(out, camera) -
-  d(out, B)) / d(camera, B): about -1 when the output is still the camera's person, +1 when it is B's reference.
+- pose: yaw, pitch, roll in degrees, camera vs output, from a perspective-n-point solve (OpenCV solvePnP) of 24
+  rigid landmarks against a 3-D face template, taken against the line of sight to the face
+  (realtime.landmarks.measures.head_pose_degrees). Correlation, median and p95 absolute error per axis.
+- identity (the field's ruler): dlib's ResNet face descriptor (the ``eval`` extra: dlib-bin, face-recognition-models;
+  a network no one here trained), Euclidean distances, dlib's same-person line 0.6. With B's reference (``--ref-b``,
+  an image or a faceset's crops; by default the model's B when it is a sample portrait): ``distance_to_b`` (median,
+  output to B), ``distance_to_camera`` (output to the camera face of the same frame), ``camera_to_b`` (how far apart
+  the two people are to begin with), ``share_b`` (frames within 0.6 of B) and ``retrieval`` (frames where the output
+  is closer to B than to the camera person). Without the extra, eval says how to install it and goes on.
+- identity_towards_b (the older pixel score): both faces aligned to the model's crop, blurred grey levels
+  z-normalised; d = mean |z_x - z_y| inside both hulls; (d(out, camera) - d(out, B)) / d(camera, B), -1 = the
+  camera's person, +1 = B's picture. Blur fools it (see the README); kept for comparison with older runs.
 - reconstruction (meaningful when the source IS identity B, so an a2b model should give it back): PSNR and SSIM,
   output vs camera, at frame resolution inside the camera face's landmark hull. ``--ceiling`` also runs the clip
   through a pass-through "model" of the same size and framing (it returns its input crop, mask all ones) with the
@@ -26,9 +32,12 @@ Per clip, with the method of each:
   jitter the swap adds when nothing moves.
 - seams: where the blend mask is in its feathered band (0.05..0.95), the mean of the Sobel gradient magnitude the
   output adds over the camera's (only increases count; 0 = no edge added at the mask boundary).
-- a contact sheet PNG (camera | output) of evenly spaced frames.
+- against known truth (``--truth``, a `swapcam make-clip --expressions/--occluders` clip's truth JSON, found beside
+  the video by default): eyes / mouth r against the drawn schedule, blink recall, smile kept, occluder kept and the
+  PSNR over the occluder (realtime.eval.truth says how each is measured).
+- a contact sheet (camera | output) of evenly spaced frames, JPEG (at most 300 KB) or PNG by the file's suffix.
 
-Example: `swapcam eval --source synthetic:grace_hopper --json eval.json --sheet eval.png` (the demo model, which
+Example: `swapcam eval --source synthetic:grace_hopper --json eval.json --sheet eval.jpg` (the demo model, which
 gives Grace Hopper back from a clip of Grace Hopper).
 """
 
