@@ -1,5 +1,6 @@
 """Check this machine for swapcam: Python, packages, which onnxruntime providers really run, the bundled mediapipe
-face models, face-alignment weights, cameras, v4l2loopback virtual cameras and a Chromium browser.
+face models, face-alignment weights, dlib's face recognition (for eval), cameras, v4l2loopback virtual cameras and a
+Chromium browser.
 
 One line per check: "ok", "warn" (optional, swapcam works without it) or "missing" (required). Exits 1 when a
 required item is missing, 0 otherwise. onnxruntime providers are tried with a tiny real session each; a provider that
@@ -265,6 +266,22 @@ def check_fan_weights() -> list[Check]:
     return [Check("face-alignment weights", OK, ", ".join(str(p) for p in files.values()))]
 
 
+def check_eval_extra() -> list[Check]:
+    """dlib and its face-recognition model files (the eval extra): `swapcam eval`'s identity measure only."""
+    from realtime.eval.identity import missing, model_folder
+
+    problem = missing()
+    if problem is not None:
+        return [Check("face recognition", WARN, f"{problem} (only needed for `swapcam eval`)")]
+    return [
+        Check(
+            "face recognition",
+            OK,
+            f"dlib {_dist_version('dlib-bin', 'dlib') or '?'}, models in {model_folder()} (eval extra)",
+        )
+    ]
+
+
 def loopback_devices(sysfs: str | os.PathLike = "/sys/devices/virtual/video4linux") -> list[tuple[str, str]]:
     """(device, card name) of v4l2loopback devices: they live under the virtual video4linux class in sysfs."""
     found = []
@@ -327,7 +344,7 @@ def run_checks(sample: bool = True) -> list[Check]:
     checks = check_python() + check_packages()
     checks += check_onnxruntime()
     checks += check_mediapipe_models(run_sample=sample)
-    checks += check_fan_weights()
+    checks += check_fan_weights() + check_eval_extra()
     checks += check_cameras() + check_v4l2loopback() + check_chromium()
     return checks
 
