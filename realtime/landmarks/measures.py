@@ -124,8 +124,9 @@ POSE_TEMPLATE = np.array(
 def head_pose_degrees(lm: np.ndarray, image_size: tuple[int, int]) -> tuple[float, float, float] | None:
     """(yaw, pitch, roll) in degrees of the head in an image of ``image_size`` (width, height), or None when the
     solve fails. A pinhole camera with a focal length of the image width (a ~53 degree webcam) and the centre at
-    the image's middle; the angles are against the line of sight to the face (:func:`line_of_sight`). Signs: yaw + = the nose turned towards the image's right, pitch + = the nose turned
-    down, roll + = the head tilted clockwise in the image (as :func:`head_pose`'s roll)."""
+    the image's middle; the angles are against the line of sight to the face (:func:`line_of_sight`). Signs:
+    yaw + = the nose turned towards the image's right, pitch + = the nose turned down, roll + = the head tilted
+    clockwise in the image (as :func:`head_pose`'s roll)."""
     w, h = image_size
     camera = np.array([[w, 0, w / 2.0], [0, w, h / 2.0], [0, 0, 1.0]])
     image_points = np.ascontiguousarray(np.asarray(lm, np.float64)[list(POSE_POINTS)])
