@@ -133,16 +133,61 @@ def reference_b(portrait_landmarks, grace_hopper):
     return measures.identity_reference(grace_hopper.image, portrait_landmarks["grace_hopper"], 128, 1.6)
 
 
-def _run(model_path, frames, reference, colour="none"):
+def _run(model_path, frames, reference, colour="none", recognizer=None, descriptor=None):
     from realtime.builder import open_swapper
     from realtime.pipeline import PipelineOptions
 
     swapper = open_swapper(model_path, providers="cpu")
     # mouth "swap": these cases have known answers for what the MODEL draws; the camera's own mouth would mix in
     result = runner.evaluate(
-        swapper, frames, PipelineOptions(colour=colour, mouth="swap"), reference, n_frames=len(frames)
+        swapper,
+        frames,
+        PipelineOptions(colour=colour, mouth="swap"),
+        reference,
+        n_frames=len(frames),
+        recognizer=recognizer,
+        reference_descriptor=descriptor,
     )
     return result.summary(), result
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    from realtime.eval.identity import FaceRecognizer
+
+    return FaceRecognizer()
+
+
+@pytest.fixture(scope="module")
+def grace_descriptor(recognizer, grace_hopper, portrait_landmarks):
+    from realtime.eval.identity import reference_descriptor
+
+    return reference_descriptor(recognizer, [(grace_hopper.image, portrait_landmarks["grace_hopper"])])
+
+
+@pytest.mark.slow
+def test_face_recognition_identity_knows_the_camera_person_b_and_a_blurred_b(
+    tmp_path, eval_clip, recognizer, grace_descriptor, grace_hopper, portrait_landmarks
+):
+    """Known answers for the face-recognition identity block: a pass-through model's output IS the camera person
+    (distance ~0 to the camera face, never closer to B); a model that draws B's photo on every face is B (closer to
+    B than to the camera in every frame); the same model blurred is further from B."""
+    from realtime.align import align
+
+    frames = eval_clip[::2]
+    identity = colour_shift_model(tmp_path / "identity.onnx", size=256, gain=(1, 1, 1), offset=(0, 0, 0))
+    same = _run(identity, frames, None, recognizer=recognizer, descriptor=grace_descriptor)[0]["identity"]
+    assert same["frames"] == len(frames)
+    assert same["distance_to_camera"] < 0.15 and same["retrieval"] == 0.0 and same["share_b"] == 0.0
+    assert same["camera_to_b"] > 0.6  # the astronaut is not Grace Hopper
+    crop, _ = align(grace_hopper.image, portrait_landmarks["grace_hopper"], 128, 1.6)
+    rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+    b_model = frozen_model(tmp_path / "b.onnx", rgb)
+    b = _run(b_model, frames, None, recognizer=recognizer, descriptor=grace_descriptor)[0]["identity"]
+    assert b["retrieval"] > 0.9 and b["share_b"] > 0.9 and b["distance_to_b"] < 0.5, b
+    blurred = frozen_model(tmp_path / "blurred.onnx", cv2.GaussianBlur(rgb, (0, 0), 2.5))
+    soft = _run(blurred, frames, None, recognizer=recognizer, descriptor=grace_descriptor)[0]["identity"]
+    assert soft["distance_to_b"] > b["distance_to_b"] + 0.03, (soft, b)
 
 
 @pytest.mark.slow
