@@ -1,4 +1,4 @@
-"""Landmark-driven expression warps of a still face: open the mouth, close the eyes.
+"""Landmark-driven expression warps of a still face: open the mouth, close the eyes, smile.
 
 A faceset made from one portrait shows one expression, so decoder B would only ever learn to draw that one. These
 warps move the lips, jaw and eyelids of a face image along its own 68 landmarks: a smooth displacement field is
@@ -7,10 +7,18 @@ the rest of the face stays put), the image is resampled with it, and the opened 
 with a hint of upper teeth. The moved landmarks come back too, so masks and measures follow.
 
 Amounts are in face units: ``mouth`` is the inner-lip gap to add, as a fraction of the eye-centre distance (0.3 is a
-clearly open mouth when speaking); ``eyes`` is how far the upper lids close, 0 open .. 1 shut.
+clearly open mouth when speaking); ``eyes`` is how far the upper lids close, 0 open .. 1 shut; ``smile`` 0..1, 1 a
+clear closed-mouth smile.
+
+The smile and the rigid-jaw mouth opening (``rigid_jaw=True``) are displacement fields written down
+directly (not interpolated from landmarks), and the landmarks are moved by the same field, so they sit on the drawn
+face exactly; the truth clips (realtime.clips) rely on that. The interpolated mouth field (the default) only
+approximates its landmarks: its lower lip is drawn up to ~0.1 eye distances short of them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -27,17 +35,31 @@ UPPER_LIDS = ((37, 41), (38, 40), (43, 47), (44, 46))  # (upper lid point, the l
 ANCHORS = tuple(range(17, 36)) + (36, 39, 42, 45) + (0, 1, 2, 14, 15, 16)  # brows, nose, eye corners, upper jaw
 EYE_ANCHORS = (17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 36, 39, 42, 45)  # brows, nose bridge, eye corners
 LOWER_LIDS = (40, 41, 46, 47)
+# A smile at amount 1, in eye distances: the mouth corners rise by SMILE_LIFT and move out by SMILE_WIDEN each; the
+# lift grows with the square of the distance from the mouth's middle (so both lips curve up towards the corners) and
+# carries on, fading, over the cheeks.
+SMILE_LIFT, SMILE_WIDEN = 0.15, 0.08
+Displacement = Callable[[np.ndarray], np.ndarray]  # points (..., 2) -> displacement (..., 2), pixels
 
 
-def moved_landmarks(landmarks: np.ndarray, mouth: float = 0.0, eyes: float = 0.0) -> np.ndarray:
+def moved_landmarks(
+    landmarks: np.ndarray,
+    mouth: float = 0.0,
+    eyes: float = 0.0,
+    smile: float = 0.0,
+    rigid_jaw: bool = False,
+) -> np.ndarray:
     """Where the landmarks go: lower lip and (less) the chin down by ``mouth`` eye distances, along the face's own
-    downward axis; upper lids towards the lower lids by ``eyes`` of their gap."""
+    downward axis (``rigid_jaw``: by :class:`JawDrop`'s field); every point by the smile's field
+    (:func:`smile_displacement`); upper lids towards the lower lids by ``eyes`` of their gap."""
     lm = np.asarray(landmarks, np.float64)
     out = lm.copy()
     d = eye_distance(lm)
     across = lm[45] - lm[36]
     down = np.array([-across[1], across[0]]) / (np.linalg.norm(across) + 1e-9)  # image y grows downwards
-    if mouth:
+    if mouth > 0 and rigid_jaw:
+        out = JawDrop(lm, mouth).move(out)
+    elif mouth:
         shift = mouth * d * down
         for i in LOWER_INNER_LIP + LOWER_OUTER_LIP:
             out[i] = lm[i] + shift
@@ -49,10 +71,135 @@ def moved_landmarks(landmarks: np.ndarray, mouth: float = 0.0, eyes: float = 0.0
             out[i] = lm[i] - 0.08 * shift
         for i in (60, 64):  # the corners open a little
             out[i] = lm[i] + 0.15 * shift
+    if smile > 0:
+        out = forward(out, smile_displacement(lm, smile))
     if eyes:
         for upper, lower in UPPER_LIDS:
-            out[upper] = lm[upper] + np.clip(eyes, 0.0, 1.0) * (lm[lower] - lm[upper])
+            out[upper] = out[upper] + np.clip(eyes, 0.0, 1.0) * (out[lower] - out[upper])
     return out
+
+
+class JawDrop:
+    """The mouth opened by dropping the lower lip and the jaw as one piece, written down as a field.
+
+    In the mouth's axes (u across in half mouth widths from the corners' middle, dv down in pixels from the line
+    where the lips meet): above that line nothing moves; below it everything moves down by G(u, dv), which is the
+    whole gap (``amount`` eye distances) under the lips' middle, tapering to nothing at the corners (1 - |u|^4: the
+    gap is lens-shaped) for the lower lip, and 0.75 of it over the chin and lower cheeks, fading to nothing beyond
+    the chin; the pixels inside the gap sample the lips' line (the painted cavity covers them). Moving the landmarks
+    through the same field puts them exactly on the drawn lips."""
+
+    JAW = 0.75  # the chin's share of the gap
+
+    def __init__(self, landmarks: np.ndarray, amount: float) -> None:
+        lm = np.asarray(landmarks, np.float64)
+        d = eye_distance(lm)
+        across = (lm[45] - lm[36]) / (np.linalg.norm(lm[45] - lm[36]) + 1e-9)
+        self.across, self.down = across, np.array([-across[1], across[0]])
+        self.centre = (lm[48] + lm[54]) / 2
+        self.half = max(float(np.linalg.norm(lm[54] - lm[48])) / 2, 1e-3)
+        self.gap = float(amount) * d
+        # the lips' meeting line: the inner corners and the middles of the inner-lip pairs
+        knots = np.stack([lm[60], (lm[61] + lm[67]) / 2, (lm[62] + lm[66]) / 2, (lm[63] + lm[65]) / 2, lm[64]])
+        u, v = self._axes(knots)
+        order = np.argsort(u)
+        self.knots_u, self.knots_v = u[order], v[order]
+
+    def _axes(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rel = np.asarray(points, np.float64) - self.centre
+        return rel @ self.across / self.half, rel @ self.down
+
+    def coords(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(u, dv): across in half mouth widths, pixels below the lips' meeting line."""
+        u, v = self._axes(points)
+        return u, v - np.interp(u, self.knots_u, self.knots_v)
+
+    def drop(self, u: np.ndarray, dv: np.ndarray) -> np.ndarray:
+        """G(u, dv): how far (pixels) the face at and below the lips moves down."""
+        lens = np.clip(1.0 - np.abs(u) ** 4, 0.0, 1.0)
+        jaw = self.JAW * np.exp(-(u**2) / (2 * 1.6**2))
+        # below the lower lip (about where the pixel came from, more than 0.4 half widths under the lips' line) the
+        # lips' lens shape gives way to the jaw's over a half mouth width
+        b = np.clip((dv - self.gap * lens) / self.half - 0.4, 0.0, 1.0)
+        b = b * b * (3 - 2 * b)
+        tail = np.exp(-(np.maximum(dv - 2.0 * self.half, 0.0) ** 2) / (2 * (0.8 * self.half) ** 2))
+        return self.gap * (lens * (1 - b) + jaw * b) * tail
+
+    def displacement(self, points: np.ndarray) -> np.ndarray:
+        """The backward displacement (output pixel samples output - displacement): clip(dv, 0, G) down."""
+        u, dv = self.coords(points)
+        return np.clip(dv, 0.0, self.drop(u, np.maximum(dv, 0.0)))[..., None] * self.down
+
+    def cavity(self, points: np.ndarray) -> np.ndarray:
+        """1 where an output pixel lies in the opened gap (it samples the lips' line), else 0."""
+        u, dv = self.coords(points)
+        return ((dv > 0) & (dv < self.drop(u, np.maximum(dv, 0.0)))).astype(np.float32)
+
+    def move(self, points: np.ndarray) -> np.ndarray:
+        """Where points go: those on or below the lips' line (and the lower lip's, whatever rounding says) move
+        down with the jaw; the rest stay."""
+        x = np.asarray(points, np.float64)
+        u, dv = self.coords(x)
+        lower = dv >= 0
+        if len(x) == 68:
+            lower[list(LOWER_INNER_LIP + LOWER_OUTER_LIP)] = True
+            lower[[48, 54, 60, 64]] = False  # the corners stay closed
+        y = x.copy()
+        for _ in range(12):  # y = x + G(y) down, a fixed point (G's slope is well under 1)
+            uy, dvy = self.coords(y)
+            y = np.where(lower[:, None], x + self.drop(uy, np.maximum(dvy, 0.0))[:, None] * self.down, x)
+        return y
+
+
+def smile_displacement(landmarks: np.ndarray, amount: float) -> Displacement:
+    """The smile as a displacement of output pixels, in the mouth's own axes (u across, v down, in half mouth
+    widths from the corners' middle): up by SMILE_LIFT * amount * (1 - exp(-2 u^2)) / (1 - exp(-2)) (0 at the lips'
+    middle, 1 at the corners), out by SMILE_WIDEN * amount * u; both fade with a Gaussian in v beyond the lips (|v|
+    over 0.5, sigma 0.7: the nose base and chin move less, the eyes not at all) and in u (sigma 2: the cheeks
+    follow)."""
+    lm = np.asarray(landmarks, np.float64)
+    d = eye_distance(lm)
+    across = (lm[45] - lm[36]) / (np.linalg.norm(lm[45] - lm[36]) + 1e-9)
+    down = np.array([-across[1], across[0]])
+    centre = (lm[48] + lm[54]) / 2
+    half = max(float(np.linalg.norm(lm[54] - lm[48])) / 2, 1e-3)
+    lift, widen = SMILE_LIFT * amount * d, SMILE_WIDEN * amount * d
+    norm = 1.0 - np.exp(-2.0)
+
+    def displacement(points: np.ndarray) -> np.ndarray:
+        rel = (np.asarray(points, np.float64) - centre) / half
+        u, v = rel @ across, rel @ down
+        # the lips (|v| < 0.5) move as a piece, so their line stays thin; the skin beyond takes up the stretch
+        fade = np.exp(-(np.maximum(np.abs(v) - 0.5, 0.0) ** 2) / (2 * 0.7**2) - u**2 / (2 * 2.0**2))
+        up = lift * (1.0 - np.exp(-2.0 * u**2)) / norm * fade
+        out = widen * u * fade
+        return -up[..., None] * down + out[..., None] * across
+
+    return displacement
+
+
+def forward(points: np.ndarray, displacement: Displacement, iterations: int = 12) -> np.ndarray:
+    """Where points go under a backward warp by ``displacement`` (output pixel y samples the input at
+    y - displacement(y)): the y with y - displacement(y) = x, by fixed-point iteration (the fields are gentle)."""
+    x = np.asarray(points, np.float64)
+    y = x.copy()
+    for _ in range(iterations):
+        y = x + displacement(y)
+    return y
+
+
+def displacement_map(displacement: Displacement, shape: tuple[int, int], box: np.ndarray) -> np.ndarray:
+    """Backward map (H x W x 2, float32) for :func:`cv2.remap` of a displacement that is non-zero only inside
+    ``box`` ((x0, y0), (x1, y1)), evaluated at every pixel of the box."""
+    h, w = shape
+    base = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
+    x0, y0 = np.clip(np.floor(box[0]).astype(int), 0, [w - 1, h - 1])
+    x1, y1 = np.clip(np.ceil(box[1]).astype(int), 0, [w - 1, h - 1])
+    if x1 <= x0 or y1 <= y0:
+        return base
+    region = base[y0 : y1 + 1, x0 : x1 + 1]
+    region -= displacement(region.astype(np.float64)).astype(np.float32)
+    return base
 
 
 def displacement_field(src: np.ndarray, dst: np.ndarray, shape: tuple[int, int], sigma: float) -> np.ndarray:
@@ -95,13 +242,15 @@ def displacement_field(src: np.ndarray, dst: np.ndarray, shape: tuple[int, int],
     return base
 
 
-def _paint_mouth(image: Image, lm: np.ndarray, amount: float, d: float) -> None:
-    """Darken the opened mouth (the moved inner-lip polygon, feathered) towards a mouth-interior colour, keeping
-    some of the stretched texture, and lay a band of upper teeth along the upper inner lip when wide open."""
+def _paint_mouth(image: Image, lm: np.ndarray, amount: float, d: float, cavity: np.ndarray | None = None) -> None:
+    """Darken the opened mouth (``cavity``, else the moved inner-lip polygon; feathered) towards a mouth-interior
+    colour, keeping some of the stretched texture, and lay a band of upper teeth along the upper inner lip when
+    wide open."""
     h, w = image.shape[:2]
-    poly = np.round(lm[list(INNER_MOUTH)] * 4).astype(np.int32)  # 2 fractional bits: smooth small polygons
-    cavity = np.zeros((h, w), np.float32)
-    cv2.fillPoly(cavity, [poly], 1.0, lineType=cv2.LINE_AA, shift=2)
+    if cavity is None:
+        poly = np.round(lm[list(INNER_MOUTH)] * 4).astype(np.int32)  # 2 fractional bits: smooth small polygons
+        cavity = np.zeros((h, w), np.float32)
+        cv2.fillPoly(cavity, [poly], 1.0, lineType=cv2.LINE_AA, shift=2)
     if cavity.sum() < 2:
         return
     interior = np.array([38, 32, 70], np.float32)  # BGR: a dim red-brown, what a mouth looks like inside
@@ -161,37 +310,91 @@ def expression_warp(
     eyes: float = 0.0,
     extra: tuple[np.ndarray, ...] = (),
     paint_lids: bool = True,
+    smile: float = 0.0,
+    rigid_jaw: bool = False,
 ) -> tuple[Image, np.ndarray, tuple[np.ndarray, ...]]:
-    """Open the mouth by ``mouth`` eye distances and close the eyes by ``eyes`` (0..1) in ``image`` (H x W x 3
-    uint8). ``extra`` arrays (H x W masks) are warped with the same field. ``paint_lids=False``: the lids are only
-    moved, not painted over (a squint). Returns (image, moved landmarks, extra)."""
+    """Open the mouth by ``mouth`` eye distances, close the eyes by ``eyes`` (0..1) and smile by ``smile`` (0..1, 1
+    a clear closed-mouth smile) in ``image`` (H x W x 3 uint8).
+    ``extra`` arrays (H x W masks) are warped with the same field. ``paint_lids=False``: the lids are only moved,
+    not painted over (a squint). ``rigid_jaw=True``: the mouth opens by :class:`JawDrop` (the drawn lips exactly
+    where the returned landmarks say) instead of the field interpolated from the moved landmarks.
+    Returns (image, moved landmarks, extra)."""
     lm = np.asarray(landmarks, np.float64)
-    if mouth <= 0 and eyes <= 0:
+    smile = max(float(smile), 0.0)
+    if mouth <= 0 and eyes <= 0 and smile <= 0:
         return image.copy(), lm.copy(), tuple(e.copy() for e in extra)
-    moved = moved_landmarks(lm, mouth, eyes)
+    moved = moved_landmarks(lm, mouth, eyes, smile, rigid_jaw)
     d = eye_distance(lm)
+    shape = (image.shape[0], image.shape[1])
     warped, extra_out = image, tuple(extra)
-    # Two fields: the mouth and jaw move smoothly over a wide area; the lids must move within the eye only.
-    for part, sigma, keep in (("mouth", 0.35 * d, ANCHORS), ("eyes", 0.07 * d, EYE_ANCHORS)):
-        amount = mouth if part == "mouth" else eyes
-        if amount <= 0:
-            continue
-        target = moved_landmarks(lm, mouth if part == "mouth" else 0.0, eyes if part == "eyes" else 0.0)
-        movers = [i for i in range(68) if np.any(np.abs(target[i] - lm[i]) > 1e-6)]
-        idx = movers + [i for i in keep if i not in movers]
-        src, dst = lm[idx], target[idx]
-        if part == "eyes":  # hold the skin under the lower lids still (the lids themselves are where the upper ones go)
-            below = lm[list(LOWER_LIDS)] + np.array([0.0, 0.12 * d])
-            src, dst = np.concatenate([src, below]), np.concatenate([dst, below])
-        field = displacement_field(src, dst, (image.shape[0], image.shape[1]), sigma=sigma)
+
+    def remap(field: np.ndarray) -> None:
+        nonlocal warped, extra_out
         warped = cv2.remap(warped, field[..., 0], field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
         extra_out = tuple(
             cv2.remap(e, field[..., 0], field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
             for e in extra_out
         )
+
+    # In the order moved_landmarks applies them: the mouth opens (a field interpolated from the landmarks, smooth
+    # over a wide area, or the rigid jaw's), the smile's field, then the lids (a field within the eye only).
+    cavity = None
+    if mouth > 0 and rigid_jaw:
+        jaw = JawDrop(lm, mouth)
+        box = _box(lm[list(range(2, 15)) + list(range(48, 68))], 0.5 * d)
+        remap(displacement_map(jaw.displacement, shape, box))
+        cavity = _evaluate(jaw.cavity, shape, box)
+    elif mouth > 0:
+        remap(_landmark_field(lm, moved_landmarks(lm, mouth=mouth), ANCHORS, 0.35 * d, shape))
+    if smile > 0:
+        remap(np.stack(_smile_map(lm, smile, shape), axis=-1))
+    if eyes > 0:
+        below = lm[list(LOWER_LIDS)] + np.array([0.0, 0.12 * d])  # the skin under the lower lids holds still
+        remap(_landmark_field(lm, moved_landmarks(lm, eyes=eyes), EYE_ANCHORS, 0.07 * d, shape, below))
     warped = np.ascontiguousarray(warped)
     if mouth > 0.03:
-        _paint_mouth(warped, moved, mouth, d)
+        if cavity is not None and smile > 0:  # the gap was drawn before the smile moved it
+            cavity = cv2.remap(cavity, *_smile_map(lm, smile, shape), cv2.INTER_LINEAR)
+        _paint_mouth(warped, moved, mouth, d, cavity)
     if eyes > 0.05 and paint_lids:
         _paint_lids(warped, lm, float(np.clip(eyes, 0.0, 1.0)), d)
     return warped, moved, extra_out
+
+
+def _landmark_field(
+    lm: np.ndarray,
+    target: np.ndarray,
+    keep: tuple[int, ...],
+    sigma: float,
+    shape: tuple[int, int],
+    still: np.ndarray | None = None,
+) -> np.ndarray:
+    """The backward map that moves the landmarks that move in ``target``, holding the ``keep`` landmarks (and the
+    ``still`` extra points) where they are."""
+    movers = [i for i in range(68) if np.any(np.abs(target[i] - lm[i]) > 1e-6)]
+    idx = movers + [i for i in keep if i not in movers]
+    src, dst = lm[idx], target[idx]
+    if still is not None:
+        src, dst = np.concatenate([src, still]), np.concatenate([dst, still])
+    return displacement_field(src, dst, shape, sigma=sigma)
+
+
+def _smile_map(lm: np.ndarray, smile: float, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    field = displacement_map(smile_displacement(lm, smile), shape, _box(lm[48:60], 3.5 * eye_distance(lm)))
+    return field[..., 0], field[..., 1]
+
+
+def _evaluate(function: Callable[[np.ndarray], np.ndarray], shape: tuple[int, int], box: np.ndarray) -> np.ndarray:
+    """An H x W float32 image of ``function`` of the pixel positions inside ``box``, 0 outside."""
+    h, w = shape
+    out = np.zeros((h, w), np.float32)
+    x0, y0 = np.clip(np.floor(box[0]).astype(int), 0, [w - 1, h - 1])
+    x1, y1 = np.clip(np.ceil(box[1]).astype(int), 0, [w - 1, h - 1])
+    gx, gy = np.meshgrid(np.arange(x0, x1 + 1, dtype=np.float64), np.arange(y0, y1 + 1, dtype=np.float64))
+    out[y0 : y1 + 1, x0 : x1 + 1] = function(np.stack([gx, gy], axis=-1))
+    return out
+
+
+def _box(points: np.ndarray, margin: float) -> np.ndarray:
+    """((x0, y0), (x1, y1)): the points' bounding box grown by ``margin`` pixels."""
+    return np.stack([points.min(axis=0) - margin, points.max(axis=0) + margin])

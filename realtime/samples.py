@@ -8,6 +8,11 @@
 No face video exists offline, so :func:`synthetic_clip` makes one: smooth head motion (translation, in-plane rotation,
 scale, slight perspective), lighting drift, sensor noise and optional segments where the face leaves the frame or is
 partly covered. Every frame comes with its ground-truth 3x3 transform (portrait pixels -> frame pixels).
+
+`swapcam make-clip` writes that clip, or with --expressions / --occluders a truth clip (realtime.clips): the face
+blinks, squints, opens its mouth and smiles, or a hand and a dark bar sweep across it, and a JSON file beside the
+video says what was drawn in every frame (landmarks, expression amounts, events; occluder masks in an .npz), for
+`swapcam eval` to measure against.
 """
 
 from __future__ import annotations
@@ -132,6 +137,77 @@ def _smooth(rng: np.random.Generator, t: np.ndarray, amplitude: float) -> np.nda
     return amplitude * out / 3.0
 
 
+BACKGROUND = (58, 52, 48)  # BGR: what the camera sees around the portrait
+
+
+@dataclass(frozen=True)
+class HeadMotion:
+    """A clip's head motion and lighting, frame by frame."""
+
+    transforms: np.ndarray  # n x 3 x 3, portrait pixel -> frame pixel (projective)
+    light: np.ndarray  # n x 3 float32: per-channel gain (lighting drift x tint), BGR
+    face_visible: np.ndarray  # n bool: False while the face is (mostly) outside the frame
+
+
+def head_motion(
+    por: Portrait,
+    n_frames: int,
+    size: tuple[int, int],
+    fps: float,
+    rng: np.random.Generator,
+    motion: float = 1.0,
+    leave_frame: bool = False,
+) -> HeadMotion:
+    """Smooth head motion for :func:`synthetic_clip` (see there), drawn from ``rng``."""
+    width, height = size
+    t = np.arange(n_frames) / fps
+    angle = _smooth(rng, t, 15.0 * motion) * 1.4  # the sum of sines rarely reaches its bound; 1.4 spreads it to ~+-15
+    angle = np.clip(angle, -15.0, 15.0)
+    scale = 1.0 + np.clip(_smooth(rng, t, 0.15 * motion) * 1.4, -0.15, 0.15)
+    tx = _smooth(rng, t, 0.08 * width * motion)
+    ty = _smooth(rng, t, 0.08 * height * motion)
+    px = _smooth(rng, t, 2e-4 * motion)
+    py = _smooth(rng, t, 2e-4 * motion)
+    gain = 1.0 + _smooth(rng, t, 0.12)
+    tint = 1.0 + np.stack([_smooth(rng, t, 0.04) for _ in range(3)], axis=1)
+
+    face_visible = np.ones(n_frames, bool)
+    if leave_frame and n_frames >= 10:
+        a, b = int(n_frames * 0.4), int(n_frames * 0.6)
+        ramp = np.sin(np.linspace(0, np.pi, b - a))  # out and back in
+        tx[a:b] += ramp * width * 0.95
+        face_visible[a:b] = ramp < 0.55
+
+    base = 0.42 * height / por.face_size  # a webcam close-up: the landmark box ~ 42 % of the frame height
+    cx, cy = por.face_center
+    transforms = np.zeros((n_frames, 3, 3))
+    for i in range(n_frames):
+        a = np.deg2rad(angle[i])
+        s = base * scale[i]
+        to_origin = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1.0]])
+        persp = np.array([[1, 0, 0], [0, 1, 0], [px[i], py[i], 1.0]])
+        sim = np.array([[s * np.cos(a), -s * np.sin(a), 0], [s * np.sin(a), s * np.cos(a), 0], [0, 0, 1.0]])
+        to_frame = np.array([[1, 0, width / 2 + tx[i]], [0, 1, height / 2 + ty[i]], [0, 0, 1.0]])
+        transforms[i] = to_frame @ sim @ persp @ to_origin
+    light = (gain[:, None] * tint).astype(np.float32)
+    return HeadMotion(transforms, light, face_visible)
+
+
+def place(image: Image, transform: np.ndarray, size: tuple[int, int]) -> Image:
+    """The portrait (or a warped copy of it) seen through one frame's transform, on the background."""
+    return cv2.warpPerspective(
+        image, transform, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=BACKGROUND
+    )
+
+
+def expose(frame: np.ndarray, light: np.ndarray, noise: float, rng: np.random.Generator) -> Image:
+    """A placed frame (uint8, or float32 0..255) under one frame's lighting, with sensor noise from ``rng``."""
+    img = frame.astype(np.float32) * light
+    if noise > 0:
+        img += rng.normal(0.0, noise, img.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
 def synthetic_clip(
     source: str | Portrait = "astronaut",
     n_frames: int = 90,
@@ -150,60 +226,19 @@ def synthetic_clip(
     ``leave_frame`` adds a segment (middle fifth of the clip) where the face slides out of the frame;
     ``occlusion`` adds a segment where a hand-sized patch covers the lower face.
     """
-    if n_frames < 1:
-        raise SwapcamError(f"n_frames={n_frames}, expected >= 1")
-    width, height = int(size[0]), int(size[1])
-    if width < 64 or height < 64:
-        raise SwapcamError(f"clip size {width}x{height} is too small (min 64x64)")
+    width, height = check_clip_size(n_frames, size)
     por = portrait(source) if isinstance(source, str) else source
     rng = np.random.default_rng(seed)
-    t = np.arange(n_frames) / fps
-    angle = _smooth(rng, t, 15.0 * motion) * 1.4  # the sum of sines rarely reaches its bound; 1.4 spreads it to ~+-15
-    angle = np.clip(angle, -15.0, 15.0)
-    scale = 1.0 + np.clip(_smooth(rng, t, 0.15 * motion) * 1.4, -0.15, 0.15)
-    tx = _smooth(rng, t, 0.08 * width * motion)
-    ty = _smooth(rng, t, 0.08 * height * motion)
-    px = _smooth(rng, t, 2e-4 * motion)
-    py = _smooth(rng, t, 2e-4 * motion)
-    gain = 1.0 + _smooth(rng, t, 0.12)
-    tint = 1.0 + np.stack([_smooth(rng, t, 0.04) for _ in range(3)], axis=1)
-
-    face_visible = np.ones(n_frames, bool)
+    motion_path = head_motion(por, n_frames, (width, height), fps, rng, motion, leave_frame)
     occluded = np.zeros(n_frames, bool)
-    if leave_frame and n_frames >= 10:
-        a, b = int(n_frames * 0.4), int(n_frames * 0.6)
-        ramp = np.sin(np.linspace(0, np.pi, b - a))  # out and back in
-        tx[a:b] += ramp * width * 0.95
-        face_visible[a:b] = ramp < 0.55
     if occlusion and n_frames >= 10:
         occluded[int(n_frames * 0.7) : int(n_frames * 0.8)] = True
 
-    base = 0.42 * height / por.face_size  # a webcam close-up: the landmark box ~ 42 % of the frame height
     cx, cy = por.face_center
-    transforms = np.zeros((n_frames, 3, 3))
     frames: list[Image] = []
     for i in range(n_frames):
-        a = np.deg2rad(angle[i])
-        s = base * scale[i]
-        to_origin = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1.0]])
-        persp = np.array([[1, 0, 0], [0, 1, 0], [px[i], py[i], 1.0]])
-        sim = np.array([[s * np.cos(a), -s * np.sin(a), 0], [s * np.sin(a), s * np.cos(a), 0], [0, 0, 1.0]])
-        to_frame = np.array([[1, 0, width / 2 + tx[i]], [0, 1, height / 2 + ty[i]], [0, 0, 1.0]])
-        h = to_frame @ sim @ persp @ to_origin
-        transforms[i] = h
-        frame = cv2.warpPerspective(
-            por.image,
-            h,
-            (width, height),
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=(58, 52, 48),
-        )
-        light = (gain[i] * tint[i]).astype(np.float32)
-        img = frame.astype(np.float32) * light
-        if noise > 0:
-            img += rng.normal(0.0, noise, img.shape).astype(np.float32)
-        frame = np.clip(img, 0, 255).astype(np.uint8)
+        h = motion_path.transforms[i]
+        frame = expose(place(por.image, h, (width, height)), motion_path.light[i], noise, rng)
         if occluded[i]:
             centre = h @ np.array([cx, cy + 0.3 * por.face_size, 1.0])
             x, y = (centre[:2] / centre[2]).astype(int)
@@ -212,13 +247,23 @@ def synthetic_clip(
         frames.append(frame)
     return SyntheticClip(
         frames,
-        transforms,
-        face_visible,
+        motion_path.transforms,
+        motion_path.face_visible,
         occluded,
         fps,
         por,
         meta={"seed": seed, "size": (width, height), "motion": motion, "noise": noise},
     )
+
+
+def check_clip_size(n_frames: int, size: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) as ints; SwapcamError for fewer than 1 frame or a frame under 64x64."""
+    if n_frames < 1:
+        raise SwapcamError(f"n_frames={n_frames}, expected >= 1")
+    width, height = int(size[0]), int(size[1])
+    if width < 64 or height < 64:
+        raise SwapcamError(f"clip size {width}x{height} is too small (min 64x64)")
+    return width, height
 
 
 def write_y4m(frames: list[Image], path: str | Path, fps: float = 30.0) -> Path:
@@ -258,13 +303,36 @@ def write_mp4(frames: list[Image], path: str | Path, fps: float = 30.0) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--portrait", choices=PORTRAITS, default="astronaut", help="which built-in face")
+    parser.add_argument(
+        "--portrait",
+        choices=PORTRAITS,
+        default=argparse.SUPPRESS,
+        help="which built-in face (default: astronaut for the plain clip, grace_hopper for --expressions and "
+        "--occluders: the larger, neutral face of the two)",
+    )
     parser.add_argument("--frames", type=int, default=150, help="number of frames")
     parser.add_argument("--size", default="640x480", help="WIDTHxHEIGHT")
     parser.add_argument("--fps", type=float, default=30.0, help="frames per second")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same clip)")
-    parser.add_argument("--leave-frame", action="store_true", help="include a segment where the face leaves the frame")
-    parser.add_argument("--occlusion", action="store_true", help="include a segment where the face is partly covered")
+    parser.add_argument(
+        "--leave-frame", action="store_true", help="plain clip only: include a segment where the face leaves the frame"
+    )
+    parser.add_argument(
+        "--occlusion", action="store_true", help="plain clip only: include a segment where the face is partly covered"
+    )
+    parser.add_argument(
+        "--expressions",
+        action="store_true",
+        help="a truth clip instead: the face blinks, squints, opens its mouth and smiles on a seeded schedule "
+        "under gentle head motion; also writes OUT_STEM.truth.json (landmarks, schedule, events per frame). "
+        "Not with --occluders",
+    )
+    parser.add_argument(
+        "--occluders",
+        action="store_true",
+        help="a truth clip instead: a hand sweeps over the mouth and cheek, later a dark bar across the face; also "
+        "writes OUT_STEM.truth.json and OUT_STEM.masks.npz (each frame's occluder pixels). Not with --expressions",
+    )
     parser.add_argument("--out", required=True, help="output file: .mp4 or .y4m (Chromium's fake camera format)")
 
 
@@ -277,8 +345,26 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    truth_kind = [kind for kind in ("expressions", "occluders") if getattr(args, kind, False)]
+    if len(truth_kind) > 1:
+        raise SwapcamError("--expressions and --occluders make different clips; choose one")
+    out = Path(args.out)
+    if out.suffix.lower() not in (".y4m", ".mp4", ".avi", ".mov"):
+        raise SwapcamError(f"--out {out}: unsupported extension {out.suffix!r}; use .mp4 or .y4m")
+    if truth_kind:
+        if args.leave_frame or args.occlusion:
+            raise SwapcamError("--leave-frame and --occlusion are for the plain clip, not the truth clips")
+        from realtime.clips import TRUTH_PORTRAIT, truth_clip, write_truth_clip
+
+        name = getattr(args, "portrait", TRUTH_PORTRAIT)
+        truth = truth_clip(truth_kind[0], name, args.frames, parse_size(args.size), args.fps, args.seed)
+        video, truth_path, masks_path = write_truth_clip(truth, out)
+        also = f", {truth_path}" + (f", {masks_path}" if masks_path else "")
+        print(f"wrote {len(truth)} frames of {name} ({truth_kind[0]}) to {video}{also}")
+        return 0
+    name = getattr(args, "portrait", "astronaut")
     clip = synthetic_clip(
-        args.portrait,
+        name,
         args.frames,
         parse_size(args.size),
         args.fps,
@@ -286,12 +372,9 @@ def run(args: argparse.Namespace) -> int:
         leave_frame=args.leave_frame,
         occlusion=args.occlusion,
     )
-    out = Path(args.out)
     if out.suffix.lower() == ".y4m":
         write_y4m(clip.frames, out, clip.fps)
-    elif out.suffix.lower() in (".mp4", ".avi", ".mov"):
-        write_mp4(clip.frames, out, clip.fps)
     else:
-        raise SwapcamError(f"--out {out}: unsupported extension {out.suffix!r}; use .mp4 or .y4m")
-    print(f"wrote {len(clip)} frames of {args.portrait} to {out}")
+        write_mp4(clip.frames, out, clip.fps)
+    print(f"wrote {len(clip)} frames of {name} to {out}")
     return 0
