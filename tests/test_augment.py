@@ -109,3 +109,155 @@ def test_clean_samples_keep_the_aligned_crop_as_target():
     assert np.array_equal(target, image) and not np.array_equal(warped, image)
     batch = aug.batch(image[None], mask[None], weight[None], np.array([0, 0]), seed=1, step=0, stream=0, clean=True)
     assert np.array_equal(batch["target"], to_nchw_rgb(np.stack([image, image])))
+
+
+# --------------------------------------------------------------------------------------------------- occluders
+from training.occluders import KINDS, choose_kind, paste_occluder  # noqa: E402
+
+_NO_DEGRADE = dict(blur=0.0, noise=0.0)
+
+
+def _occluded_pair(seed: int, **config) -> tuple:
+    """The same sample without and with an occluder (every other setting alike)."""
+    image, mask, weight = _blob_face(seed)
+    others = np.stack([_blob_face(seed + k)[0] for k in range(1, 4)])
+    plain = Augmenter(AugmentConfig(occluders=0.0, **config)).sample_parts(image, mask, weight, seed, others=others)
+    occluded = Augmenter(AugmentConfig(occluders=1.0, **config)).sample_parts(image, mask, weight, seed, others=others)
+    return plain, occluded
+
+
+def test_occluder_zeroes_the_mask_target_exactly_where_it_pasted():
+    overlapped = 0
+    for seed in range(12):
+        plain, occ = _occluded_pair(seed, **_NO_DEGRADE)
+        alpha = occ.occluder
+        assert plain.occluder is None and alpha is not None and alpha.dtype == np.float32
+        assert alpha.shape == (SIZE, SIZE) and 0.0 <= alpha.min() and alpha.max() <= 1.0 and alpha.max() > 0.5
+        # the mask target: 1 - alpha times the hull, so 0 where the occluder is opaque, untouched where it is absent
+        assert np.array_equal(occ.mask, plain.mask * (1.0 - alpha))
+        assert np.all(occ.mask[alpha == 1.0] == 0.0)
+        assert np.array_equal(occ.mask[alpha == 0], plain.mask[alpha == 0])
+        # the face target and its loss weight are the whole face, as without the occluder
+        assert np.array_equal(occ.target, plain.target) and np.array_equal(occ.weight, plain.weight)
+        # the input changed only under the occluder, and there it did change
+        assert np.array_equal(occ.input[alpha == 0], plain.input[alpha == 0])
+        assert np.any(occ.input[alpha >= 0.5] != plain.input[alpha >= 0.5])
+        overlapped += bool(((alpha > 0.5) & (plain.mask > 0.5)).any())
+    assert overlapped >= 10, f"occluders over the face in only {overlapped} of 12 samples"
+
+
+def test_occluder_follows_the_warp_and_survives_degradation():
+    # random warp and the input's blur/noise on: the occluder is pasted after the warp (the same pixels in input and
+    # mask target), and degradation reaches it as it reaches the face: outside a 1 px rim of it, input unchanged
+    for seed in range(6):
+        plain, occ = _occluded_pair(seed, warp=1.0, blur=1.0, noise=0.0)
+        alpha = occ.occluder
+        assert np.array_equal(occ.mask, plain.mask * (1.0 - alpha))
+        rim = cv2.dilate((alpha > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        assert np.array_equal(occ.input[~rim], plain.input[~rim])
+        assert np.array_equal(occ.target, plain.target)
+
+
+def test_occluders_are_deterministic_and_off_means_unchanged():
+    image, mask, weight = _blob_face(4)
+    images, masks, weights = map(np.stack, zip(*[_blob_face(i) for i in range(6)], strict=True))
+    idx = np.arange(6)
+    aug = Augmenter(AugmentConfig(occluders=0.5))
+    b1 = aug.batch(images, masks, weights, idx, seed=3, step=2, stream=1)
+    b2 = Augmenter(AugmentConfig(occluders=0.5)).batch(images, masks, weights, idx, seed=3, step=2, stream=1)
+    assert all(np.array_equal(b1[k], b2[k]) for k in b1)
+    b0 = Augmenter(AugmentConfig(occluders=0.0)).batch(images, masks, weights, idx, seed=3, step=2, stream=1)
+    # occluders draw from their own stream: targets and weights are those of the run without them, and the samples
+    # that drew no occluder are identical in every part
+    assert np.array_equal(b1["target"], b0["target"]) and np.array_equal(b1["weight"], b0["weight"])
+    hit = [not np.array_equal(b1["mask"][k], b0["mask"][k]) for k in range(6)]
+    assert 0 < sum(hit) < 6, "p=0.5 over 6 samples: some with, some without"
+    for k in range(6):
+        if not hit[k]:
+            assert np.array_equal(b1["input"][k], b0["input"][k])
+    # probability 0 never pastes one: the samples are the ones built before occluders existed (same code path)
+    for seed in range(8):
+        assert Augmenter(AugmentConfig()).sample_parts(image, mask, weight, seed).occluder is None
+    s1 = Augmenter(AugmentConfig(occluders=1.0)).sample_parts(image, mask, weight, 9).occluder
+    s2 = Augmenter(AugmentConfig(occluders=1.0)).sample_parts(image, mask, weight, 10).occluder
+    assert s1 is not None and s2 is not None and not np.array_equal(s1, s2)
+
+
+def test_every_occluder_kind_is_drawn_and_pasted_exactly():
+    image, mask, _ = _blob_face(5)
+    assert {choose_kind(np.random.default_rng(s)) for s in range(200)} == set(KINDS)
+    grey = np.full((2, SIZE, SIZE, 3), (10, 200, 30), np.uint8)  # patches must cut their texture from `others`
+    for kind in KINDS:
+        for seed in range(5):
+            out, alpha = paste_occluder(image, np.random.default_rng(seed), grey, mask, kind=kind)
+            area = float((alpha > 0.5).sum())
+            assert 0.02 * mask.sum() < area, f"{kind}: nothing drawn"
+            assert np.array_equal(out[alpha == 0], image[alpha == 0])  # untouched outside it
+            assert np.allclose(alpha * 255, np.round(alpha * 255), atol=1e-3)  # 1/255 steps: exact 1 - alpha
+            if kind == "patch":
+                assert np.all(np.abs(out[alpha == 1.0].astype(int) - (10, 200, 30)) <= 1)
+    with pytest.raises(ValueError, match="occluder kind"):
+        paste_occluder(image, np.random.default_rng(0), kind="cat")
+    with pytest.raises(ValueError, match="uint8"):
+        paste_occluder(image.astype(np.float32), np.random.default_rng(0))
+
+
+def test_occluder_and_mask_loss_switches_in_train_enroll_and_demo_build():
+    import argparse
+
+    from training import demo_model, enroll, train
+
+    def parse(module, *argv):
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)
+        return train.occluders_from_args(parser.parse_args(list(argv)))
+
+    base = ("--a", "A", "--b", "B", "--out", "O")
+    assert parse(train, *base) == train.OCCLUDERS == 0.3
+    assert parse(train, *base, "--occluders", "0.5") == 0.5 and parse(train, *base, "--no-occluders") == 0.0
+    assert parse(enroll, "--out", "me") == 0.3 and parse(enroll, "--out", "me", "--no-occluders") == 0.0
+    assert parse(demo_model, "--occluders", "0.2") == 0.2 and demo_model.Recipe().occluders == 0.3
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    assert train.config_from_args(parser.parse_args([*base, "--no-occluders"])).occluders == 0.0
+    # a checkpoint saved before occluders existed resumes as it was trained: without them
+    cfg = train.TrainConfig(a="A", b="B", out="O")
+    older = {k: v for k, v in vars(cfg).items() if k not in ("occluders", "mask_loss")}
+    saved = {"train_config": older, "model_config": _tiny_config()}
+    assert train.resolve_config(cfg, saved)[0].occluders == 0.0
+    with pytest.raises(train.SwapcamError, match="--occluders 1.5"):
+        train.resolve_config(train.TrainConfig(a="A", b="B", out="O", occluders=1.5), None)
+    # ... and with the mask loss it had (MSE); new runs learn the mask with cross-entropy
+    assert train.resolve_config(cfg, saved)[0].mask_loss == "mse" and cfg.mask_loss == "bce"
+    assert train.config_from_args(parser.parse_args([*base, "--mask-loss", "mse"])).mask_loss == "mse"
+
+
+def _tiny_config() -> dict:
+    pytest.importorskip("torch")
+    from models.autoencoder import get_preset
+
+    return get_preset("tiny").to_dict()
+
+
+def test_cross_entropy_mask_loss_pushes_a_sure_wrong_mask_harder():
+    torch = pytest.importorskip("torch")
+    from training.losses import mask_error, reconstruction_loss
+
+    target = torch.tensor([[0.0, 1.0, 1.0, 0.25]])  # 0 under an opaque occluder, 0.25 under a soft edge
+    mask = torch.tensor([[0.98, 0.99, 1.0, 0.6]])  # 1.0: a saturated sigmoid, and still no log(0)
+    bce = mask_error(mask, target, "bce")
+    expected = -(target * torch.log(mask.clamp(1e-6, 1 - 1e-6)) + (1 - target) * torch.log((1 - mask).clamp(1e-6)))
+    assert float(bce) == pytest.approx(float(expected.mean()), rel=1e-5) and torch.isfinite(bce)
+    logit = torch.logit(torch.tensor([0.98]), eps=1e-6).requires_grad_(True)
+    grads = {}
+    for kind in ("bce", "mse"):
+        (g,) = torch.autograd.grad(mask_error(torch.sigmoid(logit), torch.zeros(1), kind), logit)
+        grads[kind] = float(g)
+    assert grads["bce"] > 20 * grads["mse"] > 0  # where MSE's gradient vanishes in the saturated sigmoid
+    face = torch.rand(1, 3, 16, 16)
+    m, t = torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16)
+    w = torch.ones(1, 1, 16, 16)
+    with_bce = reconstruction_loss(face, m, face, t, w, mask_weight=2.0, mask_loss="bce")
+    assert float(with_bce) == pytest.approx(2.0 * float(mask_error(m, t, "bce")) + 0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="mask loss"):
+        mask_error(m, t, "l1")

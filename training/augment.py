@@ -1,14 +1,19 @@
 """Training augmentation: the classic deepfakes random warp plus an albumentations pipeline. Seeded, deterministic.
 
-One sample is built in three steps:
+One sample is built in four steps:
 
 1. ``geometry_colour`` (albumentations: horizontal flip, small affine, colour jitter) applied to the face *and* its
    masks (landmark hull, loss-priority map), so masks follow their faces. Its output is the training **target**.
 2. :func:`random_warp`: a smooth random displacement field (a coarse grid of Gaussian offsets, interpolated) applied to
    the target only. The model sees the warped face and must draw the unwarped one; this is what stops the shared
    encoder from learning an identity map and makes it describe the face instead.
-3. ``degrade`` (albumentations: blur, noise) on the **input** only: the live camera is blurrier and noisier than
-   the training crops, and the model should not learn to paint noise.
+3. With probability ``occluders``: an occluder (training.occluders: a hand, a bar, a cup, a piece of another crop)
+   pasted over the warped input, in target coordinates (after the warp, so the same pixels are covered in input and
+   target), and the **mask target** multiplied by ``1 - alpha`` there: the learned mask leaves out what is in front
+   of the face. The face target and its loss weight are unchanged: the decoder keeps drawing the face behind it.
+4. ``degrade`` (albumentations: blur, noise) on the **input** only: the live camera is blurrier and noisier than
+   the training crops (and blurs an occluder's edge as it blurs the face), and the model should not learn to paint
+   noise.
 
 Every sample has its own seed (from the run seed, the step and the sample's position), so a batch is a pure function
 of ``(seed, step)``: a resumed run draws exactly the batches the uninterrupted run would have drawn.
@@ -38,6 +43,9 @@ class AugmentConfig:
     expressions: float = 0.0
     mouth_max: float = 0.45
     eyes_share: float = 0.3
+    # Probability of an occluder over the input (training.occluders); the mask target is 0 under it. 0: off, and
+    # samples are exactly what they were before occluders existed (their random draws are a stream of their own).
+    occluders: float = 0.0
 
 
 def sample_seed(seed: int, step: int, stream: int, index: int) -> int:
@@ -58,6 +66,21 @@ def random_warp(image: np.ndarray, rng: np.random.Generator, amount: float = 1.0
     dy = cv2.resize(coarse[1], (w, h), interpolation=cv2.INTER_CUBIC)
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     return cv2.remap(image, xs + dx, ys + dy, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training sample: input and target HxWx3 uint8 BGR, mask and weight targets HxW float32, and the alpha
+    (HxW float32 in [0, 1]) of the occluder pasted over the input, None when there is none."""
+
+    input: np.ndarray
+    target: np.ndarray
+    mask: np.ndarray
+    weight: np.ndarray
+    occluder: np.ndarray | None = None
+
+    def as_tuple(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return self.input, self.target, self.mask, self.weight
 
 
 class Augmenter:
@@ -119,6 +142,7 @@ class Augmenter:
         warp: float | None = None,
         landmarks: np.ndarray | None = None,
         clean: bool = False,
+        others: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """One sample from a BGR uint8 crop and its float32 masks: (input, target) HxWx3 uint8 BGR, mask, weight HxW.
 
@@ -126,7 +150,22 @@ class Augmenter:
         (the crop's 68 points) enable the expression warps. The reflected border that the affine invents gets
         weight 0: it is not face, so the loss ignores it. ``clean`` skips step 1 (no flip, affine or colour jitter):
         the target is the aligned crop as it is, where a decoder's detail texture (models.autoencoder) is registered.
+        ``others`` (N x H x W x 3 uint8, e.g. the whole faceset) are where patch occluders cut their texture.
         """
+        return self.sample_parts(image, mask, weight, seed, warp, landmarks, clean, others).as_tuple()
+
+    def sample_parts(
+        self,
+        image: np.ndarray,
+        mask: np.ndarray,
+        weight: np.ndarray,
+        seed: int,
+        warp: float | None = None,
+        landmarks: np.ndarray | None = None,
+        clean: bool = False,
+        others: np.ndarray | None = None,
+    ) -> Sample:
+        """:meth:`sample` with the occluder's alpha (target coordinates; None when this sample has none)."""
         c = self.config
         if landmarks is not None and c.expressions > 0:
             rng_e = np.random.default_rng([seed, 11])
@@ -147,10 +186,20 @@ class Augmenter:
             mask_t, weight_t, valid_t = out["masks"]
         rng = np.random.default_rng(seed)
         warped = random_warp(target, rng, c.warp if warp is None else warp)
+        mask_t = np.asarray(mask_t, np.float32)
+        alpha = None
+        if c.occluders > 0:
+            rng_o = np.random.default_rng([seed, 23])  # its own stream: the other draws stay as they were
+            if rng_o.random() < c.occluders:
+                from training.occluders import paste_occluder
+
+                # after the warp: the model sees the occluder at the same pixels where its mask must say 0
+                warped, alpha = paste_occluder(warped, rng_o, others, face_mask=mask_t)
+                mask_t = mask_t * (1.0 - alpha)
         degrade.set_random_seed(seed ^ 0x5A5A5A5A)
         warped = degrade(image=warped)["image"]
         weight_t = np.asarray(weight_t, np.float32) * (np.asarray(valid_t, np.float32) > 0.5)
-        return warped, target, np.asarray(mask_t, np.float32), weight_t
+        return Sample(warped, target, mask_t, weight_t, alpha)
 
     def batch(
         self,
@@ -167,12 +216,14 @@ class Augmenter:
     ) -> dict[str, np.ndarray]:
         """A batch as float32 NCHW arrays, RGB in [0, 1] (the model's contract): input, target, mask, weight.
         ``landmarks`` (N x 68 x 2 crop points of ``images``) enable the expression warps; ``clean``: see
-        :meth:`sample`."""
+        :meth:`sample`; patch occluders cut their texture from any of ``images``."""
 
         def one(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             i = int(indices[k])
             lm = None if landmarks is None else landmarks[i]
-            return self.sample(images[i], masks[i], weights[i], sample_seed(seed, step, stream, k), warp, lm, clean)
+            return self.sample(
+                images[i], masks[i], weights[i], sample_seed(seed, step, stream, k), warp, lm, clean, images
+            )
 
         samples = [one(k) for k in range(len(indices))]
         inputs, targets, ms, ws = (list(part) for part in zip(*samples, strict=True))

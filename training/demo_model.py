@@ -23,6 +23,7 @@ from models.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from models.contract import DEMO_DIR, DEMO_MODELS
 from realtime.atomic import atomic_write_bytes
 from realtime.errors import SwapcamError
+from training.train import OCCLUDERS, add_occluder_arguments, occluders_from_args
 
 log = logging.getLogger("swapcam.demo_model")
 MAX_BYTES = 15_000_000
@@ -67,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fine-tune this checkpoint (e.g. models/demo/demo_train_checkpoint.pt) instead of training from "
         "scratch; a model without detail textures gets them, started from the facesets",
     )
+    add_occluder_arguments(parser)
     parser.add_argument("--holdout", type=float, default=0.05, help="share of each faceset held out for held-out PSNR")
     parser.add_argument("--seed", type=int, default=0, help="seed of clips, weights, batches and augmentation")
     parser.add_argument("--clips", type=int, default=8, help="synthetic clips per identity (different seeds)")
@@ -124,6 +126,7 @@ class Recipe:
     augment_off: float = 1.0
     init: str = ""
     texture: bool = False
+    occluders: float = OCCLUDERS
 
 
 # Clip seeds start above the seeds `swapcam eval` and the tests use for their synthetic clips (0..9), so the
@@ -182,6 +185,7 @@ def train_config(workdir: Path, recipe: Recipe, max_minutes: float = 0.0, worker
         augment_off=recipe.augment_off,
         init=recipe.init,
         texture=recipe.texture,
+        occluders=recipe.occluders,
     )
 
 
@@ -329,6 +333,7 @@ def _recipe(
     )
     origin = f"fine-tuned from `{tcfg['init']}`" if tcfg.get("init") else "from scratch"
     schedule += f"; flip, affine and colour jitter off at {tcfg.get('augment_off', 1.0):.0%} of the steps"
+    schedule += f"; occluders over the input on {tcfg.get('occluders', 0.0):.0%} of samples"
     texture = "yes (a learned full-size bias image per decoder)" if result["texture"] else "no"
     psnr = result["psnr"]
     held = f"A {psnr['held_a']:.2f} dB, B {psnr['held_b']:.2f} dB" if "held_a" in psnr else "not measured"
@@ -416,6 +421,7 @@ def run(args: argparse.Namespace) -> int:
         augment_off=args.augment_off,
         init=args.init,
         texture=args.texture,
+        occluders=occluders_from_args(args),
     )
     from training.train import TrainingInterrupted, stop_on_sigterm
 

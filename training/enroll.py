@@ -43,6 +43,7 @@ from realtime.coverage import DEDUP_THRESHOLD, REJECT_REASONS, CoverageMeter, Qu
 from realtime.errors import SwapcamError
 from realtime.types import Image
 from training.demo_model import DEMO_CHECKPOINT
+from training.train import OCCLUDERS, add_occluder_arguments, occluders_from_args
 
 if TYPE_CHECKING:
     from training.train import TrainProgress
@@ -420,6 +421,7 @@ class TuneOptions:
     scratch: bool = False
     decoder_b_lr: float | None = None  # None: the policy (frozen for the checkpoint's own target, else full rate)
     augment_off: float = AUGMENT_OFF  # fraction of the steps from which targets are clean (train --augment-off)
+    occluders: float = OCCLUDERS  # share of samples with an occluder over the input (train --occluders)
     patience: int = 6  # held-out evaluations without improvement before stopping (0: never)
     evals: int = 25  # held-out evaluations over the run
     min_delta: float = 0.05  # dB that count as an improvement
@@ -479,6 +481,7 @@ def train_config_for(faceset_a: Path, target: Target, run_dir: Path, opts: TuneO
         init="" if opts.scratch else str(target.checkpoint),
         decoder_b_lr=decoder_b,
         augment_off=opts.augment_off,
+        occluders=opts.occluders,
     )
 
 
@@ -691,6 +694,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=6,
         help="stop when held-out PSNR has not improved for this many of the run's 25 evaluations (0: never)",
     )
+    add_occluder_arguments(parser)
     parser.add_argument("--name", default="me", help="your name in the exported model's metadata")
     parser.add_argument(
         "--cache", default=str(default_cache()), help="where the demo target's faceset is built once (then reused)"
@@ -787,6 +791,7 @@ def _enroll(args: argparse.Namespace, out: Path, progress: bool, status: StatusF
         scratch=args.scratch,
         decoder_b_lr=args.decoder_b_lr,
         augment_off=args.augment_off,
+        occluders=occluders_from_args(args),
         patience=args.patience,
         seed=args.seed,
         threads=args.threads,

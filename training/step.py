@@ -113,6 +113,7 @@ class LossConfig:
     kind: str = "l1"  # pixel loss: l1 or mse
     dssim_weight: float = 1.0
     mask_weight: float = 1.0
+    mask_loss: str = "mse"  # learned mask vs its target: mse or bce (training.losses.mask_error)
 
 
 @dataclass
@@ -183,6 +184,7 @@ def train_step(state: TrainState, batch_a: Batch, batch_b: Batch, losses: LossCo
         losses.kind,
         losses.dssim_weight,
         losses.mask_weight,
+        losses.mask_loss,
     )
     loss_b = reconstruction_loss(
         face_b,
@@ -193,6 +195,7 @@ def train_step(state: TrainState, batch_a: Batch, batch_b: Batch, losses: LossCo
         losses.kind,
         losses.dssim_weight,
         losses.mask_weight,
+        losses.mask_loss,
     )
     loss = loss_a + loss_b
     if not torch.isfinite(loss):

@@ -44,6 +44,11 @@ if TYPE_CHECKING:  # torch is imported where it is used: `swapcam train --help` 
     from training.step import Identity, StepOutput, TrainState
 
 METRICS = "metrics.jsonl"
+# Share of training samples with an occluder (a hand, a cup, a phone; training.occluders) pasted over the input and
+# cut out of the mask target, so the learned mask leaves out what is in front of the face (swapcam train, enroll,
+# build-demo-model). A checkpoint saved before occluders existed resumes with 0, as it was trained.
+OCCLUDERS = 0.3
+MASK_LOSSES = ("mse", "bce")  # training.losses.mask_error
 
 
 @dataclass
@@ -58,7 +63,9 @@ class TrainConfig:
     seed: int = 0
     loss: str = "l1"
     dssim_weight: float = 1.0
-    mask_weight: float = 1.0
+    # 0.5 with cross-entropy: 1.0 cuts occluders a little sooner in a fine-tune but slows a fresh model's faces
+    # (benchmarks/occluder_finetune.md); runs made with the MSE mask loss used 1.0
+    mask_weight: float = 0.5
     eyes_weight: float = 3.0
     mouth_weight: float = 2.0
     background_weight: float = 0.3  # loss weight outside the landmark hull: the compositor only pastes the face
@@ -83,6 +90,8 @@ class TrainConfig:
     decoder_b_lr: float = 1.0  # decoder B's learning rate as a fraction of lr; 0 freezes it
     augment_off: float = 1.0  # from this fraction of steps on: no flip, affine or colour jitter (clean targets)
     texture: bool = False  # decoders learn a detail texture (models.autoencoder.ModelConfig.texture); --init adds it
+    occluders: float = OCCLUDERS  # probability per sample of an occluder over the input, mask target 0 under it
+    mask_loss: str = "bce"  # learned mask vs its target (training.losses.mask_error); older checkpoints: mse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +112,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", default="l1", choices=("l1", "mse"), help="pixel loss (DSSIM is added to either)")
     parser.add_argument("--dssim-weight", type=float, default=1.0, help="weight of the DSSIM term")
     parser.add_argument(
-        "--mask-weight", type=float, default=1.0, help="weight of the learned-mask loss vs the landmark hull"
+        "--mask-weight",
+        type=float,
+        default=0.5,
+        help="weight of the learned-mask loss (vs the landmark hull, 0 under occluders); runs with --mask-loss mse "
+        "used 1.0",
+    )
+    parser.add_argument(
+        "--mask-loss",
+        default="bce",
+        choices=MASK_LOSSES,
+        help="learned mask's loss: bce (cross-entropy; learns occluders many times faster) or mse (before occluders)",
     )
     parser.add_argument(
         "--eyes-weight", type=float, default=3.0, help="pixel-loss weight on the eyes (1 = no priority)"
@@ -203,8 +222,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Sharper on faces like the training faces; on other faces the static detail can show as a ghost, and "
         "target-side augmentation blurs it (pair it with --augment-off). See README 'Detail texture, measured'",
     )
+    add_occluder_arguments(parser)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: cores / processes)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def add_occluder_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--occluders P`` / ``--no-occluders``, shared by train, enroll and build-demo-model (read with
+    :func:`occluders_from_args`)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--occluders",
+        type=float,
+        default=OCCLUDERS,
+        metavar="P",
+        help="share of training samples with a synthetic occluder (a hand, a cup, a phone, a bar, a piece of another "
+        "crop) pasted over the input face; the mask target is 0 under it (the face target is not), so the learned "
+        "mask leaves a hand in front of the face in front of it (training.occluders)",
+    )
+    group.add_argument("--no-occluders", action="store_true", help="no occluders (same as --occluders 0)")
+
+
+def occluders_from_args(args: argparse.Namespace) -> float:
+    if getattr(args, "no_occluders", False):
+        return 0.0
+    return float(getattr(args, "occluders", OCCLUDERS))
 
 
 # --------------------------------------------------------------------------------------------------- training
@@ -251,7 +293,7 @@ def train(
     if saved is None:
         init_textures(state.model, data, device)
     state.pair = wrap_ddp(state.pair, device, local_rank, world)
-    losses = LossConfig(cfg.loss, cfg.dssim_weight, cfg.mask_weight)
+    losses = LossConfig(cfg.loss, cfg.dssim_weight, cfg.mask_weight, cfg.mask_loss)
     if rank == 0:
         prepare_run_folder(out, cfg, state.step)
 
@@ -331,7 +373,9 @@ def resolve_config(cfg: TrainConfig, saved: dict | None) -> tuple[TrainConfig, M
 
     if saved is not None:
         known = {f.name for f in fields(TrainConfig)}
-        resumed = TrainConfig(**{k: v for k, v in saved["train_config"].items() if k in known})
+        # a checkpoint saved before these options existed resumes as it was trained: no occluders, MSE mask loss
+        saved_config = {"occluders": 0.0, "mask_loss": "mse"} | saved["train_config"]
+        resumed = TrainConfig(**{k: v for k, v in saved_config.items() if k in known})
         for keep in ("steps", "preview_every", "save_every", "log_every", "out", "max_minutes", "workers"):
             setattr(resumed, keep, getattr(cfg, keep))
         cfg, model_config = resumed, ModelConfig.from_dict(saved["model_config"])
@@ -347,12 +391,16 @@ def resolve_config(cfg: TrainConfig, saved: dict | None) -> tuple[TrainConfig, M
             raise SwapcamError(f"{ckpt_path} already exists; pass --resume to continue it, or choose another --out")
     if not 0.0 <= cfg.augment_off <= 1.0:
         raise SwapcamError(f"--augment-off {cfg.augment_off}: expected 0..1 (a fraction of --steps)")
+    if not 0.0 <= cfg.occluders <= 1.0:
+        raise SwapcamError(f"--occluders {cfg.occluders}: expected 0..1 (a probability per sample)")
     if not 0.0 <= cfg.decoder_b_lr <= 1.0:
         raise SwapcamError(f"--decoder-b-lr {cfg.decoder_b_lr}: expected 0..1 (a fraction of --lr; 0 freezes it)")
     if cfg.steps < 1 or cfg.batch < 1 or not cfg.lr > 0:
         raise SwapcamError(f"--steps {cfg.steps} --batch {cfg.batch} --lr {cfg.lr}: all must be positive")
     if cfg.loss not in ("l1", "mse"):
         raise SwapcamError(f"--loss {cfg.loss!r}: expected l1 or mse")
+    if cfg.mask_loss not in MASK_LOSSES:
+        raise SwapcamError(f"--mask-loss {cfg.mask_loss!r}: expected {' or '.join(MASK_LOSSES)}")
     if cfg.lr_schedule not in LR_SCHEDULES:
         raise SwapcamError(f"--lr-schedule {cfg.lr_schedule!r}: choose from {', '.join(LR_SCHEDULES)}")
     if not 0.0 <= cfg.holdout < 0.5 or not 0.0 <= cfg.expressions <= 1.0 or cfg.warmup < 0 or cfg.max_minutes < 0:
@@ -484,7 +532,7 @@ def load_data(cfg: TrainConfig, size: int) -> TrainingData:
         ident_a,
         ident_b,
         cov_a,
-        Augmenter(AugmentConfig(warp=cfg.warp, flip=cfg.flip, expressions=cfg.expressions)),
+        Augmenter(AugmentConfig(warp=cfg.warp, flip=cfg.flip, expressions=cfg.expressions, occluders=cfg.occluders)),
         eval_a,
         eval_b,
         held_a,
@@ -709,6 +757,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         loss=args.loss,
         dssim_weight=args.dssim_weight,
         mask_weight=args.mask_weight,
+        mask_loss=args.mask_loss,
         eyes_weight=args.eyes_weight,
         mouth_weight=args.mouth_weight,
         background_weight=args.background_weight,
@@ -732,6 +781,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         decoder_b_lr=args.decoder_b_lr,
         texture=args.texture,
         augment_off=args.augment_off,
+        occluders=occluders_from_args(args),
     )
 
 
