@@ -56,6 +56,7 @@ MIN_WRITTEN = 20
 OVERTIME = 3.0
 STATES = ("capturing", "training", "ready", "error", "cancelled")
 TRAINING_LOCK = threading.Lock()  # one enrolment trains at a time per server process
+STOP_TIMEOUT_S = 10.0  # cancel: how long `swapcam enroll` may take to stop (it saves and exports) before it is killed
 
 
 class WebEnrolment:
@@ -149,25 +150,29 @@ class WebEnrolment:
             self._has_lock = True
             status = self.folder / STATUS_FILE
             status.unlink(missing_ok=True)
-            command = [
-                sys.executable,
-                "-m",
-                "realtime.cli",
-                "enroll",
-                "--source",
-                str(self.folder / CAPTURE_FILE),
-                "--out",
-                str(self.folder),
-                "--status",
-                str(status),
-                "--no-progress",
-                *self.enroll_args,
-            ]
+            command = self.enroll_command(status)
             log.info("enrolment in %s: training (%s)", self.folder, " ".join(command[3:]))
             # its output goes to a file, not a pipe: a pipe nobody reads while it runs could fill up and stall it
             with open(self.folder / LOG_FILE, "w") as log_file:
                 self._proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=str(Path.cwd()))
             self.state = "training"
+
+    def enroll_command(self, status: Path) -> list[str]:
+        """The training subprocess: `swapcam enroll` on the capture, writing its progress to ``status``."""
+        return [
+            sys.executable,
+            "-m",
+            "realtime.cli",
+            "enroll",
+            "--source",
+            str(self.folder / CAPTURE_FILE),
+            "--out",
+            str(self.folder),
+            "--status",
+            str(status),
+            "--no-progress",
+            *self.enroll_args,
+        ]
 
     def _status(self) -> dict[str, Any]:
         try:
@@ -230,7 +235,7 @@ class WebEnrolment:
             if self._proc is not None and self._proc.poll() is None:
                 self._proc.terminate()
                 try:
-                    self._proc.wait(timeout=10)
+                    self._proc.wait(timeout=STOP_TIMEOUT_S)
                 except subprocess.TimeoutExpired:
                     self._proc.kill()
             self._release()
