@@ -551,7 +551,7 @@ def test_a_failing_swap_ends_the_peer_with_a_message_not_a_hang(clip):
         def create(self, options):
             return Broken()
 
-        def configure(self, processor, options):
+        def configure(self, processor, options, swapper=None):
             pass
 
     async def scenario():

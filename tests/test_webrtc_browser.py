@@ -256,11 +256,15 @@ def test_use_my_face_captures_trains_and_swaps_with_the_new_model(tmp_path, tmp_
                 frames_before = peer.video.stats.frames_out
                 await wait_for(lambda: peer.video.stats.frames_out > frames_before + 10, 15, "frames after the switch")
                 assert peer.pc.connectionState == "connected"
-                return capturing, ready, peer.video.worker.processor.swapper.path
+                model = peer.video.worker.processor.swapper.path
+                # the model is built: the face video and the training run are gone, the model stays while in use
+                assert [p.name for p in model.parent.iterdir()] == [model.name]
+                return capturing, ready, model
             finally:
                 await browser.close()
 
     capturing, ready, model = asyncio.run(scenario())
+    assert not any(enroll_dir.iterdir())  # the peer left: nothing of its enrolment is kept
     assert capturing.startswith("capturing:") and "% covered" in capturing, capturing
     assert ready.startswith("ready: now swapping with your model"), ready
     assert model.name.startswith("swap-") and model.suffix == ".onnx"

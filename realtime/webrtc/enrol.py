@@ -10,7 +10,15 @@
    lives there, never in the server), fine-tuning the shipped model; its status file (step, steps) becomes the page's
    progress bar.
 3. ready: the newest export in FOLDER is loaded and this peer's processor switches to it between two frames; the
-   call goes on. Other peers keep the server's model.
+   call goes on. Other peers keep the server's model. A later enrolment of the same peer replaces it.
+
+What is kept: once the model is built, the capture video and the training run (faceset, checkpoint) are deleted and
+only the model stays, while the peer uses it; :meth:`WebEnrolment.close` (the peer leaves, cancels, fails or enrols
+again) deletes the folder. ``keep`` (``swapcam serve --keep-enrolments``) keeps everything.
+
+Failures stay in the enrolment: a capture video that cannot be written, a training that cannot start or fails, a
+model that does not load end it with one line for the page (state "error"); the call goes on. Cancel never waits on
+the event loop: :meth:`WebEnrolment.cancel` only signals, :meth:`WebEnrolment.close` (in a thread) waits.
 
 Only one enrolment trains at a time per server (:data:`TRAINING_LOCK`): training takes the CPU.
 """
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import threading
@@ -62,13 +71,21 @@ STOP_TIMEOUT_S = 10.0  # cancel: how long `swapcam enroll` may take to stop (it 
 class WebEnrolment:
     """One peer's enrolment: capture (worker thread) -> ``swapcam enroll`` subprocess -> a model to switch to.
 
-    ``enroll_args``: more ``swapcam enroll`` options (``--minutes``, ``--target``, ``--steps``, ...)."""
+    ``enroll_args``: more ``swapcam enroll`` options (``--minutes``, ``--target``, ``--steps``, ...); ``keep``: never
+    delete the folder's capture, training run or model (``swapcam serve --keep-enrolments``)."""
 
-    def __init__(self, folder: str | Path, capture_seconds: float = 60.0, enroll_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        capture_seconds: float = 60.0,
+        enroll_args: tuple[str, ...] = (),
+        keep: bool = False,
+    ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.capture_seconds = float(capture_seconds)
         self.enroll_args = tuple(enroll_args)
+        self.keep = keep
         self.state = "capturing"
         self.meter = CoverageMeter()
         self.gate = QualityGate()
@@ -84,6 +101,8 @@ class WebEnrolment:
         self._proc: subprocess.Popen | None = None
         self._has_lock = False
         self._t0 = time.monotonic()
+        self._close_lock = threading.Lock()  # close() waits for the subprocess: a second caller waits for the first
+        self._closed = False
 
     # -- capture (the peer's worker thread) ---------------------------------------------------------------------
     def observe(self, image: Image, faces: list[Face]) -> None:
@@ -100,6 +119,8 @@ class WebEnrolment:
                     self.meter.update(np.asarray(faces[0].landmarks, np.float64))
                     if self.accepted % WRITE_EVERY == 0 and self._distinct(image, faces[0]):
                         self._write(image)
+                        if self.state != "capturing":  # the video could not be written
+                            return
                     self.accepted += 1
             full = self.meter.fraction() >= FULL_AT and self.accepted >= MIN_ACCEPTED
             elapsed = time.monotonic() - self._t0
@@ -124,10 +145,13 @@ class WebEnrolment:
     def _write(self, image: Image) -> None:
         h, w = image.shape[:2]
         if self._writer is None:
-            self._writer = cv2.VideoWriter(
-                str(self.folder / CAPTURE_FILE), cv2.VideoWriter_fourcc(*"mp4v"), 15.0, (w, h)
-            )
-            self._frame_size = (w, h)
+            path = self.folder / CAPTURE_FILE
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15.0, (w, h))
+            if not writer.isOpened():  # OpenCV says nothing: every write() would be dropped silently
+                writer.release()
+                self._fail(f"could not write the capture video {path} (not writable, or no mp4v encoder in OpenCV)")
+                return
+            self._writer, self._frame_size = writer, (w, h)
         if (w, h) == self._frame_size:  # the browser may change resolution mid-call: keep the first size only
             self._writer.write(image)
             self.written += 1
@@ -153,8 +177,15 @@ class WebEnrolment:
             command = self.enroll_command(status)
             log.info("enrolment in %s: training (%s)", self.folder, " ".join(command[3:]))
             # its output goes to a file, not a pipe: a pipe nobody reads while it runs could fill up and stall it
-            with open(self.folder / LOG_FILE, "w") as log_file:
-                self._proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=str(Path.cwd()))
+            try:
+                with open(self.folder / LOG_FILE, "w") as log_file:
+                    self._proc = subprocess.Popen(
+                        command, stdout=log_file, stderr=subprocess.STDOUT, cwd=str(Path.cwd())
+                    )
+            except OSError as exc:  # no such program, no permission, no processes or disk left
+                self._release()
+                self._fail(f"could not start the training ({command[0]}): {exc.strerror or exc}")
+                return
             self.state = "training"
 
     def enroll_command(self, status: Path) -> list[str]:
@@ -215,6 +246,7 @@ class WebEnrolment:
             self.model = Path(status["model"])
             self.state = "ready"
             log.info("enrolment in %s: ready (%s)", self.folder, self.model.name)
+            self._prune()
         else:
             lines = [line for line in output.strip().splitlines() if line.strip()]
             self.message = status.get("message") or (lines[-1] if lines else f"swapcam enroll exited with {code}")
@@ -226,18 +258,67 @@ class WebEnrolment:
             self._has_lock = False
             TRAINING_LOCK.release()
 
-    def close(self) -> None:
-        """Cancel: stop the capture or the training (idempotent)."""
+    def _prune(self) -> None:
+        """The model is built: the capture video and the training run are not needed any more (unless ``keep``)."""
+        if self.keep or self.model is None:
+            return
+        model = self.model.resolve()
+        for path in self.folder.iterdir():
+            if path.resolve() == model:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+    def _fail(self, message: str) -> None:
+        """End the enrolment with ``message`` for the page (the lock is held). The training lock stays with a
+        running subprocess until :meth:`close` has seen it stop."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+        self.state, self.message = "error", message
+        log.warning("enrolment in %s failed: %s", self.folder, message)
+
+    def fail(self, message: str) -> None:
+        """End this enrolment with an error the page shows (its capture raised, its model does not load)."""
+        with self._lock:
+            self._fail(message)
+
+    def cancel(self) -> None:
+        """Stop the capture or the training (asks `swapcam enroll` to stop) and return at once: safe on the event
+        loop. :meth:`close` waits for the subprocess and removes the data."""
         with self._lock:
             if self._writer is not None:
                 self._writer.release()
                 self._writer = None
             if self._proc is not None and self._proc.poll() is None:
                 self._proc.terminate()
-                try:
-                    self._proc.wait(timeout=STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-            self._release()
             if self.state in ("capturing", "training"):
                 self.state = "cancelled"
+
+    def close(self) -> None:
+        """Cancel, wait for `swapcam enroll` to stop (killed after :data:`STOP_TIMEOUT_S`; it saves and exports on
+        SIGTERM), free the training lock, and delete the folder unless ``keep``. Blocks for as long as the subprocess
+        takes: call it in a thread, never on the event loop. Idempotent; a second caller waits for the first."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self.cancel()
+            proc = self._proc
+            if proc is not None:
+                try:
+                    proc.wait(timeout=STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    log.warning(
+                        "enrolment in %s: swapcam enroll did not stop in %g s; killed", self.folder, STOP_TIMEOUT_S
+                    )
+                    proc.kill()
+                    proc.wait()
+            with self._lock:
+                self._release()
+            if not self.keep:
+                shutil.rmtree(self.folder, ignore_errors=True)
+            self._closed = True

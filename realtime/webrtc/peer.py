@@ -11,6 +11,11 @@ The "control" data channel (JSON text, one object per message, at most 4 KiB):
                   {"type": "pong", "t"}   {"type": "model", "direction", "model"} (hot swap: a new model is in use)
                   {"type": "enroll", "state": capturing|training|ready|error|cancelled, ...} (every second while
                   enrolling: coverage, prompt, faces, rejected; step, steps; model; message)
+
+"Use my face" on a peer: a new enrolment replaces a running one; when one is ready its model replaces the previous
+one's (a2b only, this peer only). Every enrolment this peer made is closed (its subprocess stopped, its folder
+deleted unless --keep-enrolments) when it is cancelled, fails, is replaced, or the peer leaves; always in a thread,
+since `swapcam enroll` may take seconds to stop and the event loop carries every peer's media.
 """
 
 from __future__ import annotations
@@ -112,13 +117,14 @@ def next_max_fps(backlog_s: float | None, fps_in: float, current: int | None, si
 
 # ------------------------------------------------------------------------------------------------ processor factory
 class ProcessorFactory(Protocol):
-    """Builds one processor per peer (in the peer's worker thread) and applies option changes to it."""
+    """Builds one processor per peer (in the peer's worker thread) and applies option changes to it; ``swapper``
+    (a peer's own enrolled model) replaces the factory's model for that processor."""
 
     directions: tuple[str, ...]
 
     def create(self, options: PeerOptions) -> Any: ...
 
-    def configure(self, processor: Any, options: PeerOptions) -> None: ...
+    def configure(self, processor: Any, options: PeerOptions, swapper: Any = None) -> None: ...
 
 
 class BadOffer(ValueError):
@@ -152,8 +158,10 @@ class PeerSession:
         self.connect_timeout_s = connect_timeout_s
         self.stats_interval_s = stats_interval_s
         self._new_enrolment = enrolment  # peer id -> a WebEnrolment; None: this server does not enrol
-        self.enrolment: WebEnrolment | None = None
-        self.own_swapper: Any = None  # this peer's own model once its enrolment is ready
+        self.enrolment: WebEnrolment | None = None  # the one capturing or training
+        self.own_enrolment: WebEnrolment | None = None  # the one whose model this peer swaps with (a2b)
+        self.own_swapper: Any = None  # that model, loaded
+        self._enrolments: list[WebEnrolment] = []  # every one not closed yet: closed when the peer leaves
         # iceServers=[] explicitly: aiortc's default would contact a public STUN server on every offer.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(url) for url in stun_servers]))
         self.video: SwappedVideoTrack | None = None
@@ -264,17 +272,18 @@ class PeerSession:
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
             self.send({"type": "error", "message": str(exc)})
 
+    def uses_own_model(self, direction: str) -> bool:
+        """Whether this peer swaps ``direction`` with its own enrolled model (which replaces a2b for it)."""
+        return self.own_swapper is not None and direction == "a2b"
+
     def set_options(self, options: PeerOptions) -> None:
+        """Apply ``options`` between two frames: one reconfigure, with the model this peer uses for the direction
+        (a processor keeps its per-face state, re-centring means included, when the model stays the same)."""
         self.options = options
         if self.video is not None:
-            factory, own = self.factory, self.own_swapper
-
-            def change(processor) -> None:
-                factory.configure(processor, options)
-                if own is not None and options.direction == "a2b":  # the enrolled model replaces a2b for this peer
-                    processor.reconfigure(own)
-
-            self.video.worker.reconfigure(change)
+            factory = self.factory
+            swapper = self.own_swapper if self.uses_own_model(options.direction) else None
+            self.video.worker.reconfigure(lambda processor: factory.configure(processor, options, swapper))
 
     # -- "use my face"
     def _on_enroll(self, action: object) -> None:
@@ -284,8 +293,9 @@ class PeerSession:
             if self.video is None:
                 raise ValueError("no camera track yet")
             if self.enrolment is not None:
-                self.enrolment.close()
+                self._discard(self.enrolment)
             self.enrolment = self._new_enrolment(self.id)
+            self._enrolments.append(self.enrolment)
             self.video.worker.observer = self.enrolment.observe
         elif action in ("train", "cancel"):
             if self.enrolment is None:
@@ -293,33 +303,61 @@ class PeerSession:
             if action == "train":
                 self.enrolment.train()
             else:
-                self.enrolment.close()
+                self._discard(self.enrolment)
         else:
             raise ValueError(f"enroll action={action!r}; expected start, train or cancel")
         self.send(self.enrolment.poll())
+
+    def _discard(self, enrolment: WebEnrolment) -> None:
+        """Stop ``enrolment`` now and close it (wait for its subprocess, delete its data) in a thread."""
+        enrolment.cancel()
+        if self.video is not None and self.video.worker.observer == enrolment.observe:
+            self.video.worker.observer = None
+        self._spawn(self._close_enrolment(enrolment))
+
+    async def _close_enrolment(self, enrolment: WebEnrolment) -> None:
+        await asyncio.to_thread(enrolment.close)
+        if enrolment in self._enrolments:
+            self._enrolments.remove(enrolment)
+
+    def _capture_failure(self, enrolment: WebEnrolment) -> None:
+        """An enrolment whose capture (the worker's frame observer) raised fails; the call goes on."""
+        worker = self.video.worker if self.video is not None else None
+        failure = worker.observer_error if worker is not None else None
+        if worker is None or failure is None:
+            return
+        worker.observer_error = None
+        observer, exc = failure
+        if observer == enrolment.observe:
+            enrolment.fail(f"the capture failed: {one_line(exc)}")
 
     async def _enrolment_tick(self) -> None:
         """Every stats tick while enrolling: progress to the page; when the model is ready, switch to it."""
         enrolment = self.enrolment
         if enrolment is None:
             return
+        self._capture_failure(enrolment)
         message = enrolment.poll()
         if enrolment.state != "capturing" and self.video is not None:
-            self.video.worker.observer = None
-        if enrolment.state == "ready" and enrolment.model is not None and self.own_swapper is None:
-            from realtime.builder import open_swapper
-
+            if self.video.worker.observer == enrolment.observe:
+                self.video.worker.observer = None
+        if enrolment.state == "ready" and enrolment.model is not None:
             try:
-                self.own_swapper = await asyncio.to_thread(open_swapper, enrolment.model, "cpu", 1)
-            except Exception as exc:  # a model that does not load: say so, keep the call on the server's model
-                enrolment.state, enrolment.message = "error", f"{enrolment.model.name}: {exc}"
+                swapper = await asyncio.to_thread(open_own_model, enrolment.model)
+            except Exception as exc:  # a model that does not load: say so, keep the call on the model it has
+                enrolment.fail(f"{enrolment.model.name}: {one_line(exc)}")
                 message = enrolment.poll()
             else:
+                previous, self.own_enrolment, self.own_swapper = self.own_enrolment, enrolment, swapper
                 self.set_options(self.options)
                 message["switched"] = True
+                if previous is not None:  # its model is no longer used
+                    self._discard(previous)
         self.send(message)
-        if enrolment.state in ("ready", "error", "cancelled"):
+        if enrolment.state in ("ready", "error", "cancelled") and self.enrolment is enrolment:
             self.enrolment = None
+            if enrolment.state != "ready":
+                self._discard(enrolment)
 
     def stats(self) -> dict[str, Any]:
         now = time.perf_counter()
@@ -401,8 +439,8 @@ class PeerSession:
             for task in list(self._tasks):
                 if task is not current:
                     task.cancel()
-            if self.enrolment is not None:
-                await asyncio.to_thread(self.enrolment.close)
+            for enrolment in list(self._enrolments):  # stop its subprocess, delete its data (unless --keep-enrolments)
+                await asyncio.to_thread(enrolment.close)
             for track in (self.video, self.audio):
                 if track is not None:
                     track.stop()
@@ -421,3 +459,23 @@ class PeerSession:
             self.peers.pop(self.id, None)
             self.channel = None
             self._closing.set_result(None)
+
+
+# ------------------------------------------------------------------------------------------------- "use my face"
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for the page: its type and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def open_own_model(path) -> Any:
+    """Load a peer's enrolled model and run it once, off the event loop and off the frame path: the first inference
+    allocates, and would otherwise stall the first frame after the switch."""
+    import numpy as np
+
+    from realtime.builder import open_swapper
+
+    swapper = open_swapper(path, "cpu", 1)
+    blank = np.zeros((swapper.size, swapper.size, 3), np.uint8)
+    swapper.swap([blank])
+    return swapper

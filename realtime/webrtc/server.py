@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import dataclasses
 import ipaddress
+import itertools
 import json
 import logging
 import os
@@ -104,10 +105,11 @@ class PipelineFactory:
         shared sessions are only read (onnxruntime's run() is thread-safe)."""
         return create_processor(self.swappers[options.direction], self._pipeline_options(options))
 
-    def configure(self, processor: FaceSwapProcessor, options: PeerOptions) -> None:
-        """Apply new options to a live processor, keeping its landmark tracker (no re-detection, no new graph).
-        Runs in the peer's worker thread, between two frames."""
-        processor.reconfigure(self.swappers[options.direction], self._pipeline_options(options))
+    def configure(self, processor: FaceSwapProcessor, options: PeerOptions, swapper: Swapper | None = None) -> None:
+        """Apply new options to a live processor, keeping its landmark tracker (no re-detection, no new graph) and,
+        when the model stays the same, its per-face state. ``swapper``: the peer's own model instead of the
+        direction's. Runs in the peer's worker thread, between two frames."""
+        processor.reconfigure(swapper or self.swappers[options.direction], self._pipeline_options(options))
 
 
 # --------------------------------------------------------------------------------------------------------- config
@@ -127,6 +129,7 @@ class ServeConfig:
     enroll_dir: str | None = None
     enroll_capture_s: float = 60.0
     enroll_args: tuple[str, ...] = ()
+    keep_enrolments: bool = False  # keep each enrolment's capture video, training run and model (else deleted)
 
 
 def is_loopback(host: str) -> bool:
@@ -162,6 +165,7 @@ class SwapServer:
         self.config = config
         self.peers: dict[str, PeerSession] = {}
         self.static = load_static(STATIC_DIR)
+        self._enrolment_numbers = itertools.count(1)
 
     def app(self):
         from aiohttp import web
@@ -186,8 +190,10 @@ class SwapServer:
         def new(peer_id: str):
             from realtime.webrtc.enrol import WebEnrolment
 
-            folder = Path(config.enroll_dir) / time.strftime(f"%Y%m%d-%H%M%S-{peer_id}")  # type: ignore[arg-type]
-            return WebEnrolment(folder, config.enroll_capture_s, config.enroll_args)
+            # numbered: two enrolments of one peer in the same second must not share (and delete) one folder
+            name = time.strftime(f"%Y%m%d-%H%M%S-{peer_id}-{next(self._enrolment_numbers)}")
+            folder = Path(config.enroll_dir) / name  # type: ignore[arg-type]
+            return WebEnrolment(folder, config.enroll_capture_s, config.enroll_args, keep=config.keep_enrolments)
 
         return new
 
@@ -196,7 +202,7 @@ class SwapServer:
         on that direction switches between two frames (no renegotiation, the call goes on)."""
         self.factory.replace(direction, swapper)  # type: ignore[attr-defined]
         for peer in list(self.peers.values()):
-            if peer.options.direction == direction:
+            if peer.options.direction == direction and not peer.uses_own_model(direction):
                 peer.set_options(peer.options)
                 peer.send({"type": "model", "direction": direction, "model": swapper.path.name})
 
@@ -434,6 +440,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-enroll", action="store_true", help="turn the page's 'use my face' off")
     parser.add_argument(
+        "--keep-enrolments",
+        action="store_true",
+        help="'use my face': keep each enrolment's capture video, training run and model in --enroll-dir (by "
+        "default the video and run are deleted once the model is built, and the model when the peer leaves)",
+    )
+    parser.add_argument(
         "--enroll-seconds", type=float, default=60.0, help="'use my face': the longest capture, in seconds"
     )
     parser.add_argument(
@@ -490,6 +502,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         enroll_dir=None if args.no_enroll else args.enroll_dir,
         enroll_capture_s=args.enroll_seconds,
         enroll_args=("--minutes", f"{args.enroll_minutes:g}", "--target", args.enroll_target),
+        keep_enrolments=args.keep_enrolments,
     )
 
 

@@ -185,6 +185,8 @@ class VideoWorker:
         self.processor: Processor | None = None  # set by the thread; read-only for everyone else
         # sees every camera frame and its faces after the swap, in this thread (the page's "use my face" capture)
         self.observer: Callable[[Any, list], None] | None = None
+        # (observer, exception) of an observer that raised: it was dropped, the stream went on; the peer reads it
+        self.observer_error: tuple[Callable[[Any, list], None], Exception] | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -208,7 +210,7 @@ class VideoWorker:
                 swapped = processor.process(image, t_frame)
                 observer = self.observer
                 if observer is not None:
-                    observer(image, processor.last_faces)
+                    self._observe(observer, image, processor.last_faces)
                 out = av.VideoFrame.from_ndarray(swapped, format="bgr24")
                 out.pts, out.time_base = frame.pts, frame.time_base
                 self._stats.timings = dict(processor.last_timings)
@@ -227,6 +229,17 @@ class VideoWorker:
         finally:
             if processor is not None:
                 processor.close()
+
+    def _observe(self, observer: Callable[[Any, list], None], image: Image, faces: list) -> None:
+        """Show the frame to ``observer``; one that raises fails its feature, not the stream: it is dropped and
+        the failure left in :attr:`observer_error` for the peer to report."""
+        try:
+            observer(image, faces)
+        except Exception as exc:
+            log.exception("swap worker %s: frame observer failed; dropped, the stream goes on", self._thread.name)
+            if self.observer is observer:
+                self.observer = None
+            self.observer_error = (observer, exc)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop and join the thread (idempotent). The processor is closed by the thread on its way out."""
