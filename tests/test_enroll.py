@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import cv2
@@ -244,6 +245,41 @@ def facesets(tmp_path_factory):
     return build_facesets(str(tmp_path_factory.getbasetemp() / "facesets"))
 
 
+def _first_faces(faceset: Path, count: int, out: Path) -> Path:
+    """A faceset of the first ``count`` faces of ``faceset`` (a target of a few photos)."""
+    index = read_index(faceset)
+    index["faces"] = index["faces"][:count]
+    out.mkdir(parents=True)
+    for face in index["faces"]:
+        (out / face["file"]).write_bytes((faceset / face["file"]).read_bytes())
+    (out / "faces.json").write_text(json.dumps(index))
+    return out
+
+
+def test_held_out_psnr_of_the_person_does_not_need_the_targets(tmp_path, facesets):
+    """`enroll` printed "held out nan" for the person's held-out PSNR when the target faceset had too few faces for a
+    held-out set of its own (fewer than 4: a target of a few photos): train() reported the held-out PSNR only when
+    both identities had one, and the missing number was printed as nan. Now each identity's is its own, a set of 4-5
+    faces holds one out (it held out none and gave nan), and the enroll line says why when there is no number."""
+    from training.train import MIN_HOLDOUT_FACES, load_identity
+
+    few = _first_faces(facesets["B"], MIN_HOLDOUT_FACES - 1, tmp_path / "few")
+    cfg = TrainConfig(
+        a=str(facesets["A"]), b=str(few), out=str(tmp_path / "run"), steps=1, batch=2, holdout=0.1, preview_every=0
+    )
+    psnr = train(cfg, progress=False, threads=1)["psnr"]
+    assert math.isfinite(psnr["held_a"]) and "held_b" not in psnr, psnr
+    assert enroll.held_out_text(psnr, 0.1) == f"held out {psnr['held_a']:.2f}"
+
+    five = _first_faces(facesets["B"], 5, tmp_path / "five")  # 0.1 of 5 faces: every 10th from the 5th, none
+    _, _, held = load_identity(str(five), "five", 64, cfg)
+    assert held is not None and len(held) == 1
+
+    assert enroll.held_out_text({"a": 20.0}, 0.0) == "no held-out PSNR: this run holds no faces out (--holdout 0)"
+    assert "fewer than 4 faces" in enroll.held_out_text({"a": 20.0}, 0.1)
+    assert "not a number" in enroll.held_out_text({"a": 20.0, "held_a": math.nan}, 0.1)
+
+
 def test_init_and_frozen_decoder_b(tmp_path, facesets, tmp_path_factory):
     """--init starts a fresh run from another run's weights; --decoder-b-lr 0 leaves decoder B exactly as it was
     while the encoder and decoder A move; a resume keeps that optimizer layout."""
@@ -301,6 +337,7 @@ def test_enrol_from_a_video_fine_tunes_the_shipped_model_and_exports(tmp_path, f
     )
     assert enroll.run(args) == 0
     printed = capsys.readouterr().out
+    assert re.search(r"PSNR you \d+\.\d\d dB \(held out \d+\.\d\d\)", printed), printed
     status = json.loads((tmp_path / "status.json").read_text())  # what `swapcam serve` polls
     assert status["stage"] == "done" and status["model"] == str(newest_model(out))
     index = read_index(out / "faceset")

@@ -23,7 +23,7 @@ from models.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from models.contract import DEMO_DIR, DEMO_MODELS
 from realtime.atomic import atomic_write_bytes
 from realtime.errors import SwapcamError
-from training.train import OCCLUDERS, add_occluder_arguments, occluders_from_args
+from training.train import OCCLUDERS, add_occluder_arguments, held_out_line, occluders_from_args
 
 log = logging.getLogger("swapcam.demo_model")
 MAX_BYTES = 15_000_000
@@ -336,7 +336,7 @@ def _recipe(
     schedule += f"; occluders over the input on {tcfg.get('occluders', 0.0):.0%} of samples"
     texture = "yes (a learned full-size bias image per decoder)" if result["texture"] else "no"
     psnr = result["psnr"]
-    held = f"A {psnr['held_a']:.2f} dB, B {psnr['held_b']:.2f} dB" if "held_a" in psnr else "not measured"
+    held = held_out_line(psnr) or "not measured"
     latent = len(info.latent_target)
     recentring = (
         f" Identity re-centring (README 'Identity re-centring'): input `latent_shift` (N x {latent}) and output "
@@ -443,7 +443,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"swapcam build-demo-model: {exc}; --resume continues", file=sys.stderr)
         return 130
     psnr = res["psnr"]
-    held = f" (held out A {psnr['held_a']:.2f} dB, B {psnr['held_b']:.2f} dB)" if "held_a" in psnr else ""
+    held = f" (held out {held_out_line(psnr)})" if held_out_line(psnr) else ""
     line = f"demo model: {res['steps']} steps, PSNR A {psnr['a']:.2f} dB, B {psnr['b']:.2f} dB{held}, "
     line += f"{res['train_s'] / 60:.1f} min training; "
     if res["published"]:

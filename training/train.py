@@ -49,6 +49,7 @@ METRICS = "metrics.jsonl"
 # build-demo-model). A checkpoint saved before occluders existed resumes with 0, as it was trained.
 OCCLUDERS = 0.3
 MASK_LOSSES = ("mse", "bce")  # training.losses.mask_error
+MIN_HOLDOUT_FACES = 4  # a faceset with fewer faces holds none out (--holdout): it needs them all to train
 
 
 @dataclass
@@ -486,10 +487,10 @@ def load_identity(folder: str, name: str, size: int, cfg: TrainConfig) -> tuple[
     faceset = load_faceset(folder, size)
     images, landmarks = faceset.images, faceset.landmarks
     held = None
-    if cfg.holdout > 0 and len(images) >= 4:
+    if cfg.holdout > 0 and len(images) >= MIN_HOLDOUT_FACES:
         every = max(2, int(round(1.0 / cfg.holdout)))
         mask = np.zeros(len(images), bool)
-        mask[every // 2 :: every] = True
+        mask[min(every // 2, len(images) - 1) :: every] = True  # never none: an empty set's PSNR is nan
         held = to_nchw_rgb(images[mask])
         images, landmarks = images[~mask], landmarks[~mask]
     identity = make_identity(
@@ -590,18 +591,24 @@ def set_decoder_b_rate(state: TrainState, fraction: float) -> None:
 # --------------------------------------------------------------------------------------------------- log
 def evaluate_all(model: torch.nn.Module, data: TrainingData, device: torch.device) -> dict[str, float]:
     """PSNR on the fixed training faces ('a', 'b') and, with --holdout, on faces never trained on ('held_a',
-    'held_b'): the number that says whether the model learned the face or memorised its crops."""
+    'held_b'): the number that says whether the model learned the face or memorised its crops. Each identity's
+    held-out PSNR is there when it has held-out faces (a faceset under MIN_HOLDOUT_FACES has none), whatever the
+    other's."""
     result = evaluate_psnr(model, data.eval_a, data.eval_b, device)
-    if data.held_a is not None and data.held_b is not None:
-        held = evaluate_psnr(model, data.held_a, data.held_b, device)
-        result.update(held_a=held["a"], held_b=held["b"])
+    held = evaluate_psnr(model, data.held_a, data.held_b, device)
+    result.update({f"held_{key}": value for key, value in held.items()})
     return result
 
 
+def held_out_line(psnr: dict[str, float]) -> str:
+    """'A 25.10 dB, B 22.40 dB': the held-out PSNRs :func:`evaluate_all` measured ('' when none)."""
+    return ", ".join(f"{key.upper()} {psnr[f'held_{key}']:.2f} dB" for key in ("a", "b") if f"held_{key}" in psnr)
+
+
 def evaluate_psnr(
-    model: torch.nn.Module, faces_a: np.ndarray, faces_b: np.ndarray, device: torch.device
+    model: torch.nn.Module, faces_a: np.ndarray | None, faces_b: np.ndarray | None, device: torch.device
 ) -> dict[str, float]:
-    """Reconstruction PSNR (A->A, B->B) on unaugmented faces, in dB."""
+    """Reconstruction PSNR (A->A, B->B) on unaugmented faces, in dB; an identity given no faces (None) is left out."""
     import torch
 
     from training.losses import psnr
@@ -610,6 +617,8 @@ def evaluate_psnr(
     out = {}
     with torch.no_grad():
         for key, faces in (("a", faces_a), ("b", faces_b)):
+            if faces is None:
+                continue
             x = torch.from_numpy(faces).to(device)
             out[key] = round(float(psnr(model(x, key)[0], x)), 3)
     model.train()
@@ -819,7 +828,7 @@ def run(args: argparse.Namespace) -> int:
         return 130
     psnr = summary["psnr"]
     if psnr:
-        held = f" (held out: A {psnr['held_a']:.2f} dB, B {psnr['held_b']:.2f} dB)" if "held_a" in psnr else ""
+        held = f" (held out: {held_out_line(psnr)})" if held_out_line(psnr) else ""
         stopped = f" of {summary['steps']}, time budget reached: --resume continues" if summary["out_of_time"] else ""
         print(
             f"{summary['run']}: step {summary['step']}{stopped}, PSNR A->A {psnr['a']:.2f} dB, "

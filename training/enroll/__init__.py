@@ -51,6 +51,7 @@ from training.enroll.tuning import (
     evenly,
     fine_tune,
     held_out_callback,
+    held_out_text,
     seconds_per_step,
     train_config_for,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "export_name",
     "fine_tune",
     "held_out_callback",
+    "held_out_text",
     "is_camera",
     "live_command",
     "parse_frames",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from training.enroll.capturing import MIN_FACES, capture, capture_report, check_
 from training.enroll.export import export_enrolled, live_command
 from training.enroll.status import StatusFile
 from training.enroll.target import default_cache, resolve_target
-from training.enroll.tuning import AUGMENT_OFF, FINE_TUNE_LR, SCRATCH_LR, TuneOptions, fine_tune
+from training.enroll.tuning import AUGMENT_OFF, FINE_TUNE_LR, SCRATCH_LR, TuneOptions, fine_tune, held_out_text
 from training.train import add_occluder_arguments, occluders_from_args
 
 FACESET_DIR = "faceset"
@@ -166,8 +167,8 @@ def _enroll(args: argparse.Namespace, out: Path, progress: bool, status: StatusF
     )
     print(
         f"{out / RUN_DIR}: step {summary['step']} ({why}; {'from scratch' if args.scratch else 'fine-tuned'}, "
-        f"decoder B lr x{summary['decoder_b_lr']:g}); PSNR you {psnr.get('a', float('nan')):.2f} dB (held out "
-        f"{psnr.get('held_a', float('nan')):.2f}), {target.name} {psnr.get('b', float('nan')):.2f} dB"
+        f"decoder B lr x{summary['decoder_b_lr']:g}); PSNR you {psnr.get('a', math.nan):.2f} dB "
+        f"({held_out_text(psnr, summary['holdout'])}), {target.name} {psnr.get('b', math.nan):.2f} dB"
     )
     print(f"wrote {model} (you -> {target.name}, {exported['info'].size} px)")
     print(f"go live: {live_command(model)}")

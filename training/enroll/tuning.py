@@ -152,17 +152,19 @@ def held_out_callback(state: HeldOut, progress: bool) -> Callable[[TrainProgress
     t0 = time.monotonic()
 
     def callback(p: TrainProgress) -> bool:
-        if p.data.held_a is None or p.data.held_b is None or p.step % state.every:
+        if p.data.held_a is None or p.step % state.every:
             return False
-        psnr = evaluate_psnr(p.model, p.data.held_a, evenly(p.data.held_b, HELD_B_FACES), p.device)
+        held_b = None if p.data.held_b is None else evenly(p.data.held_b, HELD_B_FACES)  # a target of a few photos
+        psnr = evaluate_psnr(p.model, p.data.held_a, held_b, p.device)
         state.history.append(
-            {"step": p.step, "seconds": round(time.monotonic() - t0, 1), "held_a": psnr["a"], "held_b": psnr["b"]}
+            {"step": p.step, "seconds": round(time.monotonic() - t0, 1), "held_a": psnr["a"], "held_b": psnr.get("b")}
         )
         if psnr["a"] > state.best + state.min_delta:
             state.best, state.best_step, state.stale = psnr["a"], p.step, 0
         else:
             state.stale += 1
-        _say(f"step {p.step}/{p.steps}: held-out PSNR you {psnr['a']:.2f} dB, target {psnr['b']:.2f} dB", progress)
+        target = f", target {psnr['b']:.2f} dB" if "b" in psnr else ""
+        _say(f"step {p.step}/{p.steps}: held-out PSNR you {psnr['a']:.2f} dB{target}", progress)
         # random warp fades out late in the schedule and sharpens what it taught: not judged a plateau too early
         if state.patience and state.stale >= state.patience and p.step >= PLATEAU_FROM * p.steps:
             state.plateau = True
@@ -174,6 +176,20 @@ def held_out_callback(state: HeldOut, progress: bool) -> Callable[[TrainProgress
         return False
 
     return callback
+
+
+def held_out_text(psnr: dict[str, float], holdout: float) -> str:
+    """The person's held-out PSNR for the final line: a number, or why there is none."""
+    from training.train import MIN_HOLDOUT_FACES
+
+    value = psnr.get("held_a")
+    if value is None:
+        if holdout <= 0:
+            return "no held-out PSNR: this run holds no faces out (--holdout 0)"
+        return f"no held-out PSNR: fewer than {MIN_HOLDOUT_FACES} faces, none held out"
+    if not math.isfinite(value):
+        return "held-out PSNR not a number: the model's output is not finite (training diverged)"
+    return f"held out {value:.2f}"
 
 
 def evenly(faces: np.ndarray, count: int) -> np.ndarray:
@@ -248,4 +264,9 @@ def fine_tune(
         summary = train(cfg, resume=saved is not None, progress=progress, threads=opts.threads, callback=both)
     except TrainingInterrupted as exc:  # the checkpoint was saved: export what was learned
         summary, interrupted = exc.summary, True
-    return summary | {"held_out": asdict(held), "interrupted": interrupted, "decoder_b_lr": cfg.decoder_b_lr}
+    return summary | {
+        "held_out": asdict(held),
+        "interrupted": interrupted,
+        "decoder_b_lr": cfg.decoder_b_lr,
+        "holdout": cfg.holdout,
+    }
