@@ -274,9 +274,7 @@ def train(
 
     ``callback`` (single-process runs) is called after every step; returning True stops training there, saved, as
     the time budget does (``stopped_early`` in the summary): held-out plateau stopping, progress on another clock."""
-    from training.distributed import dist_setup, dist_teardown, wrap_ddp
-    from training.prefetch import BatchStream
-    from training.step import LossConfig, build_train_state, restore_train_state, to_device, train_step
+    from training.distributed import dist_setup, dist_teardown
 
     out = Path(cfg.out)
     saved = load_checkpoint(out / CHECKPOINT) if resume else None
@@ -284,6 +282,45 @@ def train(
     rank, world, local_rank = dist_setup()
     device = choose_device(local_rank, world, threads)
     data = load_data(cfg, model_config.size)
+    state = model_state(cfg, model_config, data, saved, device, local_rank, world)
+    run = RunFolder(out, cfg, model_config, state, data, device, rank, world)
+    run.prepare()
+    ending = train_loop(cfg, state, data, device, run, progress, callback)
+    final_psnr = evaluate_all(state.model, data, device) if rank == 0 else {}
+    run.checkpoint(final_psnr)
+    if not ending.interrupted:
+        run.preview()
+    dist_teardown(world)
+    summary = {
+        "run": str(out),
+        "step": state.step,
+        "steps": cfg.steps,
+        "psnr": final_psnr,
+        "interrupted": ending.interrupted,
+        "out_of_time": ending.out_of_time,
+        "stopped_early": ending.stopped_early,
+        "identities": [data.a.name, data.b.name],
+        "world_size": world,
+    }
+    if ending.interrupted:
+        raise TrainingInterrupted(summary)
+    return summary
+
+
+def model_state(
+    cfg: TrainConfig,
+    model_config: ModelConfig,
+    data: TrainingData,
+    saved: dict | None,
+    device: torch.device,
+    local_rank: int,
+    world: int,
+) -> TrainState:
+    """Model and optimizer: resumed from ``saved``, or fresh (from --init's weights, or at random) with its detail
+    textures started from the data; decoder B at its own rate; wrapped for DDP when there are several processes."""
+    from training.distributed import wrap_ddp
+    from training.step import build_train_state, restore_train_state
+
     state = build_train_state(model_config, device, cfg.lr, cfg.seed, amp=cfg.amp and device.type == "cuda")
     if cfg.decoder_b_lr != 1.0:
         set_decoder_b_rate(state, cfg.decoder_b_lr)
@@ -294,34 +331,76 @@ def train(
     if saved is None:
         init_textures(state.model, data, device)
     state.pair = wrap_ddp(state.pair, device, local_rank, world)
-    losses = LossConfig(cfg.loss, cfg.dssim_weight, cfg.mask_weight, cfg.mask_loss)
-    if rank == 0:
-        prepare_run_folder(out, cfg, state.step)
+    return state
 
-    def checkpoint(psnr_eval: dict | None = None) -> None:
-        if rank == 0:
-            psnr_eval = psnr_eval or evaluate_all(state.model, data, device)
-            save_checkpoint(
-                out / CHECKPOINT, checkpoint_contents(cfg, model_config, state, data, world, psnr_eval, device)
+
+@dataclass
+class RunFolder:
+    """The run's files, written by rank 0 only: the folder and its config, checkpoints, previews."""
+
+    out: Path
+    cfg: TrainConfig
+    model_config: ModelConfig
+    state: TrainState
+    data: TrainingData
+    device: torch.device
+    rank: int
+    world: int
+
+    def prepare(self) -> None:
+        if self.rank == 0:
+            prepare_run_folder(self.out, self.cfg, self.state.step)
+
+    def checkpoint(self, psnr_eval: dict | None = None) -> None:
+        if self.rank == 0:
+            psnr_eval = psnr_eval or evaluate_all(self.state.model, self.data, self.device)
+            contents = checkpoint_contents(
+                self.cfg, self.model_config, self.state, self.data, self.world, psnr_eval, self.device
             )
+            save_checkpoint(self.out / CHECKPOINT, contents)
 
-    def preview() -> None:
-        if rank == 0:
-            write_run_preview(out, state, data, device)
+    def preview(self) -> None:
+        if self.rank == 0:
+            write_run_preview(self.out, self.state, self.data, self.device)
 
-    metrics = MetricsLog(out / METRICS, world)
-    bar = progress_bar(cfg, model_config.name, state.step, enabled=progress and rank == 0)
-    interrupted = out_of_time = stopped_early = False
+
+@dataclass
+class LoopEnding:
+    """Why the training loop ended before ``cfg.steps`` (all False: it ran them all)."""
+
+    interrupted: bool = False  # Ctrl-C (or SIGTERM, see stop_on_sigterm)
+    out_of_time: bool = False  # --max-minutes
+    stopped_early: bool = False  # the callback said stop
+
+
+def train_loop(
+    cfg: TrainConfig,
+    state: TrainState,
+    data: TrainingData,
+    device: torch.device,
+    run: RunFolder,
+    progress: bool,
+    callback: Callable[[TrainProgress], bool] | None,
+) -> LoopEnding:
+    """The steps from ``state.step`` to ``cfg.steps``: batch, step, log, preview, checkpoint; stops on the time
+    budget, the callback or Ctrl-C, and says which."""
+    from training.prefetch import BatchStream
+    from training.step import LossConfig, to_device, train_step
+
+    losses = LossConfig(cfg.loss, cfg.dssim_weight, cfg.mask_weight, cfg.mask_loss)
+    metrics = MetricsLog(run.out / METRICS, run.world)
+    bar = progress_bar(cfg, run.model_config.name, state.step, enabled=progress and run.rank == 0)
+    ending = LoopEnding()
     deadline = time.monotonic() + 60.0 * cfg.max_minutes if cfg.max_minutes > 0 else None
     state.model.train()
-    batches = BatchStream(partial(step_arrays, data, cfg, rank), state.step, cfg.steps, cfg.workers)
+    batches = BatchStream(partial(step_arrays, data, cfg, run.rank), state.step, cfg.steps, cfg.workers)
     try:
         for _, arrays_a, arrays_b in batches:
             lr = set_learning_rate(state, cfg)
             batch_a, batch_b = to_device(arrays_a, device), to_device(arrays_b, device)
             result = train_step(state, batch_a, batch_b, losses)
-            metrics.count(2 * cfg.batch * world)
-            if rank == 0 and (state.step % cfg.log_every == 0 or state.step == cfg.steps):
+            metrics.count(2 * cfg.batch * run.world)
+            if run.rank == 0 and (state.step % cfg.log_every == 0 or state.step == cfg.steps):
                 record = metrics.write(state.step, result, batch_a["target"], batch_b["target"], lr)
                 bar.set_postfix(
                     loss=f"{record['loss']:.4f}",
@@ -331,39 +410,21 @@ def train(
                 )
             bar.update(1)
             if cfg.preview_every and state.step % cfg.preview_every == 0:
-                preview()
+                run.preview()
             if state.step % cfg.save_every == 0 and state.step < cfg.steps:
-                checkpoint()
+                run.checkpoint()
             if deadline is not None and time.monotonic() > deadline:
-                out_of_time = True  # a short GPU lease: stop here, saved; --resume continues the same schedule
+                ending.out_of_time = True  # a short GPU lease: stop here, saved; --resume continues the same schedule
                 break
             if callback is not None and callback(TrainProgress(state.step, cfg.steps, state.model, data, device)):
-                stopped_early = True
+                ending.stopped_early = True
                 break
     except KeyboardInterrupt:
-        interrupted = True
+        ending.interrupted = True
     finally:
         batches.close()
         bar.close()
-    final_psnr = evaluate_all(state.model, data, device) if rank == 0 else {}
-    checkpoint(final_psnr)
-    if not interrupted:
-        preview()
-    dist_teardown(world)
-    summary = {
-        "run": str(out),
-        "step": state.step,
-        "steps": cfg.steps,
-        "psnr": final_psnr,
-        "interrupted": interrupted,
-        "out_of_time": out_of_time,
-        "stopped_early": stopped_early,
-        "identities": [data.a.name, data.b.name],
-        "world_size": world,
-    }
-    if interrupted:
-        raise TrainingInterrupted(summary)
-    return summary
+    return ending
 
 
 # --------------------------------------------------------------------------------------------------- resume
