@@ -18,6 +18,7 @@ from realtime.colour import COLOUR_MODES
 from realtime.compose import BLEND_MODES
 from realtime.eyes import EYES_MODES
 from realtime.mouth import MOUTH_MODES
+from realtime.occlusion import OCCLUSION_MODES
 from realtime.pipeline import PipelineOptions
 from realtime.temporal import MAX_WEIGHT
 from realtime.upscale import SHARPEN_MODES
@@ -62,6 +63,7 @@ SWITCHES: dict[str, Switch] = {
         Switch("eyes", "e", EYES_MODES, text="the swap's eyelids follow the camera's blinks (follow) or not (swap)"),
         Switch("sharpen", "s", SHARPEN_MODES, text="the face: as soft as the camera (match), as drawn, sharpened"),
         Switch("blend", "b", BLEND_MODES, text="seam blend at the face's edge"),
+        Switch("occlusion", "o", OCCLUSION_MODES, text="hands and objects in front of the face stay in front"),
         Switch("colour", "c", COLOUR_MODES, text="colour transfer to the camera's face"),
         Switch(
             "morph", "[", low=0.0, high=1.0, step=0.05, key_up="]", text="towards the model's face (re-centring, AMP)"

@@ -18,6 +18,7 @@ from realtime.controls import Switchboard
 from realtime.errors import SwapcamError
 from realtime.eyes import EYES_MODES
 from realtime.mouth import MOUTH_MODES
+from realtime.occlusion import OCCLUSION_MODES
 from realtime.pipeline import PipelineOptions
 from realtime.runner import format_summary
 from realtime.sources import PACES
@@ -67,6 +68,14 @@ def add_compositing_arguments(parser: argparse.ArgumentParser) -> None:
         "unsharp = unsharp mask; espcn = the shipped learned x2 sub-pixel upscaler (models/upscaler)",
     )
     parser.add_argument(
+        "--occlusion",
+        default=PipelineOptions.occlusion,
+        choices=OCCLUSION_MODES,
+        help="what is in front of the face (a hand, a cup, a microphone) stays in front: appearance = where the "
+        "camera crop departs from the face's own learned look; hands = mediapipe's hand landmarks (every other "
+        "frame); auto = both; off = only the model's own mask. A face mostly hidden fades to the camera's",
+    )
+    parser.add_argument(
         "--temporal",
         type=float,
         default=PipelineOptions.temporal,
@@ -94,7 +103,7 @@ def add_compositing_arguments(parser: argparse.ArgumentParser) -> None:
 
 def compositing_options(args: argparse.Namespace) -> dict:
     """The PipelineOptions fields that add_compositing_arguments sets."""
-    names = ("colour", "mouth", "eyes", "blend", "sharpen", "temporal", "coverage", "morph")
+    names = ("colour", "mouth", "eyes", "blend", "sharpen", "occlusion", "temporal", "coverage", "morph")
     return {name: getattr(args, name) for name in names}
 
 

@@ -24,13 +24,26 @@ from realtime.errors import SwapcamError
 from realtime.eyes import EYES_MODES, EyeFollower, close_eyes
 from realtime.landmarks.smoothing import FaceSmoother
 from realtime.mouth import MOUTH_MODES, MouthGate, paste_camera_mouth
+from realtime.occlusion import OCCLUSION_MODES, HandFinder, face_visibility, fade_out, near_box
 from realtime.recentre import forget_codes, recentred_swap
 from realtime.sharpness import match_sharpness
 from realtime.temporal import MAX_WEIGHT, TemporalSmoother
 from realtime.types import Face, Image, check_image
 from realtime.upscale import SHARPEN_MODES, make_sharpener, scale_mask, scale_matrix
 
-STAGES = ("landmarks", "smooth", "align", "swap", "colour", "sharpen", "compose", "mouth", "overlay")
+STAGES = (
+    "landmarks",
+    "smooth",
+    "hands",
+    "align",
+    "swap",
+    "occlusion",
+    "colour",
+    "sharpen",
+    "compose",
+    "mouth",
+    "overlay",
+)
 
 
 @dataclass
@@ -51,6 +64,7 @@ class PipelineOptions:
     eyes: str = "follow"  # realtime.eyes.EYES_MODES: the swap's lids close as far as the camera's (follow), or never
     blend: str = "feather"  # realtime.compose.BLEND_MODES: the seam at the face's edge
     sharpen: str = "match"  # realtime.upscale.SHARPEN_MODES: match = blur to the camera's sharpness; unsharp; espcn x2
+    occlusion: str = "auto"  # realtime.occlusion.OCCLUSION_MODES: keep hands/objects in front of the face
 
     def validate(self) -> None:
         if self.colour not in COLOUR_MODES:
@@ -75,6 +89,8 @@ class PipelineOptions:
             raise SwapcamError(f"blend={self.blend!r}; choose from {', '.join(BLEND_MODES)}")
         if self.sharpen not in SHARPEN_MODES:
             raise SwapcamError(f"sharpen={self.sharpen!r}; choose from {', '.join(SHARPEN_MODES)}")
+        if self.occlusion not in OCCLUSION_MODES:
+            raise SwapcamError(f"occlusion={self.occlusion!r}; choose from {', '.join(OCCLUSION_MODES)}")
 
 
 class FaceSwapProcessor:
@@ -92,6 +108,7 @@ class FaceSwapProcessor:
         self._mouth = MouthGate(self.options.mouth)
         self._temporal = TemporalSmoother(self.options.temporal)
         self._sharpeners: dict[str, tuple] = {}  # mode -> (sharpen, scale), built on first use (espcn loads a model)
+        self._hands = HandFinder()  # mediapipe's hand landmarker, loaded when occlusion by hands is first on
         self.reconfigure(swapper, self.options)
         self._owns_detector = detector is None
         self._detector = detector
@@ -142,6 +159,9 @@ class FaceSwapProcessor:
         """The slow first-time work, done before the first real frame: the detector's warm-up (graph start, first
         face) and one inference on a blank batch (onnxruntime's first run allocates and would stall frame 1)."""
         self.detector.warmup()
+        if self.options.occlusion in ("auto", "hands"):  # the hand graph's first run is slow too
+            self._hands.find(np.zeros((64, 64, 3), np.uint8), [(0, 0, 64, 64)])
+            self._hands.reset()
         blank = np.zeros((self.size, self.size, 3), np.uint8)
         self.swapper.swap([blank] * self.options.max_faces, morph=self.options.morph)
 
@@ -159,7 +179,13 @@ class FaceSwapProcessor:
             faces = self._smoother.smooth(faces, t1 if t is None else float(t))
         elif not faces:
             self._smoother.reset()
-        timings["smooth"] = (time.perf_counter() - t1) * 1e3
+        t2 = time.perf_counter()
+        timings["smooth"] = (t2 - t1) * 1e3
+        if self.options.occlusion in ("auto", "hands"):
+            hands = self._hands.find(image, [f.bbox for f in faces])
+            for face in faces:
+                face.hands = near_box(hands, face.bbox) if len(faces) > 1 else hands
+        timings["hands"] = (time.perf_counter() - t2) * 1e3
         return faces
 
     # -- swap half --------------------------------------------------------------------------------------------
@@ -171,8 +197,11 @@ class FaceSwapProcessor:
             return None
         return crop, matrix, transform_points(pts, matrix)
 
-    def render(self, image: Image, faces: list[Face], timings: dict[str, float] | None = None) -> Image:
-        """Swap ``faces`` into a copy of ``image`` (the input is never modified). No face: ``image`` itself."""
+    def render(
+        self, image: Image, faces: list[Face], timings: dict[str, float] | None = None, t: float | None = None
+    ) -> Image:
+        """Swap ``faces`` into a copy of ``image`` (the input is never modified). No face: ``image`` itself.
+        ``t``: the frame's time in seconds (how long a face has been missing; default the clock)."""
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
         cropped = [(f, c) for f, c in ((f, self._crop(image, f)) for f in faces) if c is not None]
@@ -180,10 +209,10 @@ class FaceSwapProcessor:
         t1 = time.perf_counter()
         timings["align"] = (t1 - t0) * 1e3
         out = image
-        colour_ms = sharpen_ms = compose_ms = 0.0
+        colour_ms = sharpen_ms = compose_ms = occlusion_ms = 0.0
         self.last_pastes = []
         if crops:
-            tracks = self._temporal.match([c[1] for c in crops], self.size)
+            tracks = self._temporal.match([c[1] for c in crops], self.size, t)
             swapped, learned = recentred_swap(
                 self.swapper, [c[0] for c in crops], [t.state for t in tracks], self.options.morph
             )
@@ -193,10 +222,17 @@ class FaceSwapProcessor:
             follow_eyes = self.options.eyes == "follow"
             camera_mouths = []
             sharpen, scale = self._sharpeners[self.options.sharpen]
+            occlusion = self.options.occlusion
             for (camera_face, (crop, matrix, crop_pts)), face, mask_l, track in zip(
                 cropped, swapped, learned, tracks, strict=True
             ):
                 ta = time.perf_counter()
+                visible, presence = face_visibility(occlusion, track.state, crop, crop_pts, matrix, camera_face.hands)
+                if visible is not None:
+                    mask_l = mask_l * visible
+                tv = time.perf_counter()
+                occlusion_ms += (tv - ta) * 1e3
+                ta = tv
                 mask = self._temporal.mask(track, blend_mask(mask_l, crop_pts))
                 if follow_eyes:
                     face = close_eyes(face, crop_pts, EyeFollower.closure(track.state, camera_face.measured))
@@ -205,6 +241,8 @@ class FaceSwapProcessor:
                 if params is not None:
                     face = self._colour.apply(face, params)
                 tc = time.perf_counter()
+                if presence < 1.0:  # mostly hidden, or just found: fading between the camera's face and the swap
+                    mask = mask * np.float32(presence)
                 self.last_pastes.append((mask, matrix))
                 if self.options.sharpen == "match":
                     face = match_sharpness(face, crop, mask, track.state, self.options.temporal)
@@ -225,7 +263,10 @@ class FaceSwapProcessor:
             timings["mouth"] = (time.perf_counter() - tm) * 1e3
         else:
             timings["swap"] = timings["mouth"] = 0.0
-            self._temporal.reset()  # no face: the next one starts with no colour or mask history, mouth closed
+            self._temporal.match([], self.size, t)  # no face: its track is kept a moment (realtime.temporal.MAX_AGE_S)
+        for track in self._temporal.lost:  # a face not seen this frame: the swap fades back in when it returns
+            fade_out(track.state)
+        timings["occlusion"] = occlusion_ms
         timings["colour"] = colour_ms
         timings["sharpen"] = sharpen_ms
         timings["compose"] = compose_ms
@@ -239,7 +280,10 @@ class FaceSwapProcessor:
                 out = image.copy()
             if self.options.hud:
                 o = self.options
-                switches = f"mouth {o.mouth}  eyes {o.eyes}  sharpen {o.sharpen}  blend {o.blend}  colour {o.colour}"
+                switches = (
+                    f"mouth {o.mouth}  eyes {o.eyes}  sharpen {o.sharpen}  blend {o.blend}  colour {o.colour}  "
+                    f"occlusion {o.occlusion}"
+                )
                 stage_ms = {k: v for k, v in timings.items() if k in STAGES}
                 overlay.draw_hud(out, self._fps, stage_ms, len(faces), switches)
             if self.options.label:
@@ -253,7 +297,7 @@ class FaceSwapProcessor:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         faces = self.find_faces(image, t, timings)
-        out = self.render(image, faces, timings)
+        out = self.render(image, faces, timings, t)
         timings["total"] = (time.perf_counter() - t0) * 1e3
         self.last_faces = faces
         self.last_timings = timings
@@ -264,6 +308,7 @@ class FaceSwapProcessor:
             self._closed = True
             if self._owns_detector and self._detector is not None:
                 self._detector.close()
+            self._hands.close()
 
     def __enter__(self) -> FaceSwapProcessor:
         return self

@@ -196,7 +196,10 @@ class LiveRunner:
 
     def _render(self, frame: Frame) -> tuple[Frame, Image]:
         self._changes.apply(self.processor)
-        return frame, self.processor.render(frame.image, frame.faces, frame.timings_ms)
+        t = getattr(frame, "t_media", None)
+        return frame, self.processor.render(
+            frame.image, frame.faces, frame.timings_ms, frame.t_capture if t is None else t
+        )
 
     def _landmarks(self) -> None:
         self._stage(self._captured, self._located, self._locate)

@@ -22,6 +22,9 @@ class Face:
     # the detector's 68 points before temporal smoothing (set by the smoother; None: ``landmarks`` are unsmoothed).
     # Smoothing steadies the paste, but smears fast, small motions such as a blink over the following frames.
     unsmoothed: Landmarks | None = None
+    # hands near this face (21x2 frame-pixel points each, mediapipe's hand landmarks): set by the live pipeline when
+    # occlusion by hands is on (realtime.occlusion), so the swap leaves them in front of the face
+    hands: list[Landmarks] = field(default_factory=list)
 
     @property
     def measured(self) -> Landmarks:

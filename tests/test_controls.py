@@ -25,8 +25,17 @@ NO_OVERLAY = dict(hud=False, label=False)
 # -- the switch table -----------------------------------------------------------------------------------------------
 def test_apply_changes_validates_names_and_values():
     base = PipelineOptions()
-    got = apply_changes(base, {"mouth": "keep", "eyes": "swap", "morph": 0.3, "hud": True, "sharpen": "unsharp"})
-    assert (got.mouth, got.eyes, got.morph, got.hud, got.sharpen) == ("keep", "swap", 0.3, True, "unsharp")
+    got = apply_changes(
+        base, {"mouth": "keep", "eyes": "swap", "morph": 0.3, "hud": True, "sharpen": "unsharp", "occlusion": "off"}
+    )
+    assert (got.mouth, got.eyes, got.morph, got.hud, got.sharpen, got.occlusion) == (
+        "keep",
+        "swap",
+        0.3,
+        True,
+        "unsharp",
+        "off",
+    )
     assert base.mouth == "auto"  # a new object: the old options are untouched
     got.validate()
     for bad, word in [

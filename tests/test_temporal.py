@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.temporal import FaceTrack, TemporalSmoother, ema, face_geometry
+from realtime.temporal import FRAME_S, MAX_AGE_S, FaceTrack, TemporalSmoother, ema, face_geometry
 
 
 def crop_matrix(cx: float, cy: float, side: float, size: int = 128) -> np.ndarray:
@@ -39,17 +39,39 @@ def test_ema():
 
 def test_tracks_follow_moving_faces_and_reset_on_jump_or_loss():
     sm = TemporalSmoother(0.6)
-    (t1,) = sm.match([crop_matrix(300, 200, 250)], 128)
+    dt = FRAME_S
+    (t1,) = sm.match([crop_matrix(300, 200, 250)], 128, 0.0)
     assert t1.frames == 0
-    (t2,) = sm.match([crop_matrix(310, 205, 252)], 128)  # small motion: the same track
+    (t2,) = sm.match([crop_matrix(310, 205, 252)], 128, dt)  # small motion: the same track
     assert t2 is t1 and t2.frames == 1
-    (t3,) = sm.match([crop_matrix(500, 205, 252)], 128)  # moved ~0.75 of its size in one frame: a new track
+    (t3,) = sm.match([crop_matrix(500, 205, 252)], 128, 2 * dt)  # moved ~0.75 of its size in one frame: a new track
     assert t3 is not t1 and t3.frames == 0
-    (t4,) = sm.match([crop_matrix(500, 205, 380)], 128)  # 50 % bigger: a new track
+    (t4,) = sm.match([crop_matrix(500, 205, 380)], 128, 3 * dt)  # 50 % bigger: a new track
     assert t4 is not t3
-    sm.match([], 128)  # lost
-    (t5,) = sm.match([crop_matrix(500, 205, 380)], 128)
+    sm.match([], 128, 4 * dt)  # lost for longer than MAX_AGE_S: dropped
+    (t5,) = sm.match([crop_matrix(500, 205, 380)], 128, 4 * dt + MAX_AGE_S + dt)
     assert t5 is not t4
+
+
+def test_a_track_and_its_state_outlive_a_missed_frame():
+    """One frame without the face (a missed detection, a hand passing): the track comes back with its state."""
+    sm = TemporalSmoother(0.6)
+    (track,) = sm.match([crop_matrix(300, 200, 250)], 128, 0.0)
+    track.state["mean"] = np.ones(4)
+    assert sm.match([], 128, FRAME_S) == [] and sm.lost == [track]
+    (back,) = sm.match([crop_matrix(305, 200, 250)], 128, 2 * FRAME_S)
+    assert back is track and back.state["mean"].sum() == 4 and sm.lost == []
+
+
+def test_jump_limits_scale_with_the_time_between_frames():
+    """At 8 fps a head turn moves the face ~4x as far between two frames as at 30 fps: still the same face."""
+    moved = crop_matrix(300 + 0.6 * 250, 200, 250)  # 0.6 of the face's size: a jump in 1/30 s, not in 1/8 s
+    sm = TemporalSmoother(0.6)
+    (first,) = sm.match([crop_matrix(300, 200, 250)], 128, 0.0)
+    assert sm.match([moved], 128, FRAME_S)[0] is not first
+    sm = TemporalSmoother(0.6)
+    (first,) = sm.match([crop_matrix(300, 200, 250)], 128, 0.0)
+    assert sm.match([moved], 128, 1 / 8)[0] is first
 
 
 def test_two_faces_keep_their_tracks_when_their_order_swaps():

@@ -140,16 +140,17 @@ def test_demo_page_in_headless_chromium_swaps_the_fake_camera(tmp_path, portrait
                 # The compositing switches the page builds from GET /switches reach the processor between frames.
                 await page.select_option("#mouth", "keep")
                 await page.select_option("#sharpen", "unsharp")
+                await page.select_option("#occlusion", "hands")
                 await page.eval_on_selector(
                     "#morph", "(el) => { el.value = '0.4'; el.dispatchEvent(new Event('change')); }"
                 )
                 await wait_for(
                     lambda: (
-                        (lambda o: (o.mouth, o.sharpen, o.morph))(peer.video.worker.processor.options)
-                        == ("keep", "unsharp", 0.4)
+                        (lambda o: (o.mouth, o.sharpen, o.occlusion, o.morph))(peer.video.worker.processor.options)
+                        == ("keep", "unsharp", "hands", 0.4)
                     ),
                     5,
-                    "mouth keep, sharpen unsharp, morph 0.4 in the peer's processor",
+                    "mouth keep, sharpen unsharp, occlusion hands, morph 0.4 in the peer's processor",
                 )
                 # An overloaded server asks for fewer frames; the page applies it to its camera's sender.
                 peer.send({"type": "rate", "max_fps": 10})

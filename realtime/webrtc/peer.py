@@ -3,7 +3,7 @@ policy (ask the browser for fewer frames), the lip-sync delay of its microphone,
 
 The "control" data channel (JSON text, one object per message, at most 4 KiB):
   page -> server  {"type": "options", "direction"?, and any of realtime.controls.SWITCHES: "mouth"?, "eyes"?,
-                  "sharpen"?, "blend"?, "colour"?, "morph"?, "temporal"?, "hud"?, "label"?}
+                  "sharpen"?, "blend"?, "occlusion"?, "colour"?, "morph"?, "temporal"?, "hud"?, "label"?}
                   {"type": "ping", "t"}   {"type": "bye"}
                   {"type": "enroll", "action": "start" | "train" | "cancel"} ("use my face", realtime.webrtc.enrol)
   server -> page  {"type": "options", "options": {...}} (what was applied)   {"type": "stats", ...} (every second)
@@ -55,6 +55,7 @@ class PeerOptions:
     eyes: str = PipelineOptions.eyes
     sharpen: str = PipelineOptions.sharpen
     blend: str = PipelineOptions.blend
+    occlusion: str = PipelineOptions.occlusion
     colour: str = PipelineOptions.colour
     morph: float = PipelineOptions.morph
     temporal: float = PipelineOptions.temporal
