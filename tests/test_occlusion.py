@@ -212,3 +212,42 @@ def test_the_occluder_clip_keeps_hand_and_bar_in_front(occluder_clip):
         kept[mode] = hits / total
     assert kept["auto"] >= 0.9, kept
     assert kept["off"] < kept["auto"] - 0.15, kept
+
+
+def test_a_coloured_cup_in_front_of_the_face_does_not_tint_the_swap(tmp_path, astronaut, portrait_landmarks):
+    """Colour transfer reads its statistics where the face is visible: an orange cup over mouth and cheek leaves
+    the rest of the swapped face's colour as it was without the cup; with occlusion off the cup's colours enter
+    the statistics and cast the whole face. The model always draws the clean face, bluer (a swap never draws the
+    cup)."""
+    from _live_fixtures import frozen_model
+    from skimage.color import rgb2lab
+
+    from realtime.builder import open_swapper
+
+    lm = portrait_landmarks["astronaut"]
+    frame = astronaut.image
+    face = _hull(lm, frame.shape)
+    cup = frame.copy()
+    box = (int(lm[4, 0]), int(lm[33, 1]), int(lm[54, 0]), int(lm[8, 1]) + 20)  # left cheek, mouth, chin
+    cup[box[1] : box[3], box[0] : box[2]] = (20, 110, 240)  # orange (BGR)
+    away = face.copy()
+    away[box[1] - 10 : box[3] + 10, box[0] - 10 : box[2] + 10] = False  # the face well away from the cup
+    assert away.sum() > 1000
+
+    def lab_mean(image):
+        return rgb2lab(image[..., ::-1])[away].mean(axis=0)
+
+    crop, _ = align(frame, lm, SIZE, 1.6)
+    drawn = np.clip(crop[..., ::-1].astype(np.float32) / 255 + np.float32([-0.1, 0.0, 0.15]), 0, 1)
+    swapper = open_swapper(frozen_model(tmp_path / "frozen.onnx", drawn), threads=1)
+    shifts = {}
+    for mode in ("appearance", "off"):
+        options = PipelineOptions(colour="rct", smoothing=False, mouth="swap", occlusion=mode, **NO_OVERLAY)
+        with FaceSwapProcessor(swapper, options, detector=StillDetector(lm)) as proc:
+            for i in range(8):
+                clean = proc.process(frame, i / 30)
+            for i in range(8, 12):
+                with_cup = proc.process(cup, i / 30)
+        shifts[mode] = float(np.abs(lab_mean(with_cup) - lab_mean(clean)).max())
+    assert shifts["appearance"] < 1.5, shifts
+    assert shifts["off"] > 3.0, shifts
