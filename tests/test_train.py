@@ -536,3 +536,46 @@ def test_fine_tuning_a_model_without_texture_adds_one(tmp_path, facesets, run20)
 def test_augment_off_out_of_range_is_one_line(tmp_path, facesets, capsys):
     argv = ["train", "--a", str(facesets["A"]), "--b", str(facesets["B"]), "--out", str(tmp_path / "r")]
     _one_line_error(capsys, argv + ["--augment-off", "1.5", "--steps", "2", "--no-progress"], "--augment-off 1.5")
+
+
+def test_cross_mask_loss_trains_each_decoders_mask_on_the_other_identity():
+    """--cross-mask: off, the step's loss is the two identities' own and nothing else; on, it adds decoder B's mask
+    on A's faces vs A's mask target (and A's on B's), whose gradient reaches the decoders' trunk and mask head only:
+    not the encoder, not the face head."""
+    from training.step import cross_mask_loss
+
+    device = torch.device("cpu")
+    a, b = _random_identity("a", 4, 64, 1), _random_identity("b", 4, 64, 2)
+    batch_a, batch_b = identity_batch(None, a, 0, 0, 0, 2, device), identity_batch(None, b, 0, 0, 1, 2, device)
+    batch_a["mask"] = batch_a["mask"] * 0.5  # targets that differ from B's, so a mix-up shows
+    off = train_step(build_train_state(get_preset("tiny"), device, 1e-3, 0, False), batch_a, batch_b, LossConfig())
+    assert torch.equal(off.loss, off.loss_a + off.loss_b)
+
+    losses = LossConfig(mask_loss="bce", cross_mask=0.7)
+    state = build_train_state(get_preset("tiny"), device, 1e-3, 0, False)
+    with torch.no_grad():
+        z_a, z_b = state.model.encoder(batch_a["input"]), state.model.encoder(batch_b["input"])
+        expected = 0.7 * (
+            torch.nn.functional.binary_cross_entropy(
+                state.model.decoder_b(z_a)[1].clamp(1e-6, 1 - 1e-6), batch_a["mask"]
+            )
+            + torch.nn.functional.binary_cross_entropy(
+                state.model.decoder_a(z_b)[1].clamp(1e-6, 1 - 1e-6), batch_b["mask"]
+            )
+        )
+    on = train_step(state, batch_a, batch_b, losses)
+    assert float(on.loss - on.loss_a - on.loss_b) == pytest.approx(float(expected), rel=1e-4)
+    assert float(expected) > 0.1
+
+    state = build_train_state(get_preset("tiny"), device, 1e-3, 0, False)
+    _, _, (mask_ba, mask_ab) = state.pair(batch_a["input"], batch_b["input"], cross=True)
+    cross_mask_loss(mask_ba, mask_ab, batch_a["mask"], batch_b["mask"], losses).backward()
+    model = state.model
+
+    def moved(module: torch.nn.Module) -> bool:
+        return any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+    assert not moved(model.encoder)
+    for decoder in (model.decoder_a, model.decoder_b):
+        assert moved(decoder.to_mask) and moved(decoder.blocks)
+        assert not moved(decoder.to_face)

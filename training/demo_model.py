@@ -23,7 +23,13 @@ from models.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from models.contract import DEMO_DIR, DEMO_MODELS
 from realtime.atomic import atomic_write_bytes
 from realtime.errors import SwapcamError
-from training.train import OCCLUDERS, add_occluder_arguments, held_out_line, occluders_from_args
+from training.train import (
+    OCCLUDERS,
+    add_cross_mask_argument,
+    add_occluder_arguments,
+    held_out_line,
+    occluders_from_args,
+)
 
 log = logging.getLogger("swapcam.demo_model")
 MAX_BYTES = 15_000_000
@@ -69,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "scratch; a model without detail textures gets them, started from the facesets",
     )
     add_occluder_arguments(parser)
+    add_cross_mask_argument(parser)
     parser.add_argument("--holdout", type=float, default=0.05, help="share of each faceset held out for held-out PSNR")
     parser.add_argument("--seed", type=int, default=0, help="seed of clips, weights, batches and augmentation")
     parser.add_argument("--clips", type=int, default=8, help="synthetic clips per identity (different seeds)")
@@ -127,6 +134,7 @@ class Recipe:
     init: str = ""
     texture: bool = False
     occluders: float = OCCLUDERS
+    cross_mask: float = 0.0  # weight of the cross-identity mask loss (training.step.cross_mask_loss)
 
 
 # Clip seeds start above the seeds `swapcam eval` and the tests use for their synthetic clips (0..9), so the
@@ -186,6 +194,7 @@ def train_config(workdir: Path, recipe: Recipe, max_minutes: float = 0.0, worker
         init=recipe.init,
         texture=recipe.texture,
         occluders=recipe.occluders,
+        cross_mask=recipe.cross_mask,
     )
 
 
@@ -422,6 +431,7 @@ def run(args: argparse.Namespace) -> int:
         init=args.init,
         texture=args.texture,
         occluders=occluders_from_args(args),
+        cross_mask=args.cross_mask,
     )
     from training.train import TrainingInterrupted, stop_on_sigterm
 

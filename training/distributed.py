@@ -44,13 +44,19 @@ class PairForward(nn.Module):
         super().__init__()
         self.inner = model
 
-    def forward(
-        self, xa: torch.Tensor, xb: torch.Tensor
-    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    def forward(self, xa: torch.Tensor, xb: torch.Tensor, cross: bool = False) -> tuple[tuple[torch.Tensor, ...], ...]:
+        """((face_a, mask_a), (face_b, mask_b)); with ``cross`` a third pair, (decoder B's mask on A's faces,
+        decoder A's mask on B's faces), from the encoder's codes detached (the cross-identity mask loss,
+        ``--cross-mask``, trains only the decoders)."""
         # one encoder pass over both batches: same maths, half the kernel launches
         z = self.inner.encoder(torch.cat([xa, xb]))
         za, zb = z[: xa.shape[0]], z[xa.shape[0] :]
-        return self.inner.decoder_a(za), self.inner.decoder_b(zb)
+        out_a, out_b = self.inner.decoder_a(za), self.inner.decoder_b(zb)
+        if not cross:
+            return out_a, out_b
+        mask_b_on_a = self.inner.decoder_b(za.detach())[1]
+        mask_a_on_b = self.inner.decoder_a(zb.detach())[1]
+        return out_a, out_b, (mask_b_on_a, mask_a_on_b)
 
 
 def wrap_ddp(pair: nn.Module, device: torch.device, local_rank: int, world: int) -> nn.Module:

@@ -20,7 +20,7 @@ from realtime.errors import SwapcamError
 from training.augment import Augmenter, to_nchw_rgb
 from training.distributed import PairForward
 from training.faceset import priority_map
-from training.losses import reconstruction_loss
+from training.losses import mask_error, reconstruction_loss
 
 Batch = dict[str, torch.Tensor]  # input, target (N x 3 x S x S RGB [0, 1]), mask, weight (N x 1 x S x S)
 
@@ -114,6 +114,9 @@ class LossConfig:
     dssim_weight: float = 1.0
     mask_weight: float = 1.0
     mask_loss: str = "mse"  # learned mask vs its target: mse or bce (training.losses.mask_error)
+    # weight of the cross-identity mask loss: each decoder's mask also learns the other identity's faces (decoder B
+    # on A's inputs against A's mask target); the face of that pass has no loss. 0 = off (no extra pass)
+    cross_mask: float = 0.0
 
 
 @dataclass
@@ -165,6 +168,21 @@ class StepOutput:
     face_b: torch.Tensor
 
 
+def cross_mask_loss(
+    mask_b_on_a: torch.Tensor,
+    mask_a_on_b: torch.Tensor,
+    target_a: torch.Tensor,
+    target_b: torch.Tensor,
+    losses: LossConfig,
+) -> torch.Tensor:
+    """``--cross-mask``: decoder B's mask on A's faces against A's mask target (hull x (1 - occluder alpha)), and
+    decoder A's on B's. The mask is geometry, not identity: trained on its own identity only, decoder B's mask read
+    a stranger's face (the swap's input) partly as "not face" (benchmarks/occluder_finetune.md)."""
+    return losses.cross_mask * (
+        mask_error(mask_b_on_a, target_a, losses.mask_loss) + mask_error(mask_a_on_b, target_b, losses.mask_loss)
+    )
+
+
 def train_step(state: TrainState, batch_a: Batch, batch_b: Batch, losses: LossConfig) -> StepOutput:
     """Forward both identities, loss, backward, Adam update; ``state.step`` advances by one.
 
@@ -172,7 +190,12 @@ def train_step(state: TrainState, batch_a: Batch, batch_b: Batch, losses: LossCo
     """
     device_type = batch_a["input"].device.type
     with torch.autocast(device_type, dtype=torch.float16, enabled=state.amp):
-        (face_a, mask_a), (face_b, mask_b) = state.pair(batch_a["input"], batch_b["input"])
+        if losses.cross_mask:
+            (face_a, mask_a), (face_b, mask_b), (mask_ba, mask_ab) = state.pair(
+                batch_a["input"], batch_b["input"], cross=True
+            )
+        else:
+            (face_a, mask_a), (face_b, mask_b) = state.pair(batch_a["input"], batch_b["input"])
     # autocast hands back float16; the losses (batch sums, DSSIM's small variances) are computed in float32
     face_a, mask_a, face_b, mask_b = face_a.float(), mask_a.float(), face_b.float(), mask_b.float()
     loss_a = reconstruction_loss(
@@ -198,6 +221,8 @@ def train_step(state: TrainState, batch_a: Batch, batch_b: Batch, losses: LossCo
         losses.mask_loss,
     )
     loss = loss_a + loss_b
+    if losses.cross_mask:
+        loss = loss + cross_mask_loss(mask_ba.float(), mask_ab.float(), batch_a["mask"], batch_b["mask"], losses)
     if not torch.isfinite(loss):
         lr = state.optimizer.param_groups[0]["lr"]
         raise SwapcamError(f"loss became {float(loss.detach())} at step {state.step}; lower --lr (now {lr})")

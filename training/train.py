@@ -93,6 +93,7 @@ class TrainConfig:
     texture: bool = False  # decoders learn a detail texture (models.autoencoder.ModelConfig.texture); --init adds it
     occluders: float = OCCLUDERS  # probability per sample of an occluder over the input, mask target 0 under it
     mask_loss: str = "bce"  # learned mask vs its target (training.losses.mask_error); older checkpoints: mse
+    cross_mask: float = 0.0  # weight of the cross-identity mask loss (training.step.cross_mask_loss); 0 = off
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,6 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=MASK_LOSSES,
         help="learned mask's loss: bce (cross-entropy; learns occluders many times faster) or mse (before occluders)",
     )
+    add_cross_mask_argument(parser)
     parser.add_argument(
         "--eyes-weight", type=float, default=3.0, help="pixel-loss weight on the eyes (1 = no priority)"
     )
@@ -242,6 +244,16 @@ def add_occluder_arguments(parser: argparse.ArgumentParser) -> None:
         "mask leaves a hand in front of the face in front of it (training.occluders)",
     )
     group.add_argument("--no-occluders", action="store_true", help="no occluders (same as --occluders 0)")
+
+
+def add_cross_mask_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cross-mask",
+        type=float,
+        default=0.0,
+        help="weight of the cross-identity mask loss: each decoder's mask also learns the other identity's faces "
+        "(their hull, 0 under occluders; no face loss on that pass). 0 (default) = off",
+    )
 
 
 def occluders_from_args(args: argparse.Namespace) -> float:
@@ -387,7 +399,7 @@ def train_loop(
     from training.prefetch import BatchStream
     from training.step import LossConfig, to_device, train_step
 
-    losses = LossConfig(cfg.loss, cfg.dssim_weight, cfg.mask_weight, cfg.mask_loss)
+    losses = LossConfig(cfg.loss, cfg.dssim_weight, cfg.mask_weight, cfg.mask_loss, cfg.cross_mask)
     metrics = MetricsLog(run.out / METRICS, run.world)
     bar = progress_bar(cfg, run.model_config.name, state.step, enabled=progress and run.rank == 0)
     ending = LoopEnding()
@@ -461,6 +473,8 @@ def resolve_config(cfg: TrainConfig, saved: dict | None) -> tuple[TrainConfig, M
         raise SwapcamError(f"--steps {cfg.steps} --batch {cfg.batch} --lr {cfg.lr}: all must be positive")
     if cfg.loss not in ("l1", "mse"):
         raise SwapcamError(f"--loss {cfg.loss!r}: expected l1 or mse")
+    if cfg.cross_mask < 0:
+        raise SwapcamError(f"--cross-mask {cfg.cross_mask}: expected >= 0 (a loss weight; 0 = off)")
     if cfg.mask_loss not in MASK_LOSSES:
         raise SwapcamError(f"--mask-loss {cfg.mask_loss!r}: expected {' or '.join(MASK_LOSSES)}")
     if cfg.lr_schedule not in LR_SCHEDULES:
@@ -828,6 +842,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         dssim_weight=args.dssim_weight,
         mask_weight=args.mask_weight,
         mask_loss=args.mask_loss,
+        cross_mask=args.cross_mask,
         eyes_weight=args.eyes_weight,
         mouth_weight=args.mouth_weight,
         background_weight=args.background_weight,
