@@ -11,8 +11,8 @@ head does):
   (after the frame's overall lighting change is taken out) shows something else. The eyes, brows and mouth move with
   expression, so a region that departs only inside them must depart ZONE_FACTOR times more, and the eye openings
   and the inside of the mouth never start one (a blink or an opening mouth is not a hand), while a region that also
-  reaches the cheeks, nose or chin is flagged whole (a cup in front of the mouth). When the face's pattern of light
-  and dark as a whole no longer matches the learned one (a hand over all of it), all of it is hidden. Occluded
+  reaches the cheeks, nose or chin is flagged whole (a cup in front of the mouth). When the rest of the face no
+  longer matches the learned pattern of light and dark (a hand over all of it), all of it is hidden. Occluded
   pixels are not learned (a hand held still stays a hand) but drift in very slowly (STUCK_RATE), so a lasting change
   (glasses put on) is accepted after some seconds. Works for any object of any colour; it cannot see an occluder
   that was there from the track's first frame until it moves. Under a millisecond per face.
@@ -189,12 +189,13 @@ def appearance_occluded(
         residual -= np.median(residual[inside], axis=0)
     if model.frames < WARMUP_FRAMES:
         occluded = np.zeros((GRID, GRID), np.uint8)
-    elif likeness(lab[..., 0], model.mean[..., 0], inside) < MIN_LIKENESS:  # not this face at all: all hidden
-        occluded = inside.astype(np.uint8)
     else:
         z2 = residual * residual / (model.var + NOISE_FLOOR**2)
         distance = np.sqrt(z2.sum(axis=2))
         occluded = _flag(distance, inside, zone)
+        rest = inside & ~cv2.dilate(occluded, np.ones((3, 3), np.uint8)).astype(bool)
+        if likeness(lab[..., 0], model.mean[..., 0], rest) < MIN_LIKENESS:  # what is left is not this face either
+            occluded = inside.astype(np.uint8)
     if extra is not None:
         occluded |= extra.astype(np.uint8)
     rate = LEARN_RATE if model.frames >= WARMUP_FRAMES else 1.0 / (model.frames + 1)
