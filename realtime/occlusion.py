@@ -38,9 +38,13 @@ import cv2
 import numpy as np
 
 from realtime.align import transform_points
+from realtime.colour import to_lab
+from realtime.compose import hull_mask
 from realtime.types import Image, Landmarks, Mask
 
 OCCLUSION_MODES = ("auto", "appearance", "hands", "off")
+APPEARANCE_MODES = ("auto", "appearance")  # the modes that use each view
+HAND_MODES = ("auto", "hands")
 GRID = 64  # px: the appearance model's raster (the crop resized to GRID x GRID)
 NOISE_FLOOR = np.array([5.0, 3.0, 3.0], np.float32)  # LAB std added to the learned one (sensor noise, jitter)
 THRESHOLD = 4.0  # normalised colour distance above which a pixel is "something else"
@@ -101,18 +105,16 @@ def state_of(state: dict) -> OcclusionState:
 
 
 def _lab(crop: Image) -> np.ndarray:
-    small = cv2.resize(crop, (GRID, GRID), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_BGR2LAB)
+    return to_lab(cv2.resize(crop, (GRID, GRID), interpolation=cv2.INTER_AREA))
 
 
-def _fill(points: np.ndarray, scale: float, grow: float = 0.0, shape: int = GRID) -> np.ndarray:
-    """uint8 0/1 raster of the convex hull of ``points`` (crop px) scaled by ``scale``, grown by ``grow`` raster px."""
-    out = np.zeros((shape, shape), np.uint8)
+def _fill(points: np.ndarray, scale: float, grow: float = 0.0) -> np.ndarray:
+    """GRID x GRID uint8 0/1 raster of the convex hull of ``points`` (crop px) scaled by ``scale``, grown by ``grow``
+    raster px."""
     pts = np.asarray(points, np.float64) * scale
     if not np.isfinite(pts).all() or len(pts) < 3:
-        return out
-    hull = cv2.convexHull(np.round(pts * 16).astype(np.int32))
-    cv2.fillConvexPoly(out, hull, 1, lineType=cv2.LINE_8, shift=4)
+        return np.zeros((GRID, GRID), np.uint8)
+    out = (hull_mask(pts, GRID) > 0.5).astype(np.uint8)
     if grow >= 0.5:
         r = int(round(grow))
         out = cv2.dilate(out, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
@@ -245,8 +247,8 @@ def face_visibility(
         occ.visible_share = 1.0
         return None, occ.presence.step(True)
     size = crop.shape[0]
-    extra = hands_occluded(hands, matrix, size) if hands and mode in ("auto", "hands") else None
-    if mode in ("auto", "appearance"):
+    extra = hands_occluded(hands, matrix, size) if hands and mode in HAND_MODES else None
+    if mode in APPEARANCE_MODES:
         occluded = appearance_occluded(occ.appearance, crop, crop_landmarks, extra)
     else:
         occluded = np.zeros((GRID, GRID), np.uint8) if extra is None else extra
@@ -277,7 +279,7 @@ def fade_out(state: dict) -> None:
 class HandFinder:
     """mediapipe's hand landmarks near the faces: tracked on every HAND_EVERY-th frame while a hand is in view,
     looked for on every HAND_SEARCH_EVERY-th frame while none is (the frames between reuse the last answer).
-    ``find(image, boxes)`` -> list of 21x2 frame-pixel arrays. Built on first use; ``close()`` frees it."""
+    ``find(image, faces_in_view)`` -> list of 21x2 frame-pixel arrays. Built on first use; ``close()`` frees it."""
 
     def __init__(self, every: int = HAND_EVERY, search_every: int = HAND_SEARCH_EVERY) -> None:
         self.every = max(1, int(every))
@@ -299,11 +301,11 @@ class HandFinder:
             )
         return self._hands
 
-    def find(self, image: Image, boxes: list[tuple[int, int, int, int]]) -> list[np.ndarray]:
-        """Hands that reach into the region around ``boxes`` (faces' (x0, y0, x1, y1), grown by HAND_MARGIN of
-        their size); none when there is no face. The landmarker sees the whole frame (its tracking follows a hand
-        from frame to frame in frame coordinates)."""
-        if not boxes:
+    def find(self, image: Image, faces_in_view: bool) -> list[np.ndarray]:
+        """The hands in ``image`` (each 21x2 frame pixels); none, and nothing run, while no face is in view. The
+        landmarker sees the whole frame (its tracking follows a hand from frame to frame in frame coordinates);
+        :func:`near_box` then picks each face's."""
+        if not faces_in_view:
             self.reset()
             return []
         self._count += 1
@@ -314,7 +316,7 @@ class HandFinder:
                 np.array([(p.x * w, p.y * h) for p in hand.landmark], np.float32)
                 for hand in result.multi_hand_landmarks or []
             ]
-        return [pts for pts in self._last if any(near_box([pts], box) for box in boxes)]
+        return self._last
 
     def reset(self) -> None:
         """Forget the last hands and the frame count (the next call runs the landmarker)."""

@@ -24,7 +24,7 @@ from realtime.errors import SwapcamError
 from realtime.eyes import EYES_MODES, EyeFollower, close_eyes
 from realtime.landmarks.smoothing import FaceSmoother
 from realtime.mouth import MOUTH_MODES, MouthGate, paste_camera_mouth
-from realtime.occlusion import OCCLUSION_MODES, HandFinder, face_visibility, fade_out, near_box
+from realtime.occlusion import HAND_MODES, OCCLUSION_MODES, HandFinder, face_visibility, fade_out, near_box
 from realtime.recentre import forget_codes, recentred_swap
 from realtime.sharpness import match_sharpness
 from realtime.temporal import MAX_WEIGHT, TemporalSmoother
@@ -159,8 +159,8 @@ class FaceSwapProcessor:
         """The slow first-time work, done before the first real frame: the detector's warm-up (graph start, first
         face) and one inference on a blank batch (onnxruntime's first run allocates and would stall frame 1)."""
         self.detector.warmup()
-        if self.options.occlusion in ("auto", "hands"):  # the hand graph's first run is slow too
-            self._hands.find(np.zeros((64, 64, 3), np.uint8), [(0, 0, 64, 64)])
+        if self.options.occlusion in HAND_MODES:  # the hand graph's first run is slow too
+            self._hands.find(np.zeros((64, 64, 3), np.uint8), True)
             self._hands.reset()
         blank = np.zeros((self.size, self.size, 3), np.uint8)
         self.swapper.swap([blank] * self.options.max_faces, morph=self.options.morph)
@@ -181,10 +181,10 @@ class FaceSwapProcessor:
             self._smoother.reset()
         t2 = time.perf_counter()
         timings["smooth"] = (t2 - t1) * 1e3
-        if self.options.occlusion in ("auto", "hands"):
-            hands = self._hands.find(image, [f.bbox for f in faces])
+        if self.options.occlusion in HAND_MODES:
+            hands = self._hands.find(image, bool(faces))
             for face in faces:
-                face.hands = near_box(hands, face.bbox) if len(faces) > 1 else hands
+                face.hands = near_box(hands, face.bbox)
         timings["hands"] = (time.perf_counter() - t2) * 1e3
         return faces
 

@@ -189,17 +189,19 @@ class LiveRunner:
                 return
             outbox.put(work(frame), block=block)
 
-    def _locate(self, frame: Frame) -> Frame:
+    @staticmethod
+    def _frame_time(frame: Frame) -> float:
+        """The frame's time for the per-face filters and tracks: its media time when it has one, else capture."""
         t = getattr(frame, "t_media", None)
-        frame.faces = self.processor.find_faces(frame.image, frame.t_capture if t is None else t, frame.timings_ms)
+        return frame.t_capture if t is None else t
+
+    def _locate(self, frame: Frame) -> Frame:
+        frame.faces = self.processor.find_faces(frame.image, self._frame_time(frame), frame.timings_ms)
         return frame
 
     def _render(self, frame: Frame) -> tuple[Frame, Image]:
         self._changes.apply(self.processor)
-        t = getattr(frame, "t_media", None)
-        return frame, self.processor.render(
-            frame.image, frame.faces, frame.timings_ms, frame.t_capture if t is None else t
-        )
+        return frame, self.processor.render(frame.image, frame.faces, frame.timings_ms, self._frame_time(frame))
 
     def _landmarks(self) -> None:
         self._stage(self._captured, self._located, self._locate)
