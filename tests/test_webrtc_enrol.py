@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
 import sys
 import time
@@ -104,6 +105,17 @@ def make_server(factory, enroll_dir: Path, **config) -> srv.SwapServer:
     )
 
 
+@contextlib.asynccontextmanager
+async def one_peer(server, clip):
+    """The server serving, one client peer connected with ``clip`` as its camera: (client, the server's peer)."""
+    async with serving(server) as url:
+        client = await connect(url, clip)
+        try:
+            yield client, next(iter(server.peers.values()))
+        finally:
+            await client.close()
+
+
 async def connect(url: str, clip) -> wc.ClientPeer:
     # there and back: no jump where the clip loops (a jump starts a new face track, and a new running mean)
     client = wc.ClientPeer(
@@ -189,28 +201,23 @@ def test_control_messages_keep_an_enrolled_peers_means(factory, clip, models, tm
     server = make_server(factory, tmp_path / "enrol")
 
     async def scenario():
-        async with serving(server) as url:
-            client = await connect(url, clip)
-            peer = next(iter(server.peers.values()))
-            try:
-                await capture_and_train(client, peer)
+        async with one_peer(server, clip) as (client, peer):
+            await capture_and_train(client, peer)
+            await wait_for(
+                lambda: swapper_path(peer) is not None and swapper_path(peer).name == "swap-first.onnx",
+                30,
+                "the peer to swap with its own model",
+            )
+            own = peer.video.worker.processor.swapper
+            await wait_for(lambda: max(mean_counts(peer), default=0) >= 8, 30, "8 frames in the running mean")
+            for sharpen in ("none", "match"):
+                counted = max(mean_counts(peer))
+                client.send({"type": "options", "sharpen": sharpen})
                 await wait_for(
-                    lambda: swapper_path(peer) is not None and swapper_path(peer).name == "swap-first.onnx",
-                    30,
-                    "the peer to swap with its own model",
+                    lambda s=sharpen: peer.video.worker.processor.options.sharpen == s, 10, f"sharpen={sharpen}"
                 )
-                own = peer.video.worker.processor.swapper
-                await wait_for(lambda: max(mean_counts(peer), default=0) >= 8, 30, "8 frames in the running mean")
-                for sharpen in ("none", "match"):
-                    counted = max(mean_counts(peer))
-                    client.send({"type": "options", "sharpen": sharpen})
-                    await wait_for(
-                        lambda s=sharpen: peer.video.worker.processor.options.sharpen == s, 10, f"sharpen={sharpen}"
-                    )
-                    assert peer.video.worker.processor.swapper is own
-                    assert max(mean_counts(peer), default=0) >= counted, "the running mean started over"
-            finally:
-                await client.close()
+                assert peer.video.worker.processor.swapper is own
+                assert max(mean_counts(peer), default=0) >= counted, "the running mean started over"
 
     asyncio.run(scenario())
 
@@ -225,21 +232,16 @@ def test_a_capture_that_raises_fails_the_enrolment_not_the_call(factory, clip, t
     server = make_server(factory, tmp_path / "enrol")
 
     async def scenario():
-        async with serving(server) as url:
-            client = await connect(url, clip)
-            peer = next(iter(server.peers.values()))
-            try:
-                client.send({"type": "enroll", "action": "start"})
-                await wait_for(lambda: any(m["state"] == "error" for m in states(client)), 20, "the enrolment error")
-                (error,) = [m for m in states(client) if m["state"] == "error"]
-                assert "capture exploded" in error["message"] and "\n" not in error["message"], error
-                before = client.result.frames
-                await wait_for(lambda: client.result.frames >= before + 5, 20, "frames after the failed capture")
-                assert peer.pc.connectionState == "connected" and peer.id in server.peers
-                assert peer.video.worker.error is None and peer.video.worker.observer is None
-                assert not any(m.get("type") == "error" for m in client.messages), client.messages
-            finally:
-                await client.close()
+        async with one_peer(server, clip) as (client, peer):
+            client.send({"type": "enroll", "action": "start"})
+            await wait_for(lambda: any(m["state"] == "error" for m in states(client)), 20, "the enrolment error")
+            (error,) = [m for m in states(client) if m["state"] == "error"]
+            assert "capture exploded" in error["message"] and "\n" not in error["message"], error
+            before = client.result.frames
+            await wait_for(lambda: client.result.frames >= before + 5, 20, "frames after the failed capture")
+            assert peer.pc.connectionState == "connected" and peer.id in server.peers
+            assert peer.video.worker.error is None and peer.video.worker.observer is None
+            assert not any(m.get("type") == "error" for m in client.messages), client.messages
 
     asyncio.run(scenario())
 
@@ -252,21 +254,16 @@ def test_a_training_that_cannot_start_is_one_line_on_the_page(factory, clip, tmp
     server = make_server(factory, tmp_path / "enrol")
 
     async def scenario():
-        async with serving(server) as url:
-            client = await connect(url, clip)
-            peer = next(iter(server.peers.values()))
-            try:
-                await capture_and_train(client, peer)
-                await wait_for(lambda: any(m["state"] == "error" for m in states(client)), 10, "the enrolment error")
-                (error,) = [m for m in states(client) if m["state"] == "error"]
-                assert "could not start" in error["message"] and "no-such-python" in error["message"], error
-                assert "\n" not in error["message"]
-                assert not enrol.TRAINING_LOCK.locked()
-                before = client.result.frames
-                await wait_for(lambda: client.result.frames >= before + 3, 20, "frames after the failed start")
-                assert peer.id in server.peers
-            finally:
-                await client.close()
+        async with one_peer(server, clip) as (client, peer):
+            await capture_and_train(client, peer)
+            await wait_for(lambda: any(m["state"] == "error" for m in states(client)), 10, "the enrolment error")
+            (error,) = [m for m in states(client) if m["state"] == "error"]
+            assert "could not start" in error["message"] and "no-such-python" in error["message"], error
+            assert "\n" not in error["message"]
+            assert not enrol.TRAINING_LOCK.locked()
+            before = client.result.frames
+            await wait_for(lambda: client.result.frames >= before + 3, 20, "frames after the failed start")
+            assert peer.id in server.peers
 
     asyncio.run(scenario())
 
@@ -287,26 +284,21 @@ def test_cancel_does_not_stall_the_event_loop(factory, clip, tmp_path, monkeypat
             lags.append(time.perf_counter() - t - 0.01)
 
     async def scenario():
-        async with serving(server) as url:
-            client = await connect(url, clip)
-            peer = next(iter(server.peers.values()))
-            try:
-                enrolment = await capture_and_train(client, peer)
-                log_file = enrolment.folder / enrol.LOG_FILE
-                await wait_for(lambda: log_file.is_file() and "training" in log_file.read_text(), 20, "training")
-                process = enrolment._proc
-                lags: list[float] = []
-                ticker = asyncio.ensure_future(probe(lags))
-                before = client.result.frames
-                client.send({"type": "enroll", "action": "cancel"})
-                await wait_for(lambda: any(m["state"] == "cancelled" for m in states(client)), 5, "cancelled")
-                await asyncio.sleep(2.5)  # the process stops meanwhile (killed after STOP_TIMEOUT_S)
-                ticker.cancel()
-                assert max(lags) < 0.1, f"the event loop was held for {1000 * max(lags):.0f} ms"
-                assert client.result.frames > before  # media went on
-                assert process.poll() is not None and not enrol.TRAINING_LOCK.locked()
-            finally:
-                await client.close()
+        async with one_peer(server, clip) as (client, peer):
+            enrolment = await capture_and_train(client, peer)
+            log_file = enrolment.folder / enrol.LOG_FILE
+            await wait_for(lambda: log_file.is_file() and "training" in log_file.read_text(), 20, "training")
+            process = enrolment._proc
+            lags: list[float] = []
+            ticker = asyncio.ensure_future(probe(lags))
+            before = client.result.frames
+            client.send({"type": "enroll", "action": "cancel"})
+            await wait_for(lambda: any(m["state"] == "cancelled" for m in states(client)), 5, "cancelled")
+            await asyncio.sleep(2.5)  # the process stops meanwhile (killed after STOP_TIMEOUT_S)
+            ticker.cancel()
+            assert max(lags) < 0.1, f"the event loop was held for {1000 * max(lags):.0f} ms"
+            assert client.result.frames > before  # media went on
+            assert process.poll() is not None and not enrol.TRAINING_LOCK.locked()
 
     asyncio.run(scenario())
 
