@@ -111,10 +111,15 @@ class RunStats:
             self._window.append(sample)
 
     def finish(self, t_end: float, dropped: int) -> None:
-        """The run ended at ``t_end``: close the last, partial window if it holds a frame."""
+        """The run ended at ``t_end``: close the last, partial window if it lasted half a window or more (a shorter
+        tail, a few frames after a soak's last window, would be a record of noise; its frames stay in the summary)."""
         self._dropped_seen = dropped
-        if self._window_s is not None and self._window_end is not None and self._window:
-            self._close_window(t_end, t_end - (self._window_end - self._window_s))
+        if self._window_s is None or self._window_end is None or not self._window:
+            return
+        seconds = t_end - (self._window_end - self._window_s)
+        if seconds >= self._window_s / 2:
+            self._close_window(t_end, seconds)
+        self._window = []
 
     def _close_window(self, t_end: float, seconds: float) -> None:
         frames_in0, dropped0 = self._window_counts

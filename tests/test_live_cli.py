@@ -202,6 +202,50 @@ def test_bench_json(models, tmp_path, capsys):
     assert "is not a live latency" in printed
 
 
+def test_bench_soak_prints_a_record_per_window_and_a_verdict(models, tmp_path, capsys):
+    # --minutes 0.05 (3 s) in 1 s windows: the real pipeline paced at 30 fps, as the 20-minute soak runs it
+    out = tmp_path / "soak.json"
+    argv = ["bench", "--model", str(models["good"]), "--minutes", "0.05", "--every", "1", "--json", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    lines = [line for line in printed.splitlines() if line.startswith("window ")]
+    assert len(lines) == 3, printed
+    assert all("MB" in line and "threads" in line and "fps" in line and "p95" in line for line in lines), lines
+    verdict_lines = [line for line in printed.splitlines() if line.startswith("verdict, window 3 vs window 2: RSS ")]
+    assert len(verdict_lines) == 1, printed
+    data = json.loads(out.read_text())
+    assert data["pace"] == "realtime" and data["paced"] is True and data["window_s"] == 1.0
+    windows = data["windows"]
+    assert [w["window"] for w in windows] == [1, 2, 3] and not data["interrupted"]
+    for w in windows:
+        assert w["rss_mb"] > 50 and w["threads"] >= 4 and w["python_threads"] >= 4  # capture, landmarks, inference
+        assert w["seconds"] == pytest.approx(1.0, abs=0.05) and w["frames_out"] > 10 and w["fps"] > 10
+        assert w["latency_ms"]["p95"] >= w["latency_ms"]["p50"] > 0 and w["dropped"] >= 0
+        assert w["stages_ms"]["swap"]["p50"] > 0
+    assert sum(w["frames_out"] for w in windows) <= data["frames_out"] <= data["frames_in"]
+    verdict = data["soak"]["verdict"]
+    assert verdict["baseline_window"] == 2 and verdict["last_window"] == 3
+    assert verdict["rss"] in ("flat", "grows") and verdict["p95"] in ("flat", "grows") and "flat" in verdict
+    assert verdict["rss_change_pct"] == pytest.approx(100 * (windows[2]["rss_mb"] / windows[1]["rss_mb"] - 1), abs=0.1)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--frames", "100", "--minutes", "1"], "argument --minutes: not allowed with argument --frames"),
+        (["--minutes", "1", "--pace", "fast"], "--minutes soaks paced like a camera: leave out --pace fast"),
+        (["--minutes", "0"], "--minutes 0.0: expected a length > 0"),
+        (["--minutes", "0.01", "--every", "60"], "--every 60 s is longer than the soak"),
+    ],
+)
+def test_bench_soak_mistakes_are_one_line(models, extra, message):
+    result = _cli("bench", "--model", str(models["good"]), *extra)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = _error_lines(result.stderr)
+    assert len(errors) == 1 and errors[0].startswith("swapcam bench: error: ") and message in errors[0], result.stderr
+
+
 def test_ctrl_c_stops_cleanly(models, tmp_path):
     out = tmp_path / "ctrlc.mp4"
     proc = subprocess.Popen(

@@ -100,6 +100,12 @@ def test_run_stats_roll_windows_one_record_per_window_and_a_stall_shows():
     assert windows[1]["stages_ms"]["swap"]["p50"] == 6.0
     assert sum(w["dropped"] for w in windows) == 10 and windows[0]["dropped"] == 4
     assert [w["frames_in"] for w in windows[:2]] == [16, 15]  # captured by the time the window closed
+    tail = RunStats(started=0.0)
+    tail.roll_windows(1.0)
+    for t in (0.5, 1.1):
+        tail.record({}, delay_ms=20.0, faces=1, t_done=t)
+    tail.finish(1.2, dropped=0)
+    assert len(tail.windows) == 1 and tail.frames_out == 2  # a 0.2 s tail is no record; its frame still counts
     unpaced = RunStats(paced=False, started=0.0)
     unpaced.roll_windows(1.0)
     unpaced.record({}, delay_ms=50.0, faces=0, t_done=1.5)
