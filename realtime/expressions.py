@@ -398,3 +398,95 @@ def _evaluate(function: Callable[[np.ndarray], np.ndarray], shape: tuple[int, in
 def _box(points: np.ndarray, margin: float) -> np.ndarray:
     """((x0, y0), (x1, y1)): the points' bounding box grown by ``margin`` pixels."""
     return np.stack([points.min(axis=0) - margin, points.max(axis=0) + margin])
+
+
+# ------------------------------------------------------------------------------------- lip press and brow raise
+# Amount 1, in eye distances (or of the lips' own thickness): the outer lip line moves LIP_PRESS_THIN of each lip's
+# thickness towards the line where the lips meet (thin, pressed lips), the inner lips close, and the corners move in
+# by LIP_PRESS_NARROW and down by LIP_PRESS_DROP (the narrow, corners-down mouth of pressed lips). A brow raise lifts
+# every brow point by BROW_LIFT; the eyes, nose and jaw hold still, so the skin between lids and brows stretches.
+LIP_PRESS_THIN, LIP_PRESS_NARROW, LIP_PRESS_DROP = 0.45, 0.07, 0.05
+BROW_LIFT = 0.16
+UPPER_OUTER_LIP = (49, 50, 51, 52, 53)
+LOWER_OUTER_LIP_MIDDLE = (55, 56, 57, 58, 59)
+MOUTH_CORNER_POINTS = (48, 54, 60, 64)
+BROWS = tuple(range(17, 27))
+LIP_PRESS_ANCHORS = tuple(range(0, 17)) + tuple(range(27, 48))  # jaw, nose, eyes
+BROW_ANCHORS = tuple(range(0, 17)) + tuple(range(27, 48))  # jaw, nose, eyes (lids included: they stay put)
+
+
+def lip_press_landmarks(landmarks: np.ndarray, amount: float) -> np.ndarray:
+    """Where the landmarks go when the lips press together by ``amount`` (0..1)."""
+    lm = np.asarray(landmarks, np.float64)
+    out = lm.copy()
+    amount = float(np.clip(amount, 0.0, 1.0))
+    if amount <= 0:
+        return out
+    d = eye_distance(lm)
+    across = (lm[45] - lm[36]) / (np.linalg.norm(lm[45] - lm[36]) + 1e-9)
+    down = np.array([-across[1], across[0]])
+    meet = (lm[list(INNER_MOUTH)] @ down).mean()  # where the lips meet, along the face's down axis
+    for i in UPPER_OUTER_LIP + LOWER_OUTER_LIP_MIDDLE:
+        out[i] = lm[i] + amount * LIP_PRESS_THIN * (meet - lm[i] @ down) * down
+    for i in UPPER_INNER_LIP + LOWER_INNER_LIP:  # an open gap closes
+        out[i] = lm[i] + amount * (meet - lm[i] @ down) * down
+    centre = (lm[48] + lm[54]) / 2
+    for i in MOUTH_CORNER_POINTS:
+        inward = np.sign((centre - lm[i]) @ across) * across
+        out[i] = lm[i] + amount * d * (LIP_PRESS_NARROW * inward + LIP_PRESS_DROP * down)
+    return out
+
+
+def brow_raise_landmarks(landmarks: np.ndarray, amount: float) -> np.ndarray:
+    """Where the landmarks go when the brows rise by ``amount`` (0..1; 1 = BROW_LIFT eye distances)."""
+    lm = np.asarray(landmarks, np.float64)
+    out = lm.copy()
+    amount = float(np.clip(amount, 0.0, 1.0))
+    if amount <= 0:
+        return out
+    across = (lm[45] - lm[36]) / (np.linalg.norm(lm[45] - lm[36]) + 1e-9)
+    up = -np.array([-across[1], across[0]])
+    for i in BROWS:
+        out[i] = lm[i] + amount * BROW_LIFT * eye_distance(lm) * up
+    return out
+
+
+def lip_press_warp(
+    image: Image, landmarks: np.ndarray, amount: float, extra: tuple[np.ndarray, ...] = ()
+) -> tuple[Image, np.ndarray, tuple[np.ndarray, ...]]:
+    """Press the lips together by ``amount`` (0..1): thinner lips, a closed gap, corners in and down. A landmark
+    field (as the eyes' warp): the jaw, nose and eyes hold still. ``extra`` (H x W masks) move with the image.
+    Returns (image, moved landmarks, extra)."""
+    lm = np.asarray(landmarks, np.float64)
+    moved = lip_press_landmarks(lm, amount)
+    return _landmark_warp(image, lm, moved, LIP_PRESS_ANCHORS, 0.07 * eye_distance(lm), extra)
+
+
+def brow_raise_warp(
+    image: Image, landmarks: np.ndarray, amount: float, extra: tuple[np.ndarray, ...] = ()
+) -> tuple[Image, np.ndarray, tuple[np.ndarray, ...]]:
+    """Raise the brows by ``amount`` (0..1): a landmark field that lifts the brows (and the forehead just above
+    them) while the eyes, nose and jaw hold still. ``extra`` (H x W masks) move with the image.
+    Returns (image, moved landmarks, extra)."""
+    lm = np.asarray(landmarks, np.float64)
+    moved = brow_raise_landmarks(lm, amount)
+    return _landmark_warp(image, lm, moved, BROW_ANCHORS, 0.2 * eye_distance(lm), extra)
+
+
+def _landmark_warp(
+    image: Image,
+    lm: np.ndarray,
+    target: np.ndarray,
+    keep: tuple[int, ...],
+    sigma: float,
+    extra: tuple[np.ndarray, ...],
+) -> tuple[Image, np.ndarray, tuple[np.ndarray, ...]]:
+    """Resample ``image`` (and ``extra``) so that the landmarks ``lm`` go to ``target``, ``keep`` held still."""
+    if np.allclose(target, lm):
+        return image.copy(), target, tuple(e.copy() for e in extra)
+    field = _landmark_field(lm, target, keep, sigma, (image.shape[0], image.shape[1]))
+
+    def remap(a: np.ndarray) -> np.ndarray:
+        return cv2.remap(a, field[..., 0], field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+    return np.ascontiguousarray(remap(image)), target, tuple(remap(e) for e in extra)

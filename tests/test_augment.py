@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import pytest
@@ -261,3 +263,79 @@ def test_cross_entropy_mask_loss_pushes_a_sure_wrong_mask_harder():
     assert float(with_bce) == pytest.approx(2.0 * float(mask_error(m, t, "bce")) + 0.0, abs=1e-6)
     with pytest.raises(ValueError, match="mask loss"):
         mask_error(m, t, "l1")
+
+
+# --------------------------------------------------------------------------------------------------- expressions
+from training.augment import EXPRESSION_KINDS, EXPRESSION_MIX, expression_kind  # noqa: E402
+
+_PLAIN: dict[str, Any] = dict(warp=0.0, flip=0.0, rotate=0.0, scale=0.0, shift=0.0, colour=0.0, blur=0.0, noise=0.0)
+
+
+def _one_hot(kind: str) -> tuple[float, ...]:
+    return tuple(1.0 if k == kind else 0.0 for k in EXPRESSION_KINDS)
+
+
+def test_expression_kinds_split_the_expression_share():
+    """The default mix draws every kind at its share; a one-kind mix draws only that kind; a bad mix is refused.
+    The share of samples with an expression stays what it was (build-demo-model 0.3, train off)."""
+    from training.demo_model import Recipe
+    from training.train import TrainConfig
+
+    assert Recipe().expressions == 0.3 and TrainConfig(a="", b="", out="").expressions == 0.0
+    drawn = [expression_kind(seed, EXPRESSION_MIX) for seed in range(4000)]
+    for kind, share in zip(EXPRESSION_KINDS, EXPRESSION_MIX, strict=True):
+        assert drawn.count(kind) / len(drawn) == pytest.approx(share, abs=0.03), kind
+    for kind in EXPRESSION_KINDS:
+        assert {expression_kind(seed, _one_hot(kind)) for seed in range(50)} == {kind}
+    for bad in ((1.0, 0.0), (0.0,) * 5, (1.0, -0.5, 0.5, 0.0, 0.0)):
+        with pytest.raises(ValueError, match="expression mix"):
+            expression_kind(0, bad)
+
+
+@pytest.mark.parametrize("kind", EXPRESSION_KINDS)
+def test_each_expression_kind_reaches_input_target_and_masks(portraits, portrait_landmarks, kind):
+    """A sample of each kind shows its expression in input and target alike, and its mask and weight targets are
+    moved by the same field as the face (here made from the face's own channels, so they must stay equal to them)."""
+    image, lm = portraits["grace_hopper"].image, portrait_landmarks["grace_hopper"]
+    mask, weight = image[..., 0].astype(np.float32), image[..., 2].astype(np.float32)
+    aug = Augmenter(AugmentConfig(expressions=1.0, eyes_share=0.0, expression_mix=_one_hot(kind), **_PLAIN))
+    warped, target, mask_t, weight_t = aug.sample(image, mask, weight, seed=4, landmarks=lm, clean=True)
+    assert np.array_equal(warped, target)
+    assert np.abs(target.astype(int) - image).mean() > 0.05, kind
+    assert not np.array_equal(mask_t, mask) and not np.array_equal(weight_t, weight)
+    same = np.ones(mask.shape, bool)
+    if kind == "mouth":  # the opened mouth is painted (a dark cavity) in the face only
+        (x0, y0), (x1, y1) = lm[48:68].min(axis=0) - 20, lm[48:68].max(axis=0) + 40
+        same[int(y0) : int(y1), int(x0) : int(x1)] = False
+    assert np.abs(mask_t - target[..., 0])[same].max() <= 1.0 and np.abs(weight_t - target[..., 2])[same].max() <= 1.0
+    off = Augmenter(AugmentConfig(expressions=0.0, expression_mix=_one_hot(kind), **_PLAIN))
+    assert np.array_equal(off.sample(image, mask, weight, seed=4, landmarks=lm, clean=True)[1], image)
+
+
+def test_expression_samples_are_seeded_and_the_mouth_only_mix_is_the_old_augmentation(portraits, portrait_landmarks):
+    """Same seed, same sample (whichever kind it drew); another seed, another; and the mouth-only mix gives exactly
+    the samples of the augmentation before the kinds (mouth opened, eyes closed in eyes_share, same draws)."""
+    from realtime.expressions import expression_warp
+
+    image, lm = portraits["astronaut"].image, portrait_landmarks["astronaut"]
+    mask, weight = _blob_face(0)[1:]
+    mask, weight = cv2.resize(mask, image.shape[1::-1]), cv2.resize(weight, image.shape[1::-1])
+    config = AugmentConfig(expressions=1.0, **_PLAIN)
+    seeds = range(6)
+    first = [Augmenter(config).sample(image, mask, weight, seed=s, landmarks=lm, clean=True) for s in seeds]
+    again = [Augmenter(config).sample(image, mask, weight, seed=s, landmarks=lm, clean=True) for s in seeds]
+    for a, b in zip(first, again, strict=True):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert len({expression_kind(s, EXPRESSION_MIX) for s in seeds}) > 1
+    assert not np.array_equal(first[0][1], first[1][1])
+
+    old = AugmentConfig(expressions=0.7, expression_mix=_one_hot("mouth"), **_PLAIN)
+    for seed in range(8):
+        rng = np.random.default_rng([seed, 11])
+        expected = image
+        if rng.random() < old.expressions:
+            mouth = float(rng.uniform(0.0, old.mouth_max))
+            eyes = float(rng.uniform(0.5, 1.0)) if rng.random() < old.eyes_share else 0.0
+            expected = expression_warp(image, lm, mouth, eyes)[0]
+        got = Augmenter(old).sample(image, mask, weight, seed=seed, landmarks=lm, clean=True)[1]
+        assert np.array_equal(got, expected), seed

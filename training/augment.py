@@ -26,6 +26,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+# The expression warps (training data with expressions, issue 20) and their default shares of the expression samples:
+# speech (the open mouth, with blinks) keeps the largest share; the four kinds a single portrait never shows share
+# the rest.
+EXPRESSION_KINDS = ("mouth", "smile", "lip_press", "brow_raise", "squint")
+EXPRESSION_MIX = (0.4, 0.15, 0.15, 0.15, 0.15)
+# each kind's amount (uniform in this range; the mouth's is 0 .. mouth_max): smile and lip press / brow raise as
+# fractions of realtime.expressions' full move, the squint as how far the upper lids close (0 open .. 1 shut)
+EXPRESSION_RANGES = {"smile": (0.3, 1.0), "lip_press": (0.4, 1.0), "brow_raise": (0.4, 1.0), "squint": (0.3, 0.5)}
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -37,12 +46,16 @@ class AugmentConfig:
     colour: float = 0.8  # probability of colour jitter
     blur: float = 0.15  # probability of a small blur on the input
     noise: float = 0.25  # probability of sensor-like noise on the input
-    # Expression coverage from stills (realtime.expressions): with this probability a sample first gets its mouth
-    # opened (0 .. mouth_max eye distances) and, in eyes_share of those, its eyes closed. Input and target both
-    # show it, so decoders learn to draw expressions a one-photo faceset never had.
+    # Expression coverage from stills (realtime.expressions): with this probability a sample first gets one
+    # expression, of the kinds EXPRESSION_KINDS in the shares expression_mix: its mouth opened (0 .. mouth_max eye
+    # distances), a smile, pressed lips, raised brows or a squint (lids partly closed, not painted); in eyes_share
+    # of those but the squint, its eyes also closed (a blink). Input and target both show it, so decoders learn to
+    # draw expressions a one-photo faceset never had. expression_mix (1, 0, 0, 0, 0): the mouth-open warps alone,
+    # exactly the samples made before the other kinds existed.
     expressions: float = 0.0
     mouth_max: float = 0.45
     eyes_share: float = 0.3
+    expression_mix: tuple[float, ...] = EXPRESSION_MIX
     # Probability of an occluder over the input (training.occluders); the mask target is 0 under it. 0: off, and
     # samples are exactly what they were before occluders existed (their random draws are a stream of their own).
     occluders: float = 0.0
@@ -168,13 +181,7 @@ class Augmenter:
         """:meth:`sample` with the occluder's alpha (target coordinates; None when this sample has none)."""
         c = self.config
         if landmarks is not None and c.expressions > 0:
-            rng_e = np.random.default_rng([seed, 11])
-            if rng_e.random() < c.expressions:
-                from realtime.expressions import expression_warp
-
-                mouth = float(rng_e.uniform(0.0, c.mouth_max))
-                eyes = float(rng_e.uniform(0.5, 1.0)) if rng_e.random() < c.eyes_share else 0.0
-                image, _, (mask, weight) = expression_warp(image, landmarks, mouth, eyes, extra=(mask, weight))
+            image, mask, weight = expression_sample(image, mask, weight, landmarks, seed, c)
         geometry_colour, degrade = self._pipelines()
         valid = np.ones(mask.shape, np.float32)
         if clean:
@@ -233,6 +240,50 @@ class Augmenter:
             "mask": np.stack(ms)[:, None].astype(np.float32),
             "weight": np.stack(ws)[:, None].astype(np.float32),
         }
+
+
+def expression_kind(seed: int, mix: tuple[float, ...]) -> str:
+    """Which expression a sample of ``seed`` gets, drawn from the shares ``mix`` (one per EXPRESSION_KINDS) on a
+    stream of its own: the mouth-only mix draws nothing, so its samples are what they were before the kinds."""
+    if len(mix) != len(EXPRESSION_KINDS) or min(mix) < 0 or sum(mix) <= 0:
+        raise ValueError(f"expression mix {mix}: expected {len(EXPRESSION_KINDS)} shares >= 0, not all 0")
+    weights = np.asarray(mix, np.float64)
+    if np.count_nonzero(weights) == 1:
+        return EXPRESSION_KINDS[int(np.flatnonzero(weights)[0])]
+    rng = np.random.default_rng([seed, 13])
+    return EXPRESSION_KINDS[int(rng.choice(len(weights), p=weights / weights.sum()))]
+
+
+def expression_sample(
+    image: np.ndarray, mask: np.ndarray, weight: np.ndarray, landmarks: np.ndarray, seed: int, c: AugmentConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """With probability ``c.expressions`` one expression warp of the crop (:func:`expression_kind` says which), its
+    masks moved with it; else the crop as it is. Seeded by ``seed`` alone."""
+    from realtime import expressions as ex
+
+    rng_e = np.random.default_rng([seed, 11])
+    if rng_e.random() >= c.expressions:
+        return image, mask, weight
+    kind = expression_kind(seed, c.expression_mix)
+    extra: tuple[np.ndarray, ...] = (mask, weight)
+    if kind == "mouth":  # the draws of the mouth-only augmentation, in its order
+        mouth = float(rng_e.uniform(0.0, c.mouth_max))
+        eyes = float(rng_e.uniform(0.5, 1.0)) if rng_e.random() < c.eyes_share else 0.0
+        image, _, extra = ex.expression_warp(image, landmarks, mouth, eyes, extra=extra)
+        return image, extra[0], extra[1]
+    amount = float(rng_e.uniform(*EXPRESSION_RANGES[kind]))
+    if kind == "squint":
+        image, _, extra = ex.expression_warp(image, landmarks, eyes=amount, extra=extra, paint_lids=False)
+        return image, extra[0], extra[1]
+    if kind == "smile":
+        image, moved, extra = ex.expression_warp(image, landmarks, smile=amount, extra=extra)
+    elif kind == "lip_press":
+        image, moved, extra = ex.lip_press_warp(image, landmarks, amount, extra=extra)
+    else:
+        image, moved, extra = ex.brow_raise_warp(image, landmarks, amount, extra=extra)
+    if rng_e.random() < c.eyes_share:  # a blink on top
+        image, _, extra = ex.expression_warp(image, moved, eyes=float(rng_e.uniform(0.5, 1.0)), extra=extra)
+    return image, extra[0], extra[1]
 
 
 def to_nchw_rgb(images_bgr: np.ndarray) -> np.ndarray:
