@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from realtime.errors import SwapcamError
+from realtime.errors import SwapcamError, one_line
 from realtime.native import captured_native_output
 from realtime.pipeline import FaceSwapProcessor, PipelineOptions
 from realtime.swapper import PROVIDER_CHOICES, Swapper
@@ -81,6 +81,20 @@ def open_swapper(
     return swapper
 
 
+def warm_up(swapper: Swapper, faces: int = 1) -> Swapper:
+    """One inference on a blank batch of one face (and of ``faces``, when more), before the model serves a frame:
+    onnxruntime's first run allocates (and builds a TensorRT engine: seconds on a GPU), which would stall the first
+    frame after a switch. Call it where a new model is loaded, off the frame thread (the folder watcher's thread,
+    the WebRTC peer's asyncio.to_thread); the processor's own :meth:`FaceSwapProcessor.warmup` does the first
+    model's at start."""
+    import numpy as np
+
+    blank = np.zeros((swapper.size, swapper.size, 3), np.uint8)
+    for n in sorted({1, max(1, int(faces))}):
+        swapper.swap([blank] * n)
+    return swapper
+
+
 MODEL_SUFFIXES = (".onnx", ".dfm")
 
 
@@ -95,9 +109,10 @@ def newest_model(folder: str | os.PathLike) -> Path:
 
 
 class ModelFolderWatcher:
-    """Hot swap: polls a model folder and hands each newer model to ``on_new`` (a loaded Swapper), from its own
-    thread, so the running stream switches without dropping the camera or the call. A model that fails to load is
-    said in one line and skipped (the stream keeps the one it has)."""
+    """Hot swap: polls a model folder and hands each newer model to ``on_new`` (a loaded Swapper, warmed up on a
+    blank batch of 1 and ``faces`` crops: :func:`warm_up`), from its own thread, so the running stream switches
+    without dropping the camera or the call and without a slow first frame. A model that fails to load or to run
+    is said in one line and skipped (the stream keeps the one it has)."""
 
     def __init__(
         self,
@@ -107,11 +122,13 @@ class ModelFolderWatcher:
         providers: str = "auto",
         threads: int | None = None,
         interval_s: float = 1.0,
+        faces: int = 1,
     ) -> None:
         import threading
 
         self.folder, self.current = Path(folder), Path(current)
         self.on_new, self.providers, self.threads, self.interval_s = on_new, providers, threads, interval_s
+        self.faces = faces
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="swapcam-model-watch", daemon=True)
         self.swaps = 0
@@ -130,9 +147,12 @@ class ModelFolderWatcher:
             return False
         self.current = newest  # tried once, whatever happens: a broken file is not retried every second
         try:
-            swapper = open_swapper(newest, self.providers, self.threads)
+            swapper = warm_up(open_swapper(newest, self.providers, self.threads), self.faces)
         except SwapcamError as exc:  # ContractError is one too
             log.warning("new model %s not used: %s", newest.name, exc)
+            return False
+        except Exception as exc:  # onnxruntime fails its first run (a bad graph): this model only, not the stream
+            log.warning("new model %s not used: it does not run (%s)", newest.name, one_line(exc))
             return False
         log.info("hot swap: now %s", swapper.describe())
         self.on_new(swapper)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from realtime.colour import COLOUR_MODES
@@ -138,11 +138,15 @@ def key_change(options: PipelineOptions, key: str) -> tuple[PipelineOptions, str
 
 class Switchboard:
     """The window's keys -> a running stream (realtime.runner.LiveRunner): each key press that names a switch
-    (:func:`key_change`) becomes a runner.reconfigure between two frames, said in one log line."""
+    (:func:`key_change`) becomes a runner.reconfigure between two frames, said in one log line. A switch the
+    stream refuses (it raised: a sharpener whose model does not load) is said in one line to ``notice`` (the
+    window's bottom line) and the log, and the keys go on from the options still in force."""
 
-    def __init__(self, options: PipelineOptions) -> None:
+    def __init__(self, options: PipelineOptions, notice: Callable[[str], None] | None = None) -> None:
         self.options = options
         self.runner = None
+        self.notice = notice
+        self.refusals: list[str] = []
 
     def attach(self, runner) -> None:
         self.runner = runner
@@ -154,6 +158,15 @@ class Switchboard:
         if change is None or self.runner is None:
             return None
         self.options, text = change
-        self.runner.reconfigure(options=self.options)
+        self.runner.reconfigure(options=self.options, on_refused=lambda line: self._refused(text, line))
         log.info("%s", text)
         return text
+
+    def _refused(self, text: str, line: str) -> None:
+        """In the inference thread: the processor kept its options, so the next key starts from them."""
+        assert self.runner is not None
+        self.options = self.runner.processor.options
+        message = f"{text}: {line}"
+        self.refusals.append(message)
+        if self.notice is not None:
+            self.notice(message)

@@ -9,3 +9,10 @@ class SwapcamError(Exception):
 
 class ContractError(SwapcamError, ValueError):
     """A model file does not follow the I/O contract it claims (tensor names, shapes, metadata)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for a person (the page, the window, the log): its type and its message's first
+    line."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

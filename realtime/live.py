@@ -244,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         log.info("source %s", source.describe())
         sink = open_sink(args.sink, source.width, source.height, source.fps, vcam_backend=args.vcam_backend)
-        board = Switchboard(options)
+        board = Switchboard(options, notice=getattr(sink, "notice", None))  # a refused switch, on the window
 
         def on_start(runner) -> None:
             nonlocal watcher
@@ -253,7 +253,12 @@ def run(args: argparse.Namespace) -> int:
                 board.attach(runner)
             if args.model is not None and Path(args.model).is_dir():
                 watcher = ModelFolderWatcher(
-                    args.model, swapper.path, lambda new: runner.reconfigure(swapper=new), args.providers, args.threads
+                    args.model,
+                    swapper.path,
+                    lambda new: runner.reconfigure(swapper=new),
+                    args.providers,
+                    args.threads,
+                    faces=options.max_faces,
                 ).start()
                 log.info("watching %s: a newer model there is used as soon as it is written", args.model)
 

@@ -36,6 +36,13 @@ def _text_box(
         cv2.putText(frame, line, (x + 5, baseline_y), _FONT, scale, (255, 255, 255), thickness, cv2.LINE_AA)
 
 
+def draw_notice(frame: Image, text: str) -> None:
+    """One line for the person at the window (a switch that was refused), bottom left (IN PLACE)."""
+    scale = max(0.4, frame.shape[0] / 1100.0)
+    h = frame.shape[0]
+    _text_box(frame, [text], (6, h - int(40 * scale) - 12), scale)
+
+
 def draw_label(frame: Image, text: str = LABEL_TEXT) -> None:
     """The visible disclosure, bottom right, scaled with the frame (IN PLACE)."""
     scale = max(0.4, frame.shape[0] / 900.0)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from models.contract import DFM_DEFAULT_MORPH
 from realtime import overlay
 from realtime.align import align, transform_points
-from realtime.colour import COLOUR_MODES, colour_model
+from realtime.colour import COLOUR_MODES, ColourModel, colour_model
 from realtime.compose import BLEND_MODES, blend_mask, paste_back
 from realtime.errors import SwapcamError
 from realtime.eyes import EYES_MODES, EyeFollower, close_eyes
@@ -122,27 +123,36 @@ class FaceSwapProcessor:
 
     def reconfigure(self, swapper=None, options: PipelineOptions | None = None) -> None:
         """Switch the model and/or the options between two frames, keeping the landmark tracker and smoothing
-        state (no re-detection). max_faces is fixed at construction (the tracker is built for it)."""
+        state (no re-detection). max_faces is fixed at construction (the tracker is built for it).
+
+        Transactional: everything new is validated and built first (a sharpener that loads a model, a new model's
+        size and framing), then swapped in; when anything raises, the processor is exactly as it was and the caller
+        says so (realtime.slot.PendingChanges). Only what changed is rebuilt: an options message that changes the
+        label keeps the colour model, the mouth gate, the sharpeners and every face's state. A new model is not
+        warmed here (this is the frame thread): whoever loads it warms it (realtime.builder.warm_up)."""
+        first = not hasattr(self, "swapper")  # from __init__: nothing to keep yet
+        new = self.options if options is None else options
         if options is not None:
             options.validate()
-            if options.max_faces != self.options.max_faces:
+            if not first and options.max_faces != self.options.max_faces:
                 raise SwapcamError("max_faces cannot change on a running processor")
-            self.options = options
-            # (another colour mode's or model size's history has another shape: temporal.ema starts it afresh)
-            self._colour = colour_model(options.colour)
-            self._temporal.weight = options.temporal
-            if options.sharpen not in self._sharpeners:
-                self._sharpeners[options.sharpen] = make_sharpener(options.sharpen)
-            self._smoother.min_cutoff, self._smoother.beta = options.min_cutoff, options.beta
-            if self._mouth.mode != options.mouth:
-                self._mouth = MouthGate(options.mouth)
-        if swapper is not None:
-            if swapper is not getattr(self, "swapper", swapper):
-                forget_codes([t.state for t in self._temporal.tracks])  # another encoder: another code space
-            self.swapper = swapper
-            self.size = int(swapper.info.size)
-        override = self.options.coverage
-        self.coverage = float(self.swapper.info.coverage if override is None else override)
+        # (another colour mode's or model size's history has another shape: temporal.ema starts it afresh)
+        colour = colour_model(new.colour) if first or new.colour != self.options.colour else self._colour
+        mouth = MouthGate(new.mouth) if first or self._mouth.mode != new.mouth else self._mouth
+        sharpener = None if new.sharpen in self._sharpeners else make_sharpener(new.sharpen)
+        model = self.swapper if swapper is None else swapper
+        size = int(model.info.size)
+        coverage = float(model.info.coverage if new.coverage is None else new.coverage)
+        # -- nothing below raises: swap it all in
+        if swapper is not None and not first and swapper is not self.swapper:
+            forget_codes([t.state for t in self._temporal.tracks])  # another encoder: another code space
+        if sharpener is not None:
+            self._sharpeners[new.sharpen] = sharpener
+        self.options, self.size, self.coverage, self._mouth = new, size, coverage, mouth
+        self.swapper: Any = model
+        self._colour: ColourModel = colour
+        self._temporal.weight = new.temporal
+        self._smoother.min_cutoff, self._smoother.beta = new.min_cutoff, new.beta
 
     @property
     def detector(self):

@@ -10,6 +10,7 @@ capture to sink means: end-to-end latency when paced, queueing in front of the s
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -18,9 +19,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from realtime.errors import one_line
 from realtime.pipeline import STAGES, FaceSwapProcessor, PipelineOptions
 from realtime.slot import LatestSlot, PendingChanges
 from realtime.types import Frame, Image
+
+log = logging.getLogger("swapcam.runner")
 
 _END = object()  # end of input, passed down the chain behind the last frame
 
@@ -268,11 +272,32 @@ class LiveRunner:
         """Switches applied so far."""
         return self._changes.applied
 
-    def reconfigure(self, swapper=None, options: PipelineOptions | None = None) -> None:
+    @property
+    def refused(self) -> int:
+        """Switches refused so far (they raised; the stream went on as before)."""
+        return self._changes.refused
+
+    def reconfigure(
+        self,
+        swapper=None,
+        options: PipelineOptions | None = None,
+        on_refused: Callable[[str], None] | None = None,
+    ) -> None:
         """Switch the model and/or the pipeline options of the running stream (any thread). The inference thread
         applies it between two frames: the source, the landmark tracker and the sink keep running, and the next
-        frames use the new model. The caller owns the old swapper (close it, or let it go, afterwards)."""
-        self._changes.put(lambda processor: processor.reconfigure(swapper, options))
+        frames use the new model. The caller owns the old swapper (close it, or let it go, afterwards), and warms a
+        new one first (realtime.builder.warm_up): this is the frame thread.
+
+        A change that raises (a sharpener whose model does not load, a bad value) is refused: the stream goes on
+        with what it had, the log says so in one line, and so does ``on_refused(line)`` (in the inference thread)."""
+
+        def refused(exc: Exception) -> None:
+            line = f"not applied, going on as before: {one_line(exc)}"
+            log.warning("%s", line)
+            if on_refused is not None:
+                on_refused(line)
+
+        self._changes.put(lambda processor: processor.reconfigure(swapper, options), on_error=refused)
 
     def stop(self) -> None:
         self._stop.set()

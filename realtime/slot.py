@@ -3,10 +3,15 @@ and the queue of changes that other threads ask the frame thread to make between
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from realtime.errors import one_line
+
+log = logging.getLogger("swapcam.slot")
 
 CLOSED: Any = object()  # what ``get`` returns once the slot is closed and empty
 
@@ -70,22 +75,36 @@ class LatestSlot:
 class PendingChanges:
     """Changes asked for from any thread (a key press, the page's controls, a new model), made in order by the one
     thread that owns the target (the processor), between two frames: ``put(change)``, then ``apply(target)``, which
-    calls ``change(target)`` for each and counts them in ``applied``."""
+    calls ``change(target)`` for each and counts them in ``applied``.
+
+    A failure stays local: a change that raises is refused (counted in ``refused``) and handed to its ``on_error``
+    (in the applying thread; logged in one line when it has none); the frame thread and the other changes go on. The
+    change itself must leave its target as it was when it raises (FaceSwapProcessor.reconfigure builds everything
+    new before it swaps anything in)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._changes: list[Callable[[Any], None]] = []
+        self._changes: list[tuple[Callable[[Any], None], Callable[[Exception], None] | None]] = []
         self.applied = 0
+        self.refused = 0
 
-    def put(self, change: Callable[[Any], None]) -> None:
+    def put(self, change: Callable[[Any], None], on_error: Callable[[Exception], None] | None = None) -> None:
         with self._lock:
-            self._changes.append(change)
+            self._changes.append((change, on_error))
 
     def apply(self, target: Any) -> None:
         if not self._changes:  # the common case, every frame: no lock taken
             return
         with self._lock:
             changes, self._changes = self._changes, []
-        for change in changes:
-            change(target)
-            self.applied += 1
+        for change, on_error in changes:
+            try:
+                change(target)
+            except Exception as exc:
+                self.refused += 1
+                if on_error is not None:
+                    on_error(exc)
+                else:
+                    log.warning("change refused, going on as before: %s", one_line(exc))
+            else:
+                self.applied += 1

@@ -1,23 +1,31 @@
 """Switching a running stream: the live switches (realtime.controls), window keys, hot swap of the model mid-stream
 (LiveRunner.reconfigure) and a model folder that gets a newer export (realtime.builder.ModelFolderWatcher). Real
-onnxruntime on known colour-shift models, real mediapipe, the synthetic clip."""
+onnxruntime on known colour-shift models, real mediapipe, the synthetic clip.
+
+Failures stay local: a switch that raises (the learned upscaler's model does not load) is refused in one line and
+the stream goes on with what it had; a reconfigure that raises changes nothing; an unrelated option keeps the
+colour model, the mouth gate and every face's state; a hot-swapped model has run once before its first frame, and
+not in the frame thread."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import threading
 import time
 
 import numpy as np
 import pytest
 from _live_fixtures import colour_shift_model
 
-from realtime import cli
-from realtime.builder import ModelFolderWatcher, newest_model, open_swapper, run_live
+from realtime import cli, upscale
+from realtime.builder import ModelFolderWatcher, create_processor, newest_model, open_swapper, run_live
 from realtime.controls import SWITCHES, Switchboard, apply_changes, current, describe, key_change, key_help
 from realtime.errors import SwapcamError
 from realtime.pipeline import PipelineOptions
 from realtime.sinks.null import NullSink
 from realtime.sources import FramesSource
+from realtime.swapper import Swapper
 
 NO_OVERLAY = dict(hud=False, label=False)
 
@@ -191,3 +199,119 @@ def test_live_takes_a_folder_as_the_model(models, tmp_path, capsys):
     empty.mkdir()
     assert cli.main(["live", "--model", str(empty), "--source", "synthetic", "--sink", "null", "--frames", "2"]) == 2
     assert "has no .onnx or .dfm model yet" in capsys.readouterr().err
+
+
+# -- failures stay local ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def broken_upscaler(tmp_path, monkeypatch):
+    """The shipped learned upscaler (sharpen espcn) replaced by a file onnxruntime cannot read."""
+    broken = tmp_path / "espcn_x2.onnx"
+    broken.write_bytes(b"not a model")
+    monkeypatch.setattr(upscale, "DEFAULT_UPSCALER", broken)
+    return broken
+
+
+def test_a_switch_that_raises_is_refused_and_the_stream_goes_on(models, astronaut_clip, broken_upscaler, caplog):
+    red, _ = models
+    n = 14
+    source = FramesSource(astronaut_clip.frames, 30.0, pace="fast", n_frames=n)
+    options = PipelineOptions(sharpen="unsharp", **NO_OVERLAY)
+    notices: list[str] = []
+    board = Switchboard(options, notice=notices.append)
+    said = []
+
+    def on_frame(frame, image):
+        if frame.index == 3:
+            said.append(board.key("s"))  # unsharp -> espcn, whose model does not load
+        if frame.index == 8:
+            said.append(board.key("m"))  # the keys go on, from the options in force
+
+    with caplog.at_level("WARNING", logger="swapcam.runner"):
+        summary, interrupted = run_live(
+            open_swapper(red, threads=1), source, NullSink(), options, on_frame=on_frame, on_start=board.attach
+        )
+    assert not interrupted and summary["frames_out"] == n  # every frame came out: the stream went on
+    runner = board.runner
+    assert said == ["sharpen: espcn", "mouth: keep"]
+    assert runner.refused == 1 and runner.reconfigured == 1  # type: ignore[attr-defined]
+    in_force = runner.processor.options  # type: ignore[attr-defined]
+    assert (in_force.sharpen, in_force.mouth) == ("unsharp", "keep") and board.options == in_force
+    (notice,) = notices  # one clear line on the window ...
+    assert notice.startswith("sharpen: espcn: not applied") and "\n" not in notice, notice
+    assert broken_upscaler.name in notice
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "not applied" in warnings[0]  # ... and in the log
+
+
+def test_reconfigure_changes_nothing_when_it_raises_and_only_what_changed_otherwise(
+    models, astronaut_clip, broken_upscaler
+):
+    red, _ = models
+    options = PipelineOptions(colour="rct", **NO_OVERLAY)
+    with create_processor(open_swapper(red, threads=1), options) as processor:
+        for frame in astronaut_clip.frames[:6]:
+            processor.process(frame)
+        (track,) = processor._temporal.tracks
+        kept = (processor._colour, processor._mouth, processor.swapper, dict(processor._sharpeners))
+        state, colour_history = track.state, track.colour
+        assert colour_history is not None and state
+
+        # an unrelated switch (the label): the colour model, the mouth gate and the face's state stay as they are
+        processor.reconfigure(options=dataclasses.replace(options, label=True))
+        assert processor.options.label is True
+        assert (processor._colour, processor._mouth, processor.swapper, processor._sharpeners) == kept
+        assert processor._colour is kept[0] and processor._mouth is kept[1]
+        assert processor._temporal.tracks == [track] and track.state is state and track.colour is colour_history
+
+        # a change that raises (colour, mouth and a sharpener that does not load): nothing of it is applied
+        before = processor.options
+        bad = dataclasses.replace(before, colour="hist", mouth="keep", sharpen="espcn")
+        with pytest.raises(SwapcamError, match=broken_upscaler.name):
+            processor.reconfigure(options=bad)
+        assert processor.options is before
+        assert processor._colour is kept[0] and processor._mouth is kept[1] and "espcn" not in processor._sharpeners
+        out = processor.process(astronaut_clip.frames[6])  # and frames still render
+        assert out.shape == astronaut_clip.frames[6].shape and processor._temporal.tracks == [track]
+
+
+def test_a_hot_swapped_model_runs_once_before_its_first_frame_off_the_frame_thread(
+    models, astronaut_clip, tmp_path, monkeypatch
+):
+    red, blue = models
+    first = tmp_path / "me-0001.onnx"
+    first.write_bytes(red.read_bytes())
+    runs: list[tuple[str, str]] = []  # (model file, thread) of every inference, in order
+    real_run = Swapper._run
+
+    def recorded(self, *args, **kwargs):
+        runs.append((self.path.name, threading.current_thread().name))
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Swapper, "_run", recorded)
+    holder: dict = {}
+
+    def on_start(runner):
+        holder["watcher"] = ModelFolderWatcher(tmp_path, first, lambda new: runner.reconfigure(swapper=new), threads=1)
+
+    def on_frame(frame, image):
+        if frame.index == 4:
+            second = tmp_path / "me-0002.onnx"
+            second.write_bytes(blue.read_bytes())
+            later = time.time() + 5
+            os.utime(second, (later, later))
+            assert holder["watcher"].check()  # the watcher's poll, here in the sink's thread
+
+    source = FramesSource(astronaut_clip.frames, 30.0, pace="fast", n_frames=12)
+    summary, _ = run_live(
+        open_swapper(first, threads=1),
+        source,
+        NullSink(),
+        PipelineOptions(**NO_OVERLAY),
+        on_frame=on_frame,
+        on_start=on_start,
+    )
+    assert summary["frames_out"] == 12
+    second_runs = [thread for name, thread in runs if name == "me-0002.onnx"]
+    assert len(second_runs) >= 2, runs
+    assert second_runs[0] != "swapcam-inference", runs  # warmed where it was loaded ...
+    assert "swapcam-inference" in second_runs[1:], runs  # ... then it swapped frames

@@ -1,6 +1,7 @@
 """One peer's media path with real aiortc peers over loopback (no browser): overdue audio is dropped rather than sent
-late, frames over MAX_SIDE are scaled down before the swap, and the swap direction switches over the control channel
-(realtime.webrtc.client against a real server with the shipped demo models).
+late, frames over MAX_SIDE are scaled down before the swap, the swap direction switches over the control channel
+(realtime.webrtc.client against a real server with the shipped demo models), and a switch that raises in the frame
+thread is refused in one line while the call goes on; a peer's own model runs on one CPU thread.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import pytest
 pytest.importorskip("aiortc")
 pytest.importorskip("aiohttp")
 
+from realtime import upscale  # noqa: E402
 from realtime.webrtc import client as wc  # noqa: E402
 from realtime.webrtc.ice import ice_addresses  # noqa: E402
-from realtime.webrtc.peer import PeerOptions  # noqa: E402
+from realtime.webrtc.peer import OWN_MODEL_THREADS, PeerOptions, open_own_model  # noqa: E402
 from realtime.webrtc.server import ServeConfig, SwapServer  # noqa: E402
 from realtime.webrtc.tracks import AUDIO_MAX_LATE_S, MAX_SIDE, DelayedAudioTrack, frame_to_bgr  # noqa: E402
 from tests._webrtc_fixtures import (  # noqa: E402
@@ -200,3 +202,53 @@ def test_swap_direction_switches_over_the_control_channel(factory, portrait_land
         back_d.append(region_diff(image, before, background))
     assert len(face_d) >= 3, "too few frames of the same clip index before and after"
     assert statistics.median(face_d) > 3 * statistics.median(back_d) and statistics.median(face_d) > 8, (face_d, back_d)
+
+
+# ----------------------------------------------------------------------------------------------- failures stay local
+@pytest.mark.slow
+def test_a_switch_that_raises_is_refused_and_the_call_goes_on(factory, tmp_path, monkeypatch):
+    from realtime.samples import synthetic_clip
+
+    broken = tmp_path / "espcn_x2.onnx"  # the learned upscaler (sharpen espcn) does not load
+    broken.write_bytes(b"not a model")
+    monkeypatch.setattr(upscale, "DEFAULT_UPSCALER", broken)
+    clip = synthetic_clip("astronaut", n_frames=30, size=(640, 480), fps=30.0, seed=2)
+
+    async def scenario():
+        server = make_server(factory)
+        async with serving(server) as url:
+            client = wc.ClientPeer(clip.frames, audio=False, options={"label": False}, ice_addresses=LOOPBACK)
+            answer = await client.connect(url)
+            try:
+                peer = server.peers[answer["peer_id"]]
+                await wait_for(lambda: client.result.frames >= 5, 40, "5 swapped frames")
+                client.send({"type": "options", "sharpen": "espcn"})
+                await wait_for(lambda: client.replies("error"), 20, "the error reply")
+                (error,) = client.replies("error")
+                assert error["message"].startswith("sharpen=espcn not applied") and "\n" not in error["message"]
+                assert broken.name in error["message"], error
+                await wait_for(lambda: len(client.replies("options")) >= 2, 5, "the options in force")
+                assert client.replies("options")[-1]["options"]["sharpen"] == PeerOptions().sharpen
+                before = client.result.frames
+                await wait_for(lambda: client.result.frames >= before + 5, 20, "frames after the refused switch")
+                worker = peer.video.worker
+                assert worker.error is None and worker.processor.options.sharpen == PeerOptions().sharpen
+                assert peer.options.sharpen == PeerOptions().sharpen and peer.pc.connectionState == "connected"
+                client.send({"type": "options", "sharpen": "unsharp"})  # the next switch works
+                await wait_for(lambda: worker.processor.options.sharpen == "unsharp", 10, "sharpen=unsharp")
+                assert len(client.replies("error")) == 1
+            finally:
+                await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_peers_own_model_runs_on_one_cpu_thread():
+    """ "Use my face": the peer's own model shares the server's cores with every peer's frames: one onnxruntime
+    intra-op thread, on the CPU, warmed up before it is handed over."""
+    from models.contract import demo_model_path
+
+    swapper = open_own_model(demo_model_path("a2b"))
+    opts = swapper.session.get_session_options()
+    assert OWN_MODEL_THREADS == 1 and opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
+    assert swapper.session.get_providers() == ["CPUExecutionProvider"]

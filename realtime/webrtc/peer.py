@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from realtime.controls import SWITCHES
+from realtime.errors import one_line
 from realtime.pipeline import PipelineOptions
 
 if TYPE_CHECKING:  # imported at run time only when a track arrives (tracks.py needs aiortc and PyAV)
@@ -42,6 +43,7 @@ log = logging.getLogger("swapcam.webrtc")
 CONTROL_CHANNEL = "control"
 MAX_MESSAGE_CHARS = 4096
 AIORTC_AUDIO_PREFETCH = 4  # aiortc's audio JitterBuffer(prefetch=4) in RTCRtpReceiver (1.x)
+OWN_MODEL_THREADS = 1  # onnxruntime intra-op threads of a peer's own ("use my face") model
 
 
 # --------------------------------------------------------------------------------------------------------- options
@@ -279,12 +281,29 @@ class PeerSession:
 
     def set_options(self, options: PeerOptions) -> None:
         """Apply ``options`` between two frames: one reconfigure, with the model this peer uses for the direction
-        (a processor keeps its per-face state, re-centring means included, when the model stays the same)."""
-        self.options = options
+        (a processor keeps its per-face state, re-centring means included, when the model stays the same).
+
+        A change the worker refuses (it raised: a sharpener whose model does not load) leaves the processor as it
+        was; the page is told in one line and gets the options still in force back, and the call goes on."""
+        previous, self.options = self.options, options
         if self.video is not None:
-            factory = self.factory
+            factory, loop = self.factory, asyncio.get_running_loop()
             swapper = self.own_swapper if self.uses_own_model(options.direction) else None
-            self.video.worker.reconfigure(lambda processor: factory.configure(processor, options, swapper))
+
+            def refused(exc: Exception) -> None:  # the worker thread
+                loop.call_soon_threadsafe(self._refused, options, previous, exc)
+
+            self.video.worker.reconfigure(lambda processor: factory.configure(processor, options, swapper), refused)
+
+    def _refused(self, options: PeerOptions, previous: PeerOptions, exc: Exception) -> None:
+        changed = {k: v for k, v in options.to_json().items() if previous.to_json().get(k) != v}
+        what = ", ".join(f"{k}={v}" for k, v in changed.items()) or "the change"
+        line = f"{what} not applied, going on as before: {one_line(exc)}"
+        log.warning("peer %s: %s", self.id, line)
+        if self.options is options:  # nothing newer was asked for since: back to what the processor still runs
+            self.options = previous
+        self.send({"type": "error", "message": line})
+        self.send({"type": "options", "options": self.options.to_json()})
 
     # -- "use my face"
     def _on_enroll(self, action: object) -> None:
@@ -463,20 +482,10 @@ class PeerSession:
 
 
 # ------------------------------------------------------------------------------------------------- "use my face"
-def one_line(exc: BaseException) -> str:
-    """An exception as one line for the page: its type and the first line of its message."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
 def open_own_model(path) -> Any:
     """Load a peer's enrolled model and run it once, off the event loop and off the frame path: the first inference
-    allocates, and would otherwise stall the first frame after the switch."""
-    import numpy as np
+    allocates, and would otherwise stall the first frame after the switch. One onnxruntime thread on the CPU: the
+    server's own models and every peer's frames share the cores (a user's model is small)."""
+    from realtime.builder import open_swapper, warm_up
 
-    from realtime.builder import open_swapper
-
-    swapper = open_swapper(path, "cpu", 1)
-    blank = np.zeros((swapper.size, swapper.size, 3), np.uint8)
-    swapper.swap([blank])
-    return swapper
+    return warm_up(open_swapper(path, "cpu", OWN_MODEL_THREADS))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from realtime.builder import add_model_arguments, create_processor, open_swapper
+from realtime.builder import add_model_arguments, create_processor, open_swapper, warm_up
 from realtime.controls import SWITCHES, apply_changes, describe
 from realtime.errors import SwapcamError
 from realtime.live import add_compositing_arguments, compositing_options
@@ -70,13 +70,14 @@ class PipelineFactory:
         base: PipelineOptions | None = None,
     ) -> PipelineFactory:
         """Without ``model``: the shipped demo model both ways (``model_b2a`` replaces its reverse). With ``model``:
-        that model, and a reverse direction only when ``model_b2a`` is given."""
+        that model, and a reverse direction only when ``model_b2a`` is given. Each is warmed up here, at start: a
+        peer's first switch to the other direction must not pay for onnxruntime's first run in its frame thread."""
         paths: dict[str, str | os.PathLike | None] = {"a2b": model}
         if model is None or model_b2a is not None:
             paths["b2a"] = model_b2a  # None: open_swapper's demo model of that direction
         return cls(
             {
-                direction: open_swapper(path, providers, threads, direction=direction)
+                direction: warm_up(open_swapper(path, providers, threads, direction=direction))
                 for direction, path in paths.items()
             },
             base,

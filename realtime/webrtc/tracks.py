@@ -190,9 +190,12 @@ class VideoWorker:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def reconfigure(self, change: Callable[[Processor], None]) -> None:
-        """Queue a change (direction, colour mode, label) to apply between two frames, in the worker thread."""
-        self._changes.put(change)
+    def reconfigure(
+        self, change: Callable[[Processor], None], on_error: Callable[[Exception], None] | None = None
+    ) -> None:
+        """Queue a change (direction, colour mode, label) to apply between two frames, in the worker thread. One
+        that raises is refused and handed to ``on_error`` (in this thread); the stream goes on as before."""
+        self._changes.put(change, on_error)
 
     def _run(self) -> None:
         processor = None
