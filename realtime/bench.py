@@ -132,14 +132,16 @@ def _change_pct(last: float | None, base: float | None) -> float | None:
 def soak_verdict(windows: list[dict], every: float, p95: Callable[[dict], float | None], what: str) -> dict:
     """RSS, ``what`` p95 (``p95(record)``) and threads of the last full window against the second (the first holds
     start-up; with only two full windows, against the first): each flat, or grows by more than GROWTH_LIMIT_PCT
-    (threads: by any). ``text`` is the line to print."""
+    (threads too: pools of the codecs and the event loop come and go by a few, a leak adds one per call or frame).
+    ``text`` is the line to print."""
     full = [w for w in windows if w["seconds"] >= 0.9 * every]
     if len(full) < 2:
         return {"flat": None, "text": f"verdict: none ({len(full)} full window(s) of {every:g} s; two are needed)"}
     base, last = full[1] if len(full) >= 3 else full[0], full[-1]
     rss_pct = _change_pct(last.get("rss_mb"), base.get("rss_mb"))
     p95_pct = _change_pct(p95(last), p95(base))
-    threads_change = (last["threads"] - base["threads"]) if last.get("threads") and base.get("threads") else None
+    threads_pct = _change_pct(last.get("threads"), base.get("threads"))
+    threads_change = (last["threads"] - base["threads"]) if threads_pct is not None else None
 
     def judge(change: float | None, limit: float) -> str:
         return "unknown" if change is None else ("grows" if change > limit else "flat")
@@ -152,7 +154,7 @@ def soak_verdict(windows: list[dict], every: float, p95: Callable[[dict], float 
         "p95_change_pct": p95_pct,
         "p95": judge(p95_pct, GROWTH_LIMIT_PCT),
         "threads_change": threads_change,
-        "threads": judge(threads_change, 0),
+        "threads": judge(threads_pct, GROWTH_LIMIT_PCT),
         "fps": [base["fps"], last["fps"]],
     }
     verdict["flat"] = all(verdict[k] == "flat" for k in ("rss", "p95", "threads"))
