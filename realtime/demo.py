@@ -4,6 +4,10 @@ astronaut portrait, with the shipped demo model (astronaut -> Grace Hopper). Nee
 Writes the swapped video (MP4 with a metadata note that it is synthetic) and a side-by-side preview PNG (camera |
 swapped), then prints the benchmark summary. --window / --vcam also show it live when a display / virtual camera
 is there (the demo goes on without them otherwise).
+
+Written to a file only, the clip is read as fast as the pipeline takes it (every frame counts), so the summary gives
+throughput and stage cost, and says that the frames' queueing delay is not a live latency; shown live (--window,
+--vcam) the clip plays at 30 fps like a camera and the summary gives the end-to-end latency (`swapcam bench` too).
 """
 
 from __future__ import annotations
