@@ -26,6 +26,7 @@ from realtime.errors import SwapcamError
 from training.train import (
     OCCLUDERS,
     add_cross_mask_argument,
+    add_freeze_argument,
     add_occluder_arguments,
     held_out_line,
     occluders_from_args,
@@ -54,7 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=300, help="learning-rate warm-up steps")
     parser.add_argument("--warp-off", type=float, default=0.8, help="random warp fades out by this fraction of --steps")
     parser.add_argument(
-        "--expressions", type=float, default=0.3, help="share of samples with an opened mouth / closed eyes (stills)"
+        "--expressions",
+        type=float,
+        default=0.3,
+        help="share of samples with an expression warp (mouth open, smile, pressed lips, raised brows, squint)",
     )
     parser.add_argument(
         "--augment-off",
@@ -76,6 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_occluder_arguments(parser)
     add_cross_mask_argument(parser)
+    add_freeze_argument(parser)
     parser.add_argument("--holdout", type=float, default=0.05, help="share of each faceset held out for held-out PSNR")
     parser.add_argument("--seed", type=int, default=0, help="seed of clips, weights, batches and augmentation")
     parser.add_argument("--clips", type=int, default=8, help="synthetic clips per identity (different seeds)")
@@ -135,6 +140,7 @@ class Recipe:
     texture: bool = False
     occluders: float = OCCLUDERS
     cross_mask: float = 0.0  # weight of the cross-identity mask loss (training.step.cross_mask_loss)
+    freeze: tuple[str, ...] = ()  # parts of the model that do not train (training.train.FREEZABLE)
 
 
 # Clip seeds start above the seeds `swapcam eval` and the tests use for their synthetic clips (0..9), so the
@@ -195,6 +201,7 @@ def train_config(workdir: Path, recipe: Recipe, max_minutes: float = 0.0, worker
         texture=recipe.texture,
         occluders=recipe.occluders,
         cross_mask=recipe.cross_mask,
+        freeze=tuple(recipe.freeze),
     )
 
 
@@ -343,6 +350,8 @@ def _recipe(
     origin = f"fine-tuned from `{tcfg['init']}`" if tcfg.get("init") else "from scratch"
     schedule += f"; flip, affine and colour jitter off at {tcfg.get('augment_off', 1.0):.0%} of the steps"
     schedule += f"; occluders over the input on {tcfg.get('occluders', 0.0):.0%} of samples"
+    if tcfg.get("freeze"):
+        schedule += f"; {', '.join(tcfg['freeze'])} frozen"
     texture = "yes (a learned full-size bias image per decoder)" if result["texture"] else "no"
     psnr = result["psnr"]
     held = held_out_line(psnr) or "not measured"
@@ -432,6 +441,7 @@ def run(args: argparse.Namespace) -> int:
         texture=args.texture,
         occluders=occluders_from_args(args),
         cross_mask=args.cross_mask,
+        freeze=tuple(args.freeze),
     )
     from training.train import TrainingInterrupted, stop_on_sigterm
 

@@ -34,6 +34,7 @@ import numpy as np
 from models.checkpoint import CHECKPOINT, CHECKPOINT_FORMAT, find_checkpoint, load_checkpoint, save_checkpoint
 from realtime.atomic import atomic_write_bytes, atomic_write_json
 from realtime.errors import SwapcamError
+from training.augment import EXPRESSION_MIX
 from training.schedule import LR_SCHEDULES, learning_rate
 
 if TYPE_CHECKING:  # torch is imported where it is used: `swapcam train --help` should not wait for it
@@ -49,6 +50,10 @@ METRICS = "metrics.jsonl"
 # build-demo-model). A checkpoint saved before occluders existed resumes with 0, as it was trained.
 OCCLUDERS = 0.3
 MASK_LOSSES = ("mse", "bce")  # training.losses.mask_error
+# Parts of the model --freeze can hold still (SwapAutoencoder's attributes): a frozen part gets no gradient and no
+# optimizer state, and its weights stay bit-identical. Freezing the encoder keeps the shared code a fine-tune started
+# from (the identity the live swap reads), while the decoders learn new drawing (occluders, expressions).
+FREEZABLE = ("encoder", "decoder_a", "decoder_b")
 MIN_HOLDOUT_FACES = 4  # a faceset with fewer faces holds none out (--holdout): it needs them all to train
 
 
@@ -83,7 +88,10 @@ class TrainConfig:
     lr_schedule: str = "constant"
     lr_final: float = 0.1
     warp_off: float = 1.0
-    expressions: float = 0.0  # probability of a mouth-open / eyes-closed warp per sample (training.augment)
+    expressions: float = 0.0  # probability of an expression warp per sample (training.augment)
+    # shares of the expression kinds (training.augment.EXPRESSION_KINDS); checkpoints saved before the kinds existed
+    # resume with the mouth-open warps alone
+    expression_mix: tuple[float, ...] = EXPRESSION_MIX
     holdout: float = 0.0  # share of each faceset never trained on: the held-out PSNR
     max_minutes: float = 0.0  # stop (and save) after this much wall time; 0 = no limit
     workers: int = 0  # augmentation worker processes (training.prefetch)
@@ -94,6 +102,7 @@ class TrainConfig:
     occluders: float = OCCLUDERS  # probability per sample of an occluder over the input, mask target 0 under it
     mask_loss: str = "bce"  # learned mask vs its target (training.losses.mask_error); older checkpoints: mse
     cross_mask: float = 0.0  # weight of the cross-identity mask loss (training.step.cross_mask_loss); 0 = off
+    freeze: tuple[str, ...] = ()  # parts of the model (FREEZABLE) that do not train
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -169,8 +178,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--expressions",
         type=float,
         default=0.0,
-        help="probability per sample of a landmark-driven mouth-open / eyes-closed warp (stills-only facesets "
-        "then teach more than one expression)",
+        help="probability per sample of a landmark-driven expression warp: mouth open (with blinks), smile, "
+        "pressed lips, raised brows or a squint (stills-only facesets then teach more than one expression)",
     )
     parser.add_argument(
         "--holdout",
@@ -226,6 +235,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "target-side augmentation blurs it (pair it with --augment-off). See README 'Detail texture, measured'",
     )
     add_occluder_arguments(parser)
+    add_freeze_argument(parser)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: cores / processes)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -253,6 +263,17 @@ def add_cross_mask_argument(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="weight of the cross-identity mask loss: each decoder's mask also learns the other identity's faces "
         "(their hull, 0 under occluders; no face loss on that pass). 0 (default) = off",
+    )
+
+
+def add_freeze_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--freeze",
+        action="append",
+        choices=FREEZABLE,
+        default=[],
+        help="hold this part of the model still (repeat for several): no gradient, no optimizer state, weights "
+        "unchanged. --freeze encoder fine-tunes the decoders only and keeps the shared code (and identity) as it was",
     )
 
 
@@ -334,8 +355,8 @@ def model_state(
     from training.step import build_train_state, restore_train_state
 
     state = build_train_state(model_config, device, cfg.lr, cfg.seed, amp=cfg.amp and device.type == "cuda")
-    if cfg.decoder_b_lr != 1.0:
-        set_decoder_b_rate(state, cfg.decoder_b_lr)
+    if cfg.decoder_b_lr != 1.0 or cfg.freeze:
+        set_trainable(state, cfg.freeze, cfg.decoder_b_lr)
     if saved is not None:
         restore_train_state(state, saved, device)
     elif cfg.init:
@@ -448,8 +469,10 @@ def resolve_config(cfg: TrainConfig, saved: dict | None) -> tuple[TrainConfig, M
     if saved is not None:
         known = {f.name for f in fields(TrainConfig)}
         # a checkpoint saved before these options existed resumes as it was trained: no occluders, MSE mask loss
-        saved_config = {"occluders": 0.0, "mask_loss": "mse"} | saved["train_config"]
+        old = {"occluders": 0.0, "mask_loss": "mse", "expression_mix": (1.0, 0.0, 0.0, 0.0, 0.0)}
+        saved_config = old | saved["train_config"]
         resumed = TrainConfig(**{k: v for k, v in saved_config.items() if k in known})
+        resumed.expression_mix, resumed.freeze = tuple(resumed.expression_mix), tuple(resumed.freeze)
         for keep in ("steps", "preview_every", "save_every", "log_every", "out", "max_minutes", "workers"):
             setattr(resumed, keep, getattr(cfg, keep))
         cfg, model_config = resumed, ModelConfig.from_dict(saved["model_config"])
@@ -473,6 +496,9 @@ def resolve_config(cfg: TrainConfig, saved: dict | None) -> tuple[TrainConfig, M
         raise SwapcamError(f"--steps {cfg.steps} --batch {cfg.batch} --lr {cfg.lr}: all must be positive")
     if cfg.loss not in ("l1", "mse"):
         raise SwapcamError(f"--loss {cfg.loss!r}: expected l1 or mse")
+    unknown = [part for part in cfg.freeze if part not in FREEZABLE]
+    if unknown:
+        raise SwapcamError(f"--freeze {' '.join(unknown)}: choose from {', '.join(FREEZABLE)}")
     if cfg.cross_mask < 0:
         raise SwapcamError(f"--cross-mask {cfg.cross_mask}: expected >= 0 (a loss weight; 0 = off)")
     if cfg.mask_loss not in MASK_LOSSES:
@@ -608,7 +634,15 @@ def load_data(cfg: TrainConfig, size: int) -> TrainingData:
         ident_a,
         ident_b,
         cov_a,
-        Augmenter(AugmentConfig(warp=cfg.warp, flip=cfg.flip, expressions=cfg.expressions, occluders=cfg.occluders)),
+        Augmenter(
+            AugmentConfig(
+                warp=cfg.warp,
+                flip=cfg.flip,
+                expressions=cfg.expressions,
+                occluders=cfg.occluders,
+                expression_mix=tuple(cfg.expression_mix),
+            )
+        ),
         eval_a,
         eval_b,
         held_a,
@@ -634,7 +668,7 @@ def step_arrays(data: TrainingData, cfg: TrainConfig, rank: int, step: int) -> t
 
 def set_learning_rate(state: TrainState, cfg: TrainConfig) -> float:
     """This step's learning rate (training.schedule), written into the optimizer (times each parameter group's
-    ``lr_scale``, see :func:`set_decoder_b_rate`); returned for the log."""
+    ``lr_scale``, see :func:`set_trainable`); returned for the log."""
     lr = learning_rate(state.step, cfg.steps, cfg.lr, cfg.warmup, cfg.lr_schedule, cfg.lr_final)
     if state.fresh_optimizer_at is not None and cfg.warmup > 0:
         lr *= min(1.0, (state.step - state.fresh_optimizer_at + 1) / cfg.warmup)
@@ -643,22 +677,26 @@ def set_learning_rate(state: TrainState, cfg: TrainConfig) -> float:
     return lr
 
 
-def set_decoder_b_rate(state: TrainState, fraction: float) -> None:
-    """Give decoder B its own Adam parameter group at ``fraction`` of the learning rate; 0 freezes it (no gradient
-    for its weights, not in the optimizer), while B's loss still flows through it into the shared encoder. Called
-    before a resume restores the optimizer, so the saved state has the same groups."""
+def set_trainable(state: TrainState, freeze: tuple[str, ...] | list[str] = (), decoder_b_lr: float = 1.0) -> None:
+    """Hold the ``freeze`` parts (FREEZABLE) still: no gradient for their weights and not in the optimizer (so no
+    Adam state either); the losses still flow through them into the parts that train. Decoder B gets its own Adam
+    parameter group at ``decoder_b_lr`` of the learning rate (0 freezes it too). Called before a resume restores the
+    optimizer, so the saved state has the same groups."""
     import torch
 
     model = state.model
-    decoder_b = list(model.decoder_b.parameters())
-    own = {id(p) for p in decoder_b}
-    rest = [p for p in model.parameters() if id(p) not in own]
-    groups: list[dict] = [{"params": rest, "lr_scale": 1.0}]
-    if fraction > 0:
-        groups.append({"params": decoder_b, "lr_scale": fraction})
-    else:
-        for p in decoder_b:
+    frozen = set(freeze) | ({"decoder_b"} if decoder_b_lr <= 0 else set())
+    for part in frozen:
+        for p in getattr(model, part).parameters():
             p.requires_grad_(False)
+    decoder_b = [p for p in model.decoder_b.parameters() if p.requires_grad]
+    own = {id(p) for p in model.decoder_b.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in own and p.requires_grad]
+    groups: list[dict] = [{"params": rest, "lr_scale": 1.0}] if rest else []
+    if decoder_b:
+        groups.append({"params": decoder_b, "lr_scale": decoder_b_lr})
+    if not groups:
+        raise SwapcamError(f"--freeze {' '.join(sorted(frozen))}: nothing left to train")
     old = state.optimizer
     state.optimizer = torch.optim.Adam(groups, lr=old.defaults["lr"], betas=old.defaults["betas"])
 
@@ -867,6 +905,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         texture=args.texture,
         augment_off=args.augment_off,
         occluders=occluders_from_args(args),
+        freeze=tuple(args.freeze),
     )
 
 
