@@ -20,6 +20,7 @@ from realtime.eyes import EYES_MODES
 from realtime.mouth import MOUTH_MODES
 from realtime.occlusion import OCCLUSION_MODES
 from realtime.pipeline import PipelineOptions
+from realtime.selection import FACE_CHOICES
 from realtime.temporal import MAX_WEIGHT
 from realtime.upscale import SHARPEN_MODES
 
@@ -65,6 +66,7 @@ SWITCHES: dict[str, Switch] = {
         Switch("blend", "b", BLEND_MODES, text="seam blend at the face's edge"),
         Switch("occlusion", "o", OCCLUSION_MODES, text="hands and objects in front of the face stay in front"),
         Switch("colour", "c", COLOUR_MODES, text="colour transfer to the camera's face"),
+        Switch("faces", "f", FACE_CHOICES, text="which faces are swapped: all of them, or the largest only"),
         Switch(
             "morph", "[", low=0.0, high=1.0, step=0.05, key_up="]", text="towards the model's face (re-centring, AMP)"
         ),

@@ -109,7 +109,22 @@ def compositing_options(args: argparse.Namespace) -> dict:
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser, label_default: bool = False) -> None:
     """The per-stream swap options. ``label_default=True`` (the demo): the label is on unless --no-label."""
-    parser.add_argument("--max-faces", type=int, default=1, help="swap up to this many faces per frame")
+    parser.add_argument(
+        "--max-faces",
+        type=int,
+        default=1,
+        help="with --faces all: swap up to this many faces per frame; with the other --faces choices: look for at "
+        "least this many (and 4) to choose from",
+    )
+    parser.add_argument(
+        "--faces",
+        default=PipelineOptions.faces,
+        metavar="all|largest|N|match:IMAGE",
+        help="which faces are swapped, the others left as the camera shows them: all = every face up to "
+        "--max-faces; largest = the largest only; N = the N largest; match:IMAGE = the one face closest to the "
+        "person in the photo IMAGE (by face descriptor with the eval extra, else by landmark geometry). The window's "
+        "key f switches all/largest live",
+    )
     add_compositing_arguments(parser)
     parser.add_argument("--hud", action="store_true", help="draw fps and per-stage milliseconds on the output")
     if label_default:
@@ -168,6 +183,7 @@ def add_source_arguments(parser: argparse.ArgumentParser, default_source: str) -
 def options_from_args(args: argparse.Namespace) -> PipelineOptions:
     options = PipelineOptions(
         max_faces=args.max_faces,
+        faces=args.faces,
         label=args.label,
         hud=args.hud,
         smoothing=not args.no_smoothing,

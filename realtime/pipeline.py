@@ -27,6 +27,7 @@ from realtime.landmarks.smoothing import FaceSmoother
 from realtime.mouth import MOUTH_MODES, MouthGate, paste_camera_mouth
 from realtime.occlusion import HAND_MODES, OCCLUSION_MODES, HandFinder, face_visibility, fade_out, near_box
 from realtime.recentre import forget_codes, recentred_swap
+from realtime.selection import FaceSelector, parse_faces
 from realtime.sharpness import match_sharpness
 from realtime.temporal import MAX_WEIGHT, TemporalSmoother
 from realtime.types import Face, Image, check_image
@@ -66,6 +67,7 @@ class PipelineOptions:
     blend: str = "feather"  # realtime.compose.BLEND_MODES: the seam at the face's edge
     sharpen: str = "match"  # realtime.upscale.SHARPEN_MODES: match = blur to the camera's sharpness; unsharp; espcn x2
     occlusion: str = "auto"  # realtime.occlusion.OCCLUSION_MODES: keep hands/objects in front of the face
+    faces: str = "all"  # realtime.selection: which faces are swapped: all (up to max_faces), largest, N, match:IMAGE
 
     def validate(self) -> None:
         if self.colour not in COLOUR_MODES:
@@ -92,6 +94,7 @@ class PipelineOptions:
             raise SwapcamError(f"sharpen={self.sharpen!r}; choose from {', '.join(SHARPEN_MODES)}")
         if self.occlusion not in OCCLUSION_MODES:
             raise SwapcamError(f"occlusion={self.occlusion!r}; choose from {', '.join(OCCLUSION_MODES)}")
+        parse_faces(self.faces)
 
 
 class FaceSwapProcessor:
@@ -140,6 +143,8 @@ class FaceSwapProcessor:
         colour = colour_model(new.colour) if first or new.colour != self.options.colour else self._colour
         mouth = MouthGate(new.mouth) if first or self._mouth.mode != new.mouth else self._mouth
         sharpener = None if new.sharpen in self._sharpeners else make_sharpener(new.sharpen)
+        # which faces are swapped (match: reads its reference photo; the landmarks thread reads self._selector)
+        selector = FaceSelector(new.faces, new.max_faces) if first or new.faces != self.options.faces else None
         model = self.swapper if swapper is None else swapper
         size = int(model.info.size)
         coverage = float(model.info.coverage if new.coverage is None else new.coverage)
@@ -151,6 +156,10 @@ class FaceSwapProcessor:
         self.options, self.size, self.coverage, self._mouth = new, size, coverage, mouth
         self.swapper: Any = model
         self._colour: ColourModel = colour
+        if selector is not None:
+            previous, self._selector = getattr(self, "_selector", None), selector
+            if previous is not None:
+                previous.close()
         self._temporal.weight = new.temporal
         self._smoother.min_cutoff, self._smoother.beta = new.min_cutoff, new.beta
 
@@ -162,7 +171,8 @@ class FaceSwapProcessor:
                 raise RuntimeError("FaceSwapProcessor is closed")
             from realtime.landmarks import create_detector
 
-            self._detector = create_detector("mediapipe", mode="tracking", max_faces=self.options.max_faces)
+            # as many faces as the selection needs to choose from (realtime.selection: max-faces with --faces all)
+            self._detector = create_detector("mediapipe", mode="tracking", max_faces=self._selector.search)
         return self._detector
 
     def warmup(self) -> None:
@@ -177,12 +187,21 @@ class FaceSwapProcessor:
 
     # -- landmarks half -------------------------------------------------------------------------------------
     def find_faces(self, image: Image, t: float | None = None, timings: dict[str, float] | None = None) -> list[Face]:
-        """Landmarks (tracking mode) + One Euro smoothing. ``t``: the frame's time in seconds (for the filter)."""
+        """Landmarks (tracking mode) -> the faces to swap (realtime.selection, ``options.faces``) -> One Euro
+        smoothing. ``t``: the frame's time in seconds (for the filter). Faces not selected are not returned: they
+        are left as the camera shows them."""
         if self._closed:
             raise RuntimeError("FaceSwapProcessor is closed")
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
-        faces = self.detector.detect(image)[: self.options.max_faces]
+        selector = self._selector
+        found = getattr(self._detector, "max_faces", selector.search)  # faces the detector looks for
+        if self._owns_detector and self._detector is not None and found < selector.search:
+            # a live switch (all -> largest) needs more faces to choose from: a new graph, started in this thread
+            # on the next line (~0.2 s once; tracking starts over). It grows, never shrinks.
+            self._detector.close()
+            self._detector = None
+        faces = selector.select(image, self.detector.detect(image), t0 if t is None else float(t))
         t1 = time.perf_counter()
         timings["landmarks"] = (t1 - t0) * 1e3
         if self.options.smoothing and faces:
@@ -319,6 +338,7 @@ class FaceSwapProcessor:
             if self._owns_detector and self._detector is not None:
                 self._detector.close()
             self._hands.close()
+            self._selector.close()
 
     def __enter__(self) -> FaceSwapProcessor:
         return self

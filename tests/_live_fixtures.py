@@ -151,3 +151,22 @@ def frozen_model(path, face_rgb: np.ndarray):
         entry.key, entry.value = key, value
     onnx.save(model, str(path))
     return path
+
+
+# Two faces side by side at two sizes, for face selection (realtime.selection): Grace Hopper's portrait cropped
+# around her face on the left (landmark box ~187 px), the astronaut's on the right (~93 px), on grey. mediapipe's
+# short-range detector finds both at this size; shrink the astronaut to 0.6 x and it no longer does.
+TWO_FACES_SIZE = (640, 360)  # width, height
+BIG_REGION = (slice(10, 350), slice(20, 360))  # rows, columns of Grace Hopper's crop
+SMALL_REGION = (slice(60, 300), slice(400, 640))  # rows, columns of the astronaut's crop
+
+
+def two_faces_frame() -> np.ndarray:
+    """A 640x360 BGR frame with two faces: Grace Hopper large (left), the astronaut small (right)."""
+    from realtime.samples import portrait
+
+    grace, astronaut = portrait("grace_hopper").image, portrait("astronaut").image
+    frame = np.full((TWO_FACES_SIZE[1], TWO_FACES_SIZE[0], 3), 90, np.uint8)
+    frame[BIG_REGION] = grace[240 - 170 : 240 + 170, 266 - 170 : 266 + 170]
+    frame[SMALL_REGION] = astronaut[150 - 120 : 150 + 120, 224 - 120 : 224 + 120]
+    return frame

@@ -1,6 +1,6 @@
 """Identity by a face-recognition network nobody here trained: dlib's ResNet face descriptor (the model behind the
-``face_recognition`` package), for `swapcam eval` only. Needs the `eval` extra (dlib-bin + face-recognition-models);
-the live path never imports this module.
+``face_recognition`` package), for `swapcam eval`. Needs the `eval` extra (dlib-bin + face-recognition-models); the
+live path imports it only for ``--faces match:IMAGE`` (realtime.selection, in a background thread).
 
 How a face becomes a descriptor (``FaceRecognizer.descriptor``):
 

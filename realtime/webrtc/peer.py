@@ -3,7 +3,7 @@ policy (ask the browser for fewer frames), the lip-sync delay of its microphone,
 
 The "control" data channel (JSON text, one object per message, at most 4 KiB):
   page -> server  {"type": "options", "direction"?, and any of realtime.controls.SWITCHES: "mouth"?, "eyes"?,
-                  "sharpen"?, "blend"?, "occlusion"?, "colour"?, "morph"?, "temporal"?, "hud"?, "label"?}
+                  "sharpen"?, "blend"?, "occlusion"?, "colour"?, "faces"?, "morph"?, "temporal"?, "hud"?, "label"?}
                   {"type": "ping", "t"}   {"type": "bye"}
                   {"type": "enroll", "action": "start" | "train" | "cancel"} ("use my face", realtime.webrtc.enrol)
   server -> page  {"type": "options", "options": {...}} (what was applied)   {"type": "stats", ...} (every second)
@@ -59,6 +59,7 @@ class PeerOptions:
     blend: str = PipelineOptions.blend
     occlusion: str = PipelineOptions.occlusion
     colour: str = PipelineOptions.colour
+    faces: str = PipelineOptions.faces
     morph: float = PipelineOptions.morph
     temporal: float = PipelineOptions.temporal
     hud: bool = False
