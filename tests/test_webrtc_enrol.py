@@ -4,8 +4,8 @@ What must hold: a second enrolment switches this peer to its new model; control 
 its running means (no model swap when the model did not change); a capture (observer) that raises fails the
 enrolment, not the call; cancel does not stall the event loop (every peer's media) while `swapcam enroll` stops;
 a training that cannot start, or a capture video that cannot be written, is one line on the page; the user's face
-video and training run are removed once the model is built and everything when the peer leaves, unless
---keep-enrolments.
+video and training run are removed once the model is built and everything when the peer leaves, and what a crashed
+server left is swept when the next one starts, unless --keep-enrolments.
 
 `swapcam enroll` itself (minutes of training; tested in test_enroll.py and, through a browser, in
 test_webrtc_browser.py) is stood in for by a small Python subprocess that leaves what a finished run leaves: its
@@ -361,3 +361,26 @@ class _NoModels:
 
     def configure(self, processor, options, swapper=None):
         raise AssertionError("no peer here")
+
+
+def test_enrolments_a_crashed_server_left_are_swept_at_start_unless_kept(tmp_path):
+    """A server killed mid-enrolment leaves a folder with someone's face video; the next server start removes it (only
+    folders named as the server names enrolments: anything else in --enroll-dir stays)."""
+    from aiohttp import web
+
+    enroll_dir = tmp_path / "enrol"
+    left = enroll_dir / "20261205-170301-0123456789ab-1"  # as SwapServer names them: time, peer id, number
+    mine = enroll_dir / "my-notes"
+    for keep in (True, False):
+        for folder in (left, mine):
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / enrol.CAPTURE_FILE).write_bytes(b"a face")
+
+        async def start_and_stop(keep=keep):
+            server = srv.SwapServer(_NoModels(), srv.ServeConfig(enroll_dir=str(enroll_dir), keep_enrolments=keep))
+            runner = web.AppRunner(server.app())
+            await runner.setup()  # the app's start-up
+            await runner.cleanup()
+
+        asyncio.run(start_and_stop())
+        assert left.exists() == keep and mine.exists(), keep

@@ -14,7 +14,8 @@
 
 What is kept: once the model is built, the capture video and the training run (faceset, checkpoint) are deleted and
 only the model stays, while the peer uses it; :meth:`WebEnrolment.close` (the peer leaves, cancels, fails or enrols
-again) deletes the folder. ``keep`` (``swapcam serve --keep-enrolments``) keeps everything.
+again) deletes the folder; what a crashed server left is swept when the next one starts (:func:`sweep_enrolments`).
+``keep`` (``swapcam serve --keep-enrolments``) keeps everything.
 
 Failures stay in the enrolment: a capture video that cannot be written, a training that cannot start or fails, a
 model that does not load end it with one line for the page (state "error"); the call goes on. Cancel never waits on
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -66,6 +68,26 @@ OVERTIME = 3.0
 STATES = ("capturing", "training", "ready", "error", "cancelled")
 TRAINING_LOCK = threading.Lock()  # one enrolment trains at a time per server process
 STOP_TIMEOUT_S = 10.0  # cancel: how long `swapcam enroll` may take to stop (it saves and exports) before it is killed
+
+
+# the folder name SwapServer gives each enrolment: time, peer id, a number (only these are swept at start-up)
+FOLDER_NAME = re.compile(r"\d{8}-\d{6}-[0-9a-f]{12}-\d+")
+
+
+def sweep_enrolments(enroll_dir: str | Path) -> list[Path]:
+    """Delete what a previous server left in ``enroll_dir`` (it crashed or was killed before its peers' enrolments
+    were closed: a video of someone's face, a training run, a model). Only folders named as this server names its
+    enrolments are touched, never anything else a user keeps there. Returns the folders removed. Called once at
+    server start-up, unless --keep-enrolments; two servers must not share one --enroll-dir."""
+    folder = Path(enroll_dir)
+    if not folder.is_dir():
+        return []
+    swept = [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.is_symlink() and FOLDER_NAME.fullmatch(p.name)]
+    for path in swept:
+        shutil.rmtree(path, ignore_errors=True)
+    if swept:
+        log.info("removed %d enrolment folder(s) a previous server left in %s", len(swept), folder)
+    return swept
 
 
 class WebEnrolment:

@@ -181,7 +181,16 @@ class SwapServer:
         app.on_shutdown.append(lambda _app: self.close_all())
         if self.model_folder is not None:
             app.on_startup.append(self._watch_models)
+        if self.config.enroll_dir is not None and not self.config.keep_enrolments:
+            app.on_startup.append(self._sweep_enrolments)
         return app
+
+    async def _sweep_enrolments(self, app) -> None:
+        """What a previous server left in --enroll-dir (it crashed before closing its peers' enrolments) goes."""
+        from realtime.webrtc.enrol import sweep_enrolments
+
+        assert self.config.enroll_dir is not None
+        await asyncio.to_thread(sweep_enrolments, self.config.enroll_dir)
 
     def _enrolment_factory(self):
         config = self.config
@@ -444,7 +453,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--keep-enrolments",
         action="store_true",
         help="'use my face': keep each enrolment's capture video, training run and model in --enroll-dir (by "
-        "default the video and run are deleted once the model is built, and the model when the peer leaves)",
+        "default the video and run are deleted once the model is built, the model when the peer leaves, and "
+        "enrolment folders a crashed server left when the next one starts)",
     )
     parser.add_argument(
         "--enroll-seconds", type=float, default=60.0, help="'use my face': the longest capture, in seconds"
