@@ -627,6 +627,19 @@ def test_freezing_the_encoder_trains_the_decoders_only_and_keeps_it_bit_identica
     step(resumed, 3)
     assert all(torch.equal(before[k], resumed.model.state_dict()[k]) for k in encoder_keys)
 
+    # --decoder-b-lr as before: 0 freezes decoder B, a fraction gives it its own group
+    half = build_train_state(get_preset("tiny"), device, 1e-3, 0, False)
+    set_trainable(half, (), decoder_b_lr=0.5)
+    assert [g["lr_scale"] for g in half.optimizer.param_groups] == [1.0, 0.5]
+    assert {id(p) for p in half.optimizer.param_groups[1]["params"]} == {
+        id(p) for p in half.model.decoder_b.parameters()
+    }
+    still = build_train_state(get_preset("tiny"), device, 1e-3, 0, False)
+    set_trainable(still, ("encoder",), decoder_b_lr=0.0)
+    assert {id(p) for g in still.optimizer.param_groups for p in g["params"]} == {
+        id(p) for p in still.model.decoder_a.parameters()
+    }
+
     with pytest.raises(SwapcamError, match="nothing left to train"):
         set_trainable(build_train_state(get_preset("tiny"), device, 1e-3, 0, False), FREEZABLE)
 
