@@ -22,6 +22,7 @@ from realtime.colour import COLOUR_MODES, colour_model
 from realtime.compose import BLEND_MODES, blend_mask, paste_back
 from realtime.errors import SwapcamError
 from realtime.eyes import EYES_MODES, EyeFollower, close_eyes
+from realtime.follow import follow_expression, observe, resting_openness
 from realtime.landmarks.smoothing import FaceSmoother
 from realtime.mouth import MOUTH_MODES, MouthGate, paste_camera_mouth
 from realtime.occlusion import HAND_MODES, OCCLUSION_MODES, HandFinder, face_visibility, fade_out, near_box
@@ -31,12 +32,16 @@ from realtime.temporal import MAX_WEIGHT, TemporalSmoother
 from realtime.types import Face, Image, check_image
 from realtime.upscale import SHARPEN_MODES, make_sharpener, scale_mask, scale_matrix
 
+# identity re-centring folds only resting frames into a face's mean code (realtime.follow.observe says which)
+RECENTRE_RESTING_ONLY = False
+
 STAGES = (
     "landmarks",
     "smooth",
     "hands",
     "align",
     "swap",
+    "expression",
     "occlusion",
     "colour",
     "sharpen",
@@ -65,6 +70,7 @@ class PipelineOptions:
     blend: str = "feather"  # realtime.compose.BLEND_MODES: the seam at the face's edge
     sharpen: str = "match"  # realtime.upscale.SHARPEN_MODES: match = blur to the camera's sharpness; unsharp; espcn x2
     occlusion: str = "auto"  # realtime.occlusion.OCCLUSION_MODES: keep hands/objects in front of the face
+    expression: float = 1.0  # realtime.follow: share of the camera's smile, lips and brows the swap takes on (0 = off)
 
     def validate(self) -> None:
         if self.colour not in COLOUR_MODES:
@@ -89,6 +95,8 @@ class PipelineOptions:
             raise SwapcamError(f"blend={self.blend!r}; choose from {', '.join(BLEND_MODES)}")
         if self.sharpen not in SHARPEN_MODES:
             raise SwapcamError(f"sharpen={self.sharpen!r}; choose from {', '.join(SHARPEN_MODES)}")
+        if not 0.0 <= self.expression <= 1.0:  # also rejects NaN
+            raise SwapcamError(f"expression={self.expression!r}, expected a value in 0..1")
         if self.occlusion not in OCCLUSION_MODES:
             raise SwapcamError(f"occlusion={self.occlusion!r}; choose from {', '.join(OCCLUSION_MODES)}")
 
@@ -209,12 +217,17 @@ class FaceSwapProcessor:
         t1 = time.perf_counter()
         timings["align"] = (t1 - t0) * 1e3
         out = image
-        colour_ms = sharpen_ms = compose_ms = occlusion_ms = 0.0
+        colour_ms = sharpen_ms = compose_ms = occlusion_ms = expression_ms = 0.0
         self.last_pastes = []
         if crops:
             tracks = self._temporal.match([c[1] for c in crops], self.size, t)
+            resting = [observe(track.state, c[2]) for track, c in zip(tracks, crops, strict=True)]
             swapped, learned = recentred_swap(
-                self.swapper, [c[0] for c in crops], [t.state for t in tracks], self.options.morph
+                self.swapper,
+                [c[0] for c in crops],
+                [t.state for t in tracks],
+                self.options.morph,
+                resting if RECENTRE_RESTING_ONLY else None,
             )
             t2 = time.perf_counter()
             timings["swap"] = (t2 - t1) * 1e3
@@ -227,6 +240,10 @@ class FaceSwapProcessor:
                 cropped, swapped, learned, tracks, strict=True
             ):
                 ta = time.perf_counter()
+                face = follow_expression(face, crop_pts, track.state, self.options.expression)
+                tv = time.perf_counter()
+                expression_ms += (tv - ta) * 1e3
+                ta = tv
                 visible, presence = face_visibility(occlusion, track.state, crop, crop_pts, matrix, camera_face.hands)
                 if visible is not None:
                     mask_l = mask_l * visible
@@ -251,7 +268,7 @@ class FaceSwapProcessor:
                 if scale != 1:
                     mask, matrix = scale_mask(mask, scale), scale_matrix(matrix, scale)
                 paste_back(out, face, mask, matrix, blend=self.options.blend)
-                if self._mouth.decide(track.state, camera_face.landmarks):
+                if self._mouth.decide(track.state, camera_face.landmarks, resting_openness(track.state)):
                     camera_mouths.append(camera_face.landmarks)
                 td = time.perf_counter()
                 colour_ms += (tc - tb) * 1e3
@@ -267,6 +284,7 @@ class FaceSwapProcessor:
         for track in self._temporal.lost:  # a face not seen this frame: the swap fades back in when it returns
             fade_out(track.state)
         timings["occlusion"] = occlusion_ms
+        timings["expression"] = expression_ms
         timings["colour"] = colour_ms
         timings["sharpen"] = sharpen_ms
         timings["compose"] = compose_ms
@@ -282,7 +300,7 @@ class FaceSwapProcessor:
                 o = self.options
                 switches = (
                     f"mouth {o.mouth}  eyes {o.eyes}  sharpen {o.sharpen}  blend {o.blend}  colour {o.colour}  "
-                    f"occlusion {o.occlusion}"
+                    f"occlusion {o.occlusion}  expression {o.expression:g}"
                 )
                 stage_ms = {k: v for k, v in timings.items() if k in STAGES}
                 overlay.draw_hud(out, self._fps, stage_ms, len(faces), switches)

@@ -62,11 +62,12 @@ def forget_codes(states: Sequence[dict]) -> None:
 
 
 def recentred_swap(
-    swapper, crops: Sequence[Image], states: Sequence[dict], morph: float
+    swapper, crops: Sequence[Image], states: Sequence[dict], morph: float, fold: Sequence[bool] | None = None
 ) -> tuple[list[Image], list[Mask]]:
     """Swap ``crops`` (one per tracked face, ``states`` their tracks' state dicts). A re-centring model
     (``swapper.recentres``) gets each face's code shifted by ``morph`` x (the model's target mean - the face's
-    running mean), and this frame's codes are folded into the means; any other model is the plain
+    running mean), and this frame's codes are folded into the means (only the faces whose ``fold`` is true, when
+    given: a smile held for seconds would otherwise move into the mean and be taken away); any other model is the plain
     :meth:`Swapper.swap` with ``morph`` as its morph factor (a DFM's ``morph_value:0``), as is ``morph`` 0."""
     if not getattr(swapper, "recentres", False) or morph <= 0:
         return swapper.swap(crops, morph=morph)
@@ -80,7 +81,8 @@ def recentred_swap(
     gaps = [target - s[KEY_MEAN] for s in states]
     shifts = np.stack([morph * identity_gate(float(np.linalg.norm(g)), spread) * g for g in gaps]).astype(np.float32)
     faces, masks, codes = swapper.swap_codes(crops, morph, shifts)
-    for state, code, new in zip(states, codes, fresh, strict=True):
-        if not new:  # (a new face's code is already in its mean)
+    folds = [True] * len(states) if fold is None else fold
+    for state, code, new, folded in zip(states, codes, fresh, folds, strict=True):
+        if folded and not new:  # (a new face's code is already in its mean)
             update_mean(state, code)
     return faces, masks
