@@ -6,15 +6,18 @@ say where the person's mouth corners, lips and brows are; this stage warps the s
 features move from the person's *neutral* to where the camera has them this frame (the generalisation of the eye
 follower, realtime.eyes, which closes the lids; lids stay with it).
 
-The neutral (per face track, in crop coordinates, so head pose and distance are already taken out by the
-alignment) must not swallow a held expression: it is the person's own geometry averaged over the frames whose
-expression is least -- mouth closed (openness under NEUTRAL_OPEN), corner lift and brow height within a margin of
-the lowest the face has shown lately (a floor that rises slowly, so a changed pose or light lets it move) -- and
-its corner lift is capped at the alignment template's (a mean, resting face) plus LIFT_MARGIN, so a person who smiles
-from the first frame on still gets a resting neutral. The swapped face is assumed to sit at that neutral (it is drawn
-along the camera's crop with B's resting mouth); the warp moves each followed point by ``strength`` x
-(camera - neutral), with a smooth field interpolated from those points, the eyes, the nose and the jaw held still (the landmark field
-of realtime.expressions). Cost: about 0.5 ms per 128 px face (one small field and a remap).
+The neutral (per face track, in crop coordinates, so head pose and distance are already taken out by the alignment)
+must not swallow a held expression: it is the person's own geometry averaged over the frames whose expression is
+least -- corner lift, inner-lip gap and brow height each within a margin of the lowest the face has shown lately (a
+floor that rises slowly, so a changed pose or light lets it move) -- and it is capped at the alignment template's (a
+mean, resting face) corner lift and lip gap, so a person who smiles from the first frame on still gets a resting,
+closed-mouth neutral. The swapped face is assumed to sit at that neutral (drawn along the camera's crop with B's
+resting mouth). The warp, ``strength`` x (camera - neutral), is two fields in one remap: the smile (the corners' lift
+beyond the neutral's, drawn by realtime.expressions' smile field, which lifts the cheeks and widens the mouth with
+the corners), and what is left of each followed point's move (lips parting or pressing, brows) by a radial-basis
+field that takes each point exactly where it goes, the eyes, nose and jaw held still. The tracker reads the mouth's
+smile short (RESPONSE), so it is drawn larger by as much. Parted lips are painted dark between them.
+Cost: 1-2 ms per 128 px face on this 2-core CPU (about 1 ms while the face rests).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 
 from realtime.align import TEMPLATE_68
 from realtime.expressions import paint_mouth, smile_displacement
+from realtime.facestate import FaceState
 from realtime.landmarks.measures import eye_distance, face_axes, mouth_corner_lift, mouth_openness
 from realtime.types import Image
 
@@ -46,11 +50,13 @@ DEAD_ZONE = 0.01  # eye distances: smaller moves are landmark jitter and are lef
 REGULARISE = 0.01  # ridge on the interpolation (close landmarks with different moves would otherwise overshoot)
 PAINT_FROM = 0.03  # eye distances of inner-lip gap (beyond the neutral's) from which the opened mouth is painted dark
 SMILE_RANGE = (-0.5, 1.5)  # the smile field's amount (1: a clear closed-mouth smile; below 0 the corners drop)
-# the landmark tracker reads a smile's corner lift short: 0.59-0.67 of a drawn smile's on Grace Hopper (amount 1 and
-# 0.5), 0.27-0.31 on the astronaut (her open, toothy smile saturates it); the follower draws what was read / this
-LIFT_RESPONSE = 0.6
+# the landmark tracker reads the mouth's moves short (mediapipe in tracking mode on the synthetic clips, drawn moves):
+# a smile's corner lift 0.59-0.67 of the drawn one on Grace Hopper (amount 1 and 0.5), 0.27-0.31 on the astronaut
+# (her open, toothy smile saturates it); the inner-lip gap 0.55-0.63 on both (gaps of 0.15 and 0.3). The follower
+# draws the smile it read / this, so that it reads as much on the output as the camera's did. (Lips parted larger
+# by as much lost mouth r on the truth clips, 0.81 -> 0.70 and 0.70 -> 0.68: not done.)
+RESPONSE = 0.6
 SMILE_DEAD_ZONE = 0.05  # smaller smile amounts are landmark jitter
-KEY = "expression"
 
 
 def brow_height(lm: np.ndarray) -> float:
@@ -60,7 +66,7 @@ def brow_height(lm: np.ndarray) -> float:
     return float((lm[36:48].mean(axis=0) - lm[list(BROWS)].mean(axis=0)) @ down / (eye_distance(lm) + 1e-6))
 
 
-class _Track:
+class Neutral:
     """One face's neutral: the resting points (68 x 2, crop coordinates) and the floors that say what resting is:
     for the corner lift, the inner-lip gap and the brows' height, the lowest lately (rising FLOOR_RISE a frame)."""
 
@@ -103,26 +109,24 @@ def cap_resting(pts: np.ndarray) -> np.ndarray:
     return out
 
 
-def resting_openness(state: dict) -> float:
+def resting_openness(state: FaceState) -> float:
     """The face's own resting inner-lip gap (its openness floor; 0 for a face never observed): the mouth gate
     (realtime.mouth) counts a mouth as open by how far it opens beyond the person's rest, not from zero."""
-    track = state.get(KEY)
-    return 0.0 if track is None else float(track.open_floor)
+    return 0.0 if state.expression is None else float(state.expression.open_floor)
 
 
-def observe(state: dict, pts: np.ndarray) -> bool:
+def observe(state: FaceState, pts: np.ndarray) -> bool:
     """Fold this frame's crop points into the face's neutral (kept in its track ``state``); whether the face is
     resting in this frame (no smile, open mouth or raised brows beyond the margins). Once per frame and face,
     before :func:`follow_expression` (the pipeline does it before the swap: re-centring may leave out expressive
     frames, realtime.recentre)."""
-    track = state.get(KEY)
-    if track is None:
-        state[KEY] = _Track(pts)
+    if state.expression is None:
+        state.expression = Neutral(np.asarray(pts, np.float64))
         return True
-    return track.update(np.asarray(pts, np.float64))
+    return state.expression.update(np.asarray(pts, np.float64))
 
 
-def follow_expression(face: Image, crop_pts: np.ndarray, state: dict, strength: float) -> Image:
+def follow_expression(face: Image, crop_pts: np.ndarray, state: FaceState, strength: float) -> Image:
     """The swapped crop ``face`` with its mouth and brows moved by ``strength`` x (the camera's ``crop_pts`` - the
     face's neutral, as :func:`observe` left it; a face never observed is observed now). Strength 0 returns ``face``
     itself (the pipeline observes every frame also then, so switching on mid-call needs no settling).
@@ -131,9 +135,10 @@ def follow_expression(face: Image, crop_pts: np.ndarray, state: dict, strength: 
     smile field, which also lifts the cheeks and widens the mouth as a smile does), then what is left of each
     followed point's move (lips parting or pressing, brows) by :func:`interpolating_field`."""
     pts = np.asarray(crop_pts, np.float64)
-    if KEY not in state:
+    if state.expression is None:
         observe(state, pts)
-    neutral = state[KEY].neutral
+    assert state.expression is not None
+    neutral = state.expression.neutral
     if strength <= 0:
         return face
     d = eye_distance(pts)
@@ -143,7 +148,7 @@ def follow_expression(face: Image, crop_pts: np.ndarray, state: dict, strength: 
     unit_move = smile_displacement(neutral, 1.0)(neutral)
     unit = mouth_corner_lift(neutral + unit_move) - mouth_corner_lift(neutral)
     read = (mouth_corner_lift(target) - mouth_corner_lift(neutral)) / max(unit, 1e-6)  # the smile the tracker saw
-    smile = float(np.clip(read / LIFT_RESPONSE, *SMILE_RANGE))  # ... and the smile that reads as much on the output
+    smile = float(np.clip(read / RESPONSE, *SMILE_RANGE))  # ... and the smile that reads as much on the output
     if abs(smile) < SMILE_DEAD_ZONE:
         smile = read = 0.0
     rest = target - (neutral + read * unit_move)  # the moves left once the smile as read is taken out: lips, brows
@@ -152,7 +157,7 @@ def follow_expression(face: Image, crop_pts: np.ndarray, state: dict, strength: 
     followed = [i for i in FOLLOWED if np.hypot(*rest[i]) > DEAD_ZONE * d]
     if not followed and not smile:
         return face
-    shape = face.shape[:2]
+    shape = (face.shape[0], face.shape[1])
     field = None
     if followed:
         src = np.concatenate([start[followed], pts[list(STILL)]])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from realtime.facestate import FaceState
 from realtime.landmarks.measures import OUTER_LIPS, eye_distance, mouth_openness
 from realtime.types import Image
 
@@ -30,23 +31,21 @@ class MouthGate:
     .state, matched by position frame to frame), so two faces keep their own even when the detector lists them in
     another order; a new or jumped track starts closed."""
 
-    KEY = "mouth_open"
-
     def __init__(self, mode: str = "auto") -> None:
         if mode not in MOUTH_MODES:
             raise ValueError(f"mouth mode {mode!r}; choose from {', '.join(MOUTH_MODES)}")
         self.mode = mode
 
-    def decide(self, state: dict, landmarks: np.ndarray, resting: float = 0.0) -> bool:
+    def decide(self, state: FaceState, landmarks: np.ndarray, resting: float = 0.0) -> bool:
         """Whether this face gets the camera's mouth this frame (``state``: the face's track state). ``resting``:
         the person's own resting inner-lip gap (realtime.follow.resting_openness); lips parted at rest beyond
         RESTING_GAP do not count as an open mouth, only the opening beyond them."""
         if self.mode != "auto":
-            state.pop(self.KEY, None)
+            state.mouth_open = False
             return self.mode == "keep"
         openness = mouth_openness(landmarks) - max(0.0, resting - RESTING_GAP)
-        now = openness > CLOSE_AT if state.get(self.KEY, False) else openness > OPEN_AT
-        state[self.KEY] = now
+        now = openness > CLOSE_AT if state.mouth_open else openness > OPEN_AT
+        state.mouth_open = now
         return now
 
 

@@ -29,6 +29,7 @@ from realtime.occlusion import HAND_MODES, OCCLUSION_MODES, HandFinder, face_vis
 from realtime.recentre import forget_codes, recentred_swap
 from realtime.sharpness import match_sharpness
 from realtime.temporal import MAX_WEIGHT, TemporalSmoother
+from realtime.tracking import FaceTracker, track_faces
 from realtime.types import Face, Image, check_image
 from realtime.upscale import SHARPEN_MODES, make_sharpener, scale_mask, scale_matrix
 
@@ -112,6 +113,7 @@ class FaceSwapProcessor:
     def __init__(self, swapper, options: PipelineOptions | None = None, detector=None) -> None:
         self.options = options or PipelineOptions()
         self.options.validate()
+        self._tracker = FaceTracker()  # realtime.tracking: which face is which, for every per-face stage
         self._smoother = FaceSmoother(self.options.min_cutoff, self.options.beta)
         self._mouth = MouthGate(self.options.mouth)
         self._temporal = TemporalSmoother(self.options.temporal)
@@ -183,10 +185,10 @@ class FaceSwapProcessor:
         faces = self.detector.detect(image)[: self.options.max_faces]
         t1 = time.perf_counter()
         timings["landmarks"] = (t1 - t0) * 1e3
-        if self.options.smoothing and faces:
-            faces = self._smoother.smooth(faces, t1 if t is None else float(t))
-        elif not faces:
-            self._smoother.reset()
+        now = t1 if t is None else float(t)
+        faces = track_faces(self._tracker, faces, now)  # every face's track id: its state in every stage
+        if self.options.smoothing:
+            faces = self._smoother.smooth(faces, now)
         t2 = time.perf_counter()
         timings["smooth"] = (t2 - t1) * 1e3
         if self.options.occlusion in HAND_MODES:
@@ -220,7 +222,11 @@ class FaceSwapProcessor:
         colour_ms = sharpen_ms = compose_ms = occlusion_ms = expression_ms = 0.0
         self.last_pastes = []
         if crops:
-            tracks = self._temporal.match([c[1] for c in crops], self.size, t)
+            ids = [f.track_id for f, _ in cropped]
+            if None in ids:  # faces from elsewhere (not find_faces): tracked by their crops
+                tracks = self._temporal.match([c[1] for c in crops], self.size, t)
+            else:
+                tracks = self._temporal.match_ids([i for i in ids if i is not None], t)
             resting = [observe(track.state, c[2]) for track, c in zip(tracks, crops, strict=True)]
             swapped, learned = recentred_swap(
                 self.swapper,
@@ -280,7 +286,7 @@ class FaceSwapProcessor:
             timings["mouth"] = (time.perf_counter() - tm) * 1e3
         else:
             timings["swap"] = timings["mouth"] = 0.0
-            self._temporal.match([], self.size, t)  # no face: its track is kept a moment (realtime.temporal.MAX_AGE_S)
+            self._temporal.match_ids([], t)  # no face: its track is kept a moment (realtime.tracking.MAX_AGE_S)
         for track in self._temporal.lost:  # a face not seen this frame: the swap fades back in when it returns
             fade_out(track.state)
         timings["occlusion"] = occlusion_ms

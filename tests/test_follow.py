@@ -10,7 +10,8 @@ from test_eyes import frozen_grace_swapper
 
 from realtime import pipeline
 from realtime.expressions import expression_warp, moved_landmarks
-from realtime.follow import KEY, LIFT_RESPONSE, TEMPLATE_LIFT, follow_expression, observe
+from realtime.facestate import FaceState
+from realtime.follow import RESPONSE, TEMPLATE_LIFT, follow_expression, observe
 from realtime.landmarks.measures import mouth_corner_lift
 from realtime.pipeline import FaceSwapProcessor, PipelineOptions
 
@@ -27,9 +28,11 @@ def static_detector():
 
 def test_strength_zero_is_the_face_itself_and_still_learns_the_neutral(portraits, portrait_landmarks):
     image, lm = portraits["grace_hopper"].image, portrait_landmarks["grace_hopper"].astype(np.float64)
-    state: dict = {}
+    state = FaceState()
     assert follow_expression(image, lm, state, 0.0) is image
-    assert KEY in state  # the neutral is kept up also while off: switching on mid-call needs no settling
+    assert (
+        state.expression is not None
+    )  # the neutral is kept up also while off: switching on mid-call needs no settling
     smiling = moved_landmarks(lm, smile=1.0)
     observe(state, smiling)
     assert follow_expression(image, smiling, state, 0.0) is image
@@ -39,22 +42,22 @@ def test_the_neutral_does_not_swallow_a_held_smile(portrait_landmarks):
     lm = portrait_landmarks["grace_hopper"].astype(np.float64)
     smiling = moved_landmarks(lm, smile=1.0)
     assert mouth_corner_lift(smiling) > TEMPLATE_LIFT + 0.05
-    state: dict = {}
+    state = FaceState()
     for _ in range(300):  # ten seconds of a smile from the first frame on
         observe(state, smiling)
-    neutral = state[KEY].neutral
+    neutral = state.expression.neutral
     # capped at a resting face's lift: the held smile stays an expression to follow
     assert mouth_corner_lift(neutral) < TEMPLATE_LIFT + 0.02, mouth_corner_lift(neutral)
     # a resting face seen after it is taken up as the person's own neutral
     assert not observe(state, smiling)  # not a resting frame
     for _ in range(120):
         assert observe(state, lm)
-    neutral = state[KEY].neutral
+    neutral = state.expression.neutral
     assert np.abs(neutral - lm).max() < 0.5, np.abs(neutral - lm).max()
     # ... and a smile after that does not move it
     for _ in range(60):
         observe(state, smiling)
-    neutral = state[KEY].neutral
+    neutral = state.expression.neutral
     assert np.abs(neutral - lm).max() < 0.5
 
 
@@ -62,7 +65,7 @@ def test_a_smile_moves_the_mouth_corners_up(portraits, portrait_landmarks, stati
     """The warp puts the corners where the camera's are: the landmarks read on the warped face lift about as much
     as on the same smile drawn by the analytic smile field (realtime.expressions, which the truth clips use)."""
     image, lm = portraits["grace_hopper"].image, portrait_landmarks["grace_hopper"].astype(np.float64)
-    state: dict = {}
+    state = FaceState()
     for _ in range(5):
         observe(state, lm)
         rest = follow_expression(image, lm, state, 1.0)
@@ -72,8 +75,8 @@ def test_a_smile_moves_the_mouth_corners_up(portraits, portrait_landmarks, stati
         return mouth_corner_lift(static_detector.detect(face)[0].landmarks)
 
     drawn, _, _ = expression_warp(image, lm, smile=1.0)
-    # the tracker reads a drawn smile's corner lift short, by LIFT_RESPONSE: these points are how it reads a full one
-    read = moved_landmarks(lm, smile=LIFT_RESPONSE)
+    # the tracker reads a drawn smile's corner lift short, by RESPONSE: these points are how it reads a full one
+    read = moved_landmarks(lm, smile=RESPONSE)
     followed = follow_expression(image, read, state, 1.0)
     half = follow_expression(image, read, state, 0.5)
     # measured: 0.042 resting, drawn 0.112, followed 0.102, half 0.073
@@ -117,8 +120,9 @@ def test_a_smiling_camera_face_smiles_in_the_output(
 
 
 @pytest.mark.slow
-def test_expression_zero_is_todays_output_exactly(tmp_path, grace_hopper, grace_hopper_clip, portrait_landmarks,
-                                                   static_detector, monkeypatch):
+def test_expression_zero_is_todays_output_exactly(
+    tmp_path, grace_hopper, grace_hopper_clip, portrait_landmarks, static_detector, monkeypatch
+):
     swapper = frozen_grace_swapper(tmp_path, grace_hopper, portrait_landmarks)
     still = grace_hopper_clip.frames[0]
     smile_frame, _, _ = expression_warp(still, static_detector.detect(still)[0].landmarks, smile=1.0)

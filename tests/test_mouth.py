@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from realtime.facestate import FaceState
 from realtime.landmarks.measures import mouth_openness
 from realtime.mouth import CLOSE_AT, OPEN_AT, RESTING_GAP, MouthGate, paste_camera_mouth
 from tests._live_fixtures import frozen_model
@@ -26,12 +27,12 @@ def test_gate_opens_above_and_closes_below_with_hysteresis(portrait_landmarks):
     gate = MouthGate("auto")
     between = (OPEN_AT + CLOSE_AT) / 2
     sequence = [0.0, between, OPEN_AT + 0.02, between, CLOSE_AT - 0.02, between]
-    face: dict = {}
+    face = FaceState()
     states = [gate.decide(face, _with_openness(lm, v)) for v in sequence]
     assert states == [False, False, True, True, False, False]  # between the thresholds it keeps its state
     assert mouth_openness(_with_openness(lm, 0.25)) == pytest.approx(0.25, abs=1e-6)
-    assert MouthGate("keep").decide({}, lm) is True
-    assert MouthGate("swap").decide({}, _with_openness(lm, 0.4)) is False
+    assert MouthGate("keep").decide(FaceState(), lm) is True
+    assert MouthGate("swap").decide(FaceState(), _with_openness(lm, 0.4)) is False
     with pytest.raises(ValueError):
         MouthGate("open")
 
@@ -43,9 +44,9 @@ def test_lips_parted_at_rest_do_not_hold_the_gate_open(portrait_landmarks):
     gate = MouthGate("auto")
     rest = CLOSE_AT + 0.01  # parted lips: without the rest known this holds an opened gate open for ever
     sequence = [OPEN_AT + 0.02, rest, rest]
-    face: dict = {}
+    face = FaceState()
     assert [gate.decide(face, _with_openness(lm, v)) for v in sequence] == [True, True, True]  # today's gate
-    face = {}
+    face = FaceState()
     known = [gate.decide(face, _with_openness(lm, v), resting=rest) for v in sequence]
     assert known == [False, False, False]  # beyond this rest, OPEN_AT + 0.02 opens by less than OPEN_AT
     wide = rest - RESTING_GAP + OPEN_AT + 0.02
@@ -53,18 +54,18 @@ def test_lips_parted_at_rest_do_not_hold_the_gate_open(portrait_landmarks):
         face, _with_openness(lm, rest), resting=rest
     )
     # a closed mouth's rest (at or under RESTING_GAP) changes nothing
-    assert gate.decide({}, _with_openness(lm, OPEN_AT + 0.02), resting=RESTING_GAP)
+    assert gate.decide(FaceState(), _with_openness(lm, OPEN_AT + 0.02), resting=RESTING_GAP)
 
 
 def test_each_face_keeps_its_own_gate_whatever_order_the_faces_come_in(portrait_landmarks):
     lm = portrait_landmarks["grace_hopper"]
     gate = MouthGate("auto")
     between = _with_openness(lm, (OPEN_AT + CLOSE_AT) / 2)
-    talking, quiet = {}, {}  # two faces' track states
+    talking, quiet = FaceState(), FaceState()  # two faces' track states
     assert gate.decide(talking, _with_openness(lm, OPEN_AT + 0.05)) and not gate.decide(quiet, between)
     # next frame the detector lists them the other way round, both mouths between the thresholds: each keeps its own
     assert not gate.decide(quiet, between) and gate.decide(talking, between)
-    assert MouthGate("keep").decide(talking, between) and MouthGate.KEY not in talking  # auto's state is dropped
+    assert MouthGate("keep").decide(talking, between) and not talking.mouth_open  # auto's state is dropped
 
 
 def test_paste_takes_the_mouth_from_the_camera_and_nothing_else(portrait_landmarks, grace_hopper):
