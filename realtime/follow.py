@@ -47,6 +47,9 @@ TEMPLATE_LIFT = mouth_corner_lift(np.asarray(TEMPLATE_68, np.float64))  # the me
 TEMPLATE_OPEN = mouth_openness(np.asarray(TEMPLATE_68, np.float64))  # ... and inner-lip gap (0.085)
 SIGMA = 0.3  # the warp field's reach, in eye distances
 DEAD_ZONE = 0.01  # eye distances: smaller moves are landmark jitter and are left alone
+# ... for the brows more (a raise is ~0.15): their jitter, warped next to the lids, cost eyes r on the truth clips
+# (following no brows at all: 0.58 -> 0.62 and 0.20 -> 0.21)
+BROW_DEAD_ZONE = 0.04
 REGULARISE = 0.01  # ridge on the interpolation (close landmarks with different moves would otherwise overshoot)
 PAINT_FROM = 0.03  # eye distances of inner-lip gap (beyond the neutral's) from which the opened mouth is painted dark
 SMILE_RANGE = (-0.5, 1.5)  # the smile field's amount (1: a clear closed-mouth smile; below 0 the corners drop)
@@ -154,7 +157,8 @@ def follow_expression(face: Image, crop_pts: np.ndarray, state: FaceState, stren
     rest = target - (neutral + read * unit_move)  # the moves left once the smile as read is taken out: lips, brows
     start = neutral + smile * unit_move  # where the smile field puts the features
     target = start + rest
-    followed = [i for i in FOLLOWED if np.hypot(*rest[i]) > DEAD_ZONE * d]
+    zones = [BROW_DEAD_ZONE if i in BROWS else DEAD_ZONE for i in FOLLOWED]
+    followed = [i for i, zone in zip(FOLLOWED, zones, strict=True) if np.hypot(*rest[i]) > zone * d]
     if not followed and not smile:
         return face
     shape = (face.shape[0], face.shape[1])
