@@ -62,6 +62,15 @@ SWITCHES: dict[str, Switch] = {
     for s in (
         Switch("mouth", "m", MOUTH_MODES, text="the camera's own mouth: auto (while open), keep (always), swap"),
         Switch("eyes", "e", EYES_MODES, text="the swap's eyelids follow the camera's blinks (follow) or not (swap)"),
+        Switch(
+            "expression",
+            ",",
+            low=0.0,
+            high=1.0,
+            step=0.25,
+            key_up=".",
+            text="how much of the camera's smile, lips and brows the swap takes on",
+        ),
         Switch("sharpen", "s", SHARPEN_MODES, text="the face: as soft as the camera (match), as drawn, sharpened"),
         Switch("blend", "b", BLEND_MODES, text="seam blend at the face's edge"),
         Switch("occlusion", "o", OCCLUSION_MODES, text="hands and objects in front of the face stay in front"),

@@ -242,7 +242,7 @@ def displacement_field(src: np.ndarray, dst: np.ndarray, shape: tuple[int, int],
     return base
 
 
-def _paint_mouth(image: Image, lm: np.ndarray, amount: float, d: float, cavity: np.ndarray | None = None) -> None:
+def paint_mouth(image: Image, lm: np.ndarray, amount: float, d: float, cavity: np.ndarray | None = None) -> None:
     """Darken the opened mouth (``cavity``, else the moved inner-lip polygon; feathered) towards a mouth-interior
     colour, keeping some of the stretched texture, and lay a band of upper teeth along the upper inner lip when
     wide open."""
@@ -347,15 +347,15 @@ def expression_warp(
     elif mouth > 0:
         remap(_landmark_field(lm, moved_landmarks(lm, mouth=mouth), ANCHORS, 0.35 * d, shape))
     if smile > 0:
-        remap(np.stack(_smile_map(lm, smile, shape), axis=-1))
+        remap(np.stack(smile_map(lm, smile, shape), axis=-1))
     if eyes > 0:
         below = lm[list(LOWER_LIDS)] + np.array([0.0, 0.12 * d])  # the skin under the lower lids holds still
         remap(_landmark_field(lm, moved_landmarks(lm, eyes=eyes), EYE_ANCHORS, 0.07 * d, shape, below))
     warped = np.ascontiguousarray(warped)
     if mouth > 0.03:
         if cavity is not None and smile > 0:  # the gap was drawn before the smile moved it
-            cavity = cv2.remap(cavity, *_smile_map(lm, smile, shape), cv2.INTER_LINEAR)
-        _paint_mouth(warped, moved, mouth, d, cavity)
+            cavity = cv2.remap(cavity, *smile_map(lm, smile, shape), cv2.INTER_LINEAR)
+        paint_mouth(warped, moved, mouth, d, cavity)
     if eyes > 0.05 and paint_lids:
         _paint_lids(warped, lm, float(np.clip(eyes, 0.0, 1.0)), d)
     return warped, moved, extra_out
@@ -379,7 +379,7 @@ def _landmark_field(
     return displacement_field(src, dst, shape, sigma=sigma)
 
 
-def _smile_map(lm: np.ndarray, smile: float, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def smile_map(lm: np.ndarray, smile: float, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     field = displacement_map(smile_displacement(lm, smile), shape, _box(lm[48:60], 3.5 * eye_distance(lm)))
     return field[..., 0], field[..., 1]
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from realtime.expressions import expression_warp
+from realtime.facestate import FaceState
 from realtime.landmarks.measures import eye_aspect_ratio
 from realtime.types import Image
 
@@ -42,21 +43,17 @@ PAINT_FROM = 0.6  # closure from which the lids are painted over too (a blink)
 class EyeFollower:
     """Per-face open baseline (kept in the face's temporal track state) -> closure of this frame."""
 
-    KEY = "eyes_open_baseline"
-
-    SMOOTHED_KEY = "eyes_ear"
-
     @staticmethod
-    def closure(state: dict, landmarks: np.ndarray) -> float:
+    def closure(state: FaceState, landmarks: np.ndarray) -> float:
         """0 (open) .. 1 (shut) for this frame's ``landmarks``: the detector's own (``Face.measured``)."""
         ear = eye_aspect_ratio(np.asarray(landmarks, np.float64))
-        previous = state.get(EyeFollower.SMOOTHED_KEY)
+        previous = state.eyes_ear
         if previous is not None:
             ear = EAR_SMOOTHING * previous + (1.0 - EAR_SMOOTHING) * ear
-        state[EyeFollower.SMOOTHED_KEY] = ear
-        baseline = state.get(EyeFollower.KEY)
+        state.eyes_ear = ear
+        baseline = state.eyes_open_baseline
         baseline = ear if baseline is None else max(ear, baseline - BASELINE_DECAY)
-        state[EyeFollower.KEY] = baseline
+        state.eyes_open_baseline = baseline
         span = baseline * (1.0 - SHUT_RATIO)
         if span <= 1e-3:
             return 0.0

@@ -53,6 +53,14 @@ def add_compositing_arguments(parser: argparse.ArgumentParser) -> None:
         "of the swapped face); swap = the model's own eyes, always",
     )
     parser.add_argument(
+        "--expression",
+        type=float,
+        default=PipelineOptions.expression,
+        help="0..1: how much of the camera's expression the swapped face takes on: its mouth corners (a smile), "
+        "lips and brows are warped from the person's resting face towards where the camera has them this frame "
+        "(1 = all of it, 0 = the model's own expression; README 'Expression')",
+    )
+    parser.add_argument(
         "--blend",
         default=PipelineOptions.blend,
         choices=BLEND_MODES,
@@ -103,7 +111,7 @@ def add_compositing_arguments(parser: argparse.ArgumentParser) -> None:
 
 def compositing_options(args: argparse.Namespace) -> dict:
     """The PipelineOptions fields that add_compositing_arguments sets."""
-    names = ("colour", "mouth", "eyes", "blend", "sharpen", "occlusion", "temporal", "coverage", "morph")
+    names = ("colour", "mouth", "eyes", "expression", "blend", "sharpen", "occlusion", "temporal", "coverage", "morph")
     return {name: getattr(args, name) for name in names}
 
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from realtime.facestate import FaceState
 from realtime.landmarks.measures import OUTER_LIPS, eye_distance, mouth_openness
 from realtime.types import Image
 
 MOUTH_MODES = ("auto", "keep", "swap")  # auto: camera's mouth when open; keep: always the camera's; swap: never
 OPEN_AT = 0.22  # openness above which the mouth counts as open ...
 CLOSE_AT = 0.17  # ... and below which it counts as closed again (hysteresis: no flicker at the threshold)
+RESTING_GAP = 0.1  # a closed mouth's inner-lip gap as the tracker reads it; lips parted more at rest are discounted
 
 
 class MouthGate:
@@ -29,21 +31,21 @@ class MouthGate:
     .state, matched by position frame to frame), so two faces keep their own even when the detector lists them in
     another order; a new or jumped track starts closed."""
 
-    KEY = "mouth_open"
-
     def __init__(self, mode: str = "auto") -> None:
         if mode not in MOUTH_MODES:
             raise ValueError(f"mouth mode {mode!r}; choose from {', '.join(MOUTH_MODES)}")
         self.mode = mode
 
-    def decide(self, state: dict, landmarks: np.ndarray) -> bool:
-        """Whether this face gets the camera's mouth this frame (``state``: the face's track state)."""
+    def decide(self, state: FaceState, landmarks: np.ndarray, resting: float = 0.0) -> bool:
+        """Whether this face gets the camera's mouth this frame (``state``: the face's track state). ``resting``:
+        the person's own resting inner-lip gap (realtime.follow.resting_openness); lips parted at rest beyond
+        RESTING_GAP do not count as an open mouth, only the opening beyond them."""
         if self.mode != "auto":
-            state.pop(self.KEY, None)
+            state.mouth_open = False
             return self.mode == "keep"
-        openness = mouth_openness(landmarks)
-        now = openness > CLOSE_AT if state.get(self.KEY, False) else openness > OPEN_AT
-        state[self.KEY] = now
+        openness = mouth_openness(landmarks) - max(0.0, resting - RESTING_GAP)
+        now = openness > CLOSE_AT if state.mouth_open else openness > OPEN_AT
+        state.mouth_open = now
         return now
 
 

@@ -40,6 +40,7 @@ import numpy as np
 from realtime.align import transform_points
 from realtime.colour import to_lab
 from realtime.compose import hull_mask
+from realtime.facestate import FaceState
 from realtime.types import Image, Landmarks, Mask
 
 OCCLUSION_MODES = ("auto", "appearance", "hands", "off")
@@ -62,7 +63,6 @@ HAND_SEARCH_EVERY = 3  # ... and while none is, looked for on every HAND_SEARCH_
 MAX_HANDS = 1  # one hand: mediapipe then skips its palm detector while it tracks one (two: it never does)
 HAND_MARGIN = 0.6  # hands are looked for in the faces' box grown by this much of its size on each side
 HAND_GROW = 0.12  # a hand's hull is grown by this share of its size (a finger's half width and then some)
-STATE_KEY = "occlusion"
 
 
 @dataclass
@@ -97,11 +97,10 @@ class OcclusionState:
     visible_share: float = 1.0  # of the hull, last frame (for the HUD and tests)
 
 
-def state_of(state: dict) -> OcclusionState:
-    found = state.get(STATE_KEY)
-    if not isinstance(found, OcclusionState):
-        found = state[STATE_KEY] = OcclusionState()
-    return found
+def state_of(state: FaceState) -> OcclusionState:
+    if state.occlusion is None:
+        state.occlusion = OcclusionState()
+    return state.occlusion
 
 
 def _lab(crop: Image) -> np.ndarray:
@@ -235,7 +234,7 @@ def visible_mask(occluded: np.ndarray, size: int) -> Mask:
 
 def face_visibility(
     mode: str,
-    state: dict,
+    state: FaceState,
     crop: Image,
     crop_landmarks: Landmarks,
     matrix: np.ndarray,
@@ -271,7 +270,7 @@ def near_box(hands: list[np.ndarray], box: tuple[int, int, int, int]) -> list[np
     return out
 
 
-def fade_out(state: dict) -> None:
+def fade_out(state: FaceState) -> None:
     """A frame in which this face was not found: its swap fades further out (shown again by fading in)."""
     state_of(state).presence.step(False)
 

@@ -23,6 +23,7 @@ from realtime.colour import COLOUR_MODES, ColourModel, colour_model
 from realtime.compose import BLEND_MODES, blend_mask, paste_back
 from realtime.errors import SwapcamError
 from realtime.eyes import EYES_MODES, EyeFollower, close_eyes
+from realtime.follow import follow_expression, observe, resting_openness
 from realtime.landmarks.smoothing import FaceSmoother
 from realtime.mouth import MOUTH_MODES, MouthGate, paste_camera_mouth
 from realtime.occlusion import HAND_MODES, OCCLUSION_MODES, HandFinder, face_visibility, fade_out, near_box
@@ -30,8 +31,12 @@ from realtime.recentre import forget_codes, recentred_swap
 from realtime.selection import FaceSelector, parse_faces
 from realtime.sharpness import match_sharpness
 from realtime.temporal import MAX_WEIGHT, TemporalSmoother
+from realtime.tracking import FaceTracker, track_faces
 from realtime.types import Face, Image, check_image
 from realtime.upscale import SHARPEN_MODES, make_sharpener, scale_mask, scale_matrix
+
+# identity re-centring folds only resting frames into a face's mean code (realtime.follow.observe says which)
+RECENTRE_RESTING_ONLY = False
 
 STAGES = (
     "landmarks",
@@ -39,6 +44,7 @@ STAGES = (
     "hands",
     "align",
     "swap",
+    "expression",
     "occlusion",
     "colour",
     "sharpen",
@@ -68,6 +74,7 @@ class PipelineOptions:
     sharpen: str = "match"  # realtime.upscale.SHARPEN_MODES: match = blur to the camera's sharpness; unsharp; espcn x2
     occlusion: str = "auto"  # realtime.occlusion.OCCLUSION_MODES: keep hands/objects in front of the face
     faces: str = "all"  # realtime.selection: which faces are swapped: all (up to max_faces), largest, N, match:IMAGE
+    expression: float = 1.0  # realtime.follow: share of the camera's smile, lips and brows the swap takes on (0 = off)
 
     def validate(self) -> None:
         if self.colour not in COLOUR_MODES:
@@ -92,6 +99,8 @@ class PipelineOptions:
             raise SwapcamError(f"blend={self.blend!r}; choose from {', '.join(BLEND_MODES)}")
         if self.sharpen not in SHARPEN_MODES:
             raise SwapcamError(f"sharpen={self.sharpen!r}; choose from {', '.join(SHARPEN_MODES)}")
+        if not 0.0 <= self.expression <= 1.0:  # also rejects NaN
+            raise SwapcamError(f"expression={self.expression!r}, expected a value in 0..1")
         if self.occlusion not in OCCLUSION_MODES:
             raise SwapcamError(f"occlusion={self.occlusion!r}; choose from {', '.join(OCCLUSION_MODES)}")
         parse_faces(self.faces)
@@ -108,6 +117,7 @@ class FaceSwapProcessor:
     def __init__(self, swapper, options: PipelineOptions | None = None, detector=None) -> None:
         self.options = options or PipelineOptions()
         self.options.validate()
+        self._tracker = FaceTracker()  # realtime.tracking: which face is which, for every per-face stage
         self._smoother = FaceSmoother(self.options.min_cutoff, self.options.beta)
         self._mouth = MouthGate(self.options.mouth)
         self._temporal = TemporalSmoother(self.options.temporal)
@@ -204,10 +214,10 @@ class FaceSwapProcessor:
         faces = selector.select(image, self.detector.detect(image), t0 if t is None else float(t))
         t1 = time.perf_counter()
         timings["landmarks"] = (t1 - t0) * 1e3
-        if self.options.smoothing and faces:
-            faces = self._smoother.smooth(faces, t1 if t is None else float(t))
-        elif not faces:
-            self._smoother.reset()
+        now = t1 if t is None else float(t)
+        faces = track_faces(self._tracker, faces, now)  # every face's track id: its state in every stage
+        if self.options.smoothing:
+            faces = self._smoother.smooth(faces, now)
         t2 = time.perf_counter()
         timings["smooth"] = (t2 - t1) * 1e3
         if self.options.occlusion in HAND_MODES:
@@ -238,12 +248,21 @@ class FaceSwapProcessor:
         t1 = time.perf_counter()
         timings["align"] = (t1 - t0) * 1e3
         out = image
-        colour_ms = sharpen_ms = compose_ms = occlusion_ms = 0.0
+        colour_ms = sharpen_ms = compose_ms = occlusion_ms = expression_ms = 0.0
         self.last_pastes = []
         if crops:
-            tracks = self._temporal.match([c[1] for c in crops], self.size, t)
+            ids = [f.track_id for f, _ in cropped]
+            if None in ids:  # faces from elsewhere (not find_faces): tracked by their crops
+                tracks = self._temporal.match([c[1] for c in crops], self.size, t)
+            else:
+                tracks = self._temporal.match_ids([i for i in ids if i is not None], t)
+            resting = [observe(track.state, c[2]) for track, c in zip(tracks, crops, strict=True)]
             swapped, learned = recentred_swap(
-                self.swapper, [c[0] for c in crops], [t.state for t in tracks], self.options.morph
+                self.swapper,
+                [c[0] for c in crops],
+                [t.state for t in tracks],
+                self.options.morph,
+                resting if RECENTRE_RESTING_ONLY else None,
             )
             t2 = time.perf_counter()
             timings["swap"] = (t2 - t1) * 1e3
@@ -256,6 +275,10 @@ class FaceSwapProcessor:
                 cropped, swapped, learned, tracks, strict=True
             ):
                 ta = time.perf_counter()
+                face = follow_expression(face, crop_pts, track.state, self.options.expression)
+                tv = time.perf_counter()
+                expression_ms += (tv - ta) * 1e3
+                ta = tv
                 visible, presence = face_visibility(occlusion, track.state, crop, crop_pts, matrix, camera_face.hands)
                 if visible is not None:
                     mask_l = mask_l * visible
@@ -280,7 +303,7 @@ class FaceSwapProcessor:
                 if scale != 1:
                     mask, matrix = scale_mask(mask, scale), scale_matrix(matrix, scale)
                 paste_back(out, face, mask, matrix, blend=self.options.blend)
-                if self._mouth.decide(track.state, camera_face.landmarks):
+                if self._mouth.decide(track.state, camera_face.landmarks, resting_openness(track.state)):
                     camera_mouths.append(camera_face.landmarks)
                 td = time.perf_counter()
                 colour_ms += (tc - tb) * 1e3
@@ -292,10 +315,11 @@ class FaceSwapProcessor:
             timings["mouth"] = (time.perf_counter() - tm) * 1e3
         else:
             timings["swap"] = timings["mouth"] = 0.0
-            self._temporal.match([], self.size, t)  # no face: its track is kept a moment (realtime.temporal.MAX_AGE_S)
+            self._temporal.match_ids([], t)  # no face: its track is kept a moment (realtime.tracking.MAX_AGE_S)
         for track in self._temporal.lost:  # a face not seen this frame: the swap fades back in when it returns
             fade_out(track.state)
         timings["occlusion"] = occlusion_ms
+        timings["expression"] = expression_ms
         timings["colour"] = colour_ms
         timings["sharpen"] = sharpen_ms
         timings["compose"] = compose_ms
@@ -311,7 +335,7 @@ class FaceSwapProcessor:
                 o = self.options
                 switches = (
                     f"mouth {o.mouth}  eyes {o.eyes}  sharpen {o.sharpen}  blend {o.blend}  colour {o.colour}  "
-                    f"occlusion {o.occlusion}"
+                    f"occlusion {o.occlusion}  expression {o.expression:g}"
                 )
                 stage_ms = {k: v for k, v in timings.items() if k in STAGES}
                 overlay.draw_hud(out, self._fps, stage_ms, len(faces), switches)

@@ -28,20 +28,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from realtime.facestate import FaceState
 from realtime.types import Image, Mask
 
 MEAN_FRAMES = 150  # frames in the running mean of a face's code (then an EMA with this time constant)
 # the identity gate, in spreads of the target identity: no shift up to GATE_FROM, the whole shift from GATE_FULL
 GATE_FROM, GATE_FULL = 2.0, 3.0
-KEY_MEAN, KEY_COUNT = "latent_mean", "latent_count"
 
 
-def update_mean(state: dict, code: np.ndarray) -> np.ndarray:
+def update_mean(state: FaceState, code: np.ndarray) -> np.ndarray:
     """Fold one frame's code into a track's running mean (kept in ``state``); returns the new mean."""
-    count = min(int(state.get(KEY_COUNT, 0)) + 1, MEAN_FRAMES)
-    mean = state.get(KEY_MEAN)
+    count = min(state.latent_count + 1, MEAN_FRAMES)
+    mean = state.latent_mean
     mean = code.astype(np.float64) if mean is None else mean + (code - mean) / count
-    state[KEY_MEAN], state[KEY_COUNT] = mean, count
+    state.latent_mean, state.latent_count = mean, count
     return mean
 
 
@@ -53,34 +53,35 @@ def identity_gate(distance: float, spread: float) -> float:
     return float(np.clip((distance / spread - GATE_FROM) / (GATE_FULL - GATE_FROM), 0.0, 1.0))
 
 
-def forget_codes(states: Sequence[dict]) -> None:
+def forget_codes(states: Sequence[FaceState]) -> None:
     """Drop the tracks' running mean codes: a new model (another encoder, maybe another code size) must start its
     own from the next frame (a hot swap, ``FaceSwapProcessor.reconfigure``)."""
     for state in states:
-        state.pop(KEY_MEAN, None)
-        state.pop(KEY_COUNT, None)
+        state.latent_mean, state.latent_count = None, 0
 
 
 def recentred_swap(
-    swapper, crops: Sequence[Image], states: Sequence[dict], morph: float
+    swapper, crops: Sequence[Image], states: Sequence[FaceState], morph: float, fold: Sequence[bool] | None = None
 ) -> tuple[list[Image], list[Mask]]:
     """Swap ``crops`` (one per tracked face, ``states`` their tracks' state dicts). A re-centring model
     (``swapper.recentres``) gets each face's code shifted by ``morph`` x (the model's target mean - the face's
-    running mean), and this frame's codes are folded into the means; any other model is the plain
+    running mean), and this frame's codes are folded into the means (only the faces whose ``fold`` is true, when
+    given: a smile held for seconds would otherwise move into the mean and be taken away); any other model is the plain
     :meth:`Swapper.swap` with ``morph`` as its morph factor (a DFM's ``morph_value:0``), as is ``morph`` 0."""
     if not getattr(swapper, "recentres", False) or morph <= 0:
         return swapper.swap(crops, morph=morph)
-    fresh = [KEY_MEAN not in s for s in states]
+    fresh = [s.latent_mean is None for s in states]
     if any(fresh):  # a new face: its first code starts its mean
         _, _, codes = swapper.swap_codes(crops, morph)
         for state, code, new in zip(states, codes, fresh, strict=True):
             if new:
                 update_mean(state, code)
     target, spread = swapper.latent_target, getattr(swapper, "latent_spread", 0.0)
-    gaps = [target - s[KEY_MEAN] for s in states]
+    gaps = [target - s.latent_mean for s in states]
     shifts = np.stack([morph * identity_gate(float(np.linalg.norm(g)), spread) * g for g in gaps]).astype(np.float32)
     faces, masks, codes = swapper.swap_codes(crops, morph, shifts)
-    for state, code, new in zip(states, codes, fresh, strict=True):
-        if not new:  # (a new face's code is already in its mean)
+    folds = [True] * len(states) if fold is None else fold
+    for state, code, new, folded in zip(states, codes, fresh, folds, strict=True):
+        if folded and not new:  # (a new face's code is already in its mean)
             update_mean(state, code)
     return faces, masks

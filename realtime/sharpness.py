@@ -27,6 +27,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from realtime.facestate import FaceState
 from realtime.types import Image
 
 FINE_SIGMA = 1.0  # px of the crop: detail finer than this is "fine"
@@ -35,7 +36,6 @@ LEVEL_RANGE = (0.0, 2.0)  # as it is .. Gaussian blur of sigma 2 px
 SOLVER_STEPS = 4  # regula falsi steps at most
 LEVEL_TOLERANCE = 0.02  # px of blur: close enough
 MIN_REGION = 64  # pixels: a smaller face region gives no level (the swap is left as it is)
-STATE_KEY = "sharpness_level"
 
 
 def _luma(image: Image) -> np.ndarray:
@@ -108,18 +108,18 @@ def match_level(face: Image, camera_crop: Image, region: np.ndarray) -> float | 
     return (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
 
 
-def match_sharpness(face: Image, camera_crop: Image, mask: np.ndarray, state: dict, weight: float) -> Image:
+def match_sharpness(face: Image, camera_crop: Image, mask: np.ndarray, state: FaceState, weight: float) -> Image:
     """``face`` blurred to the camera crop's sharpness inside the blend mask's core (mask > 0.5), when crisper.
 
     ``state``: the face's temporal track state (the level's history lives there); ``weight``: the past's weight in
     the level's moving average (0 = this frame's level alone)."""
     level = match_level(face, camera_crop, np.asarray(mask) > 0.5)
-    previous = state.get(STATE_KEY)
+    previous = state.sharpness_level
     if level is None:
         level = previous
     elif previous is not None:
         level = weight * previous + (1.0 - weight) * level
     if level is None:
         return face
-    state[STATE_KEY] = level
+    state.sharpness_level = level
     return apply_level(face, level)

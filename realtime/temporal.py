@@ -1,12 +1,14 @@
 """Temporal stability of the compositor: per tracked face, the colour-transfer parameters and the blend mask are
-smoothed over time, so the pasted face does not pulse in brightness or shape from frame to frame.
+smoothed over time, so the pasted face does not pulse in brightness or shape from frame to frame; and each face's
+track carries the state of the other per-face stages (FaceTrack.state).
 
-Each frame's faces are matched to the previous frames' tracks by the nearest face centre (in frame pixels, through
-the crop matrix), with jump limits scaled by the time since the track's face was last seen. A track whose face is
-missing (a missed detection, a hand over the face) is kept with its state for MAX_AGE_S seconds and taken up again
-when the face comes back near it. A track is reset -- its history forgotten, this frame used as it is -- when its
-face is lost for longer, or when the face jumps: its centre moves more than ``JUMP_FRACTION`` of the face's size,
-or its size changes by more than ``SCALE_JUMP``, per FRAME_S (a cut in a video, another person stepping in).
+Which face is which comes from the stream's one face tracker (realtime.tracking): faces found by the live pipeline
+carry its ``track_id`` and are looked up by it (:meth:`TemporalSmoother.match_ids`); faces without one (a caller with
+its own landmarks) are tracked here by the same tracker from their crop matrices (:meth:`TemporalSmoother.match`).
+A track whose face is missing (a missed detection, a frame whose crop failed, a hand over the face) is kept with its
+state for MAX_AGE_S seconds and taken up again when the face comes back; a face that jumps (its centre moves more
+than JUMP_FRACTION of its size, or its size changes by more than SCALE_JUMP, per FRAME_S: a cut in a video, another
+person stepping in) starts a new track, its history forgotten.
 
 Smoothing is an exponential moving average with ``weight`` on the past (0 = off: every frame on its own; the
 default 0.3 has a time constant of under one frame at 30 fps, 0.6 about 2 frames). The smoothed mask is limited to
@@ -22,13 +24,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from realtime.align import invert_matrix, transform_points
+from realtime.facestate import FaceState
+from realtime.tracking import FRAME_S, JUMP_FRACTION, MAX_AGE_S, SCALE_JUMP, FaceTracker, Observation
 
-JUMP_FRACTION = 0.25  # of the face's size (the crop side in frame pixels)
-SCALE_JUMP = 0.2  # relative change of the face's size in one frame
+__all__ = ["FRAME_S", "JUMP_FRACTION", "MAX_AGE_S", "MAX_WEIGHT", "SCALE_JUMP", "FaceTrack", "TemporalSmoother"]
+
 MAX_WEIGHT = 0.95
-FRAME_S = 1 / 30  # the jump limits are per this much time: at 8 fps a face may move ~4x as far between frames
-MAX_JUMP_FRAMES = 4.0  # ... up to this many FRAME_S (a face back after a second may not come from anywhere)
-MAX_AGE_S = 1.0  # a track whose face is missing for longer is dropped (missed detections, a hand over the face)
 
 
 def face_geometry(matrix: np.ndarray, size: int) -> tuple[np.ndarray, float]:
@@ -49,24 +50,17 @@ def ema(previous: np.ndarray | None, current: np.ndarray | None, weight: float) 
 
 @dataclass(eq=False)  # tracks are compared by identity
 class FaceTrack:
-    centre: np.ndarray
-    side: float
+    id: int  # the face tracker's id (realtime.tracking)
     colour: np.ndarray | None = None  # smoothed colour-transfer parameters (realtime.colour.ColourModel.fit)
     mask: np.ndarray | None = None  # smoothed blend mask, crop space
-    frames: int = 0  # frames since the track started (0: new or just reset)
-    seen: float = 0.0  # time of the last frame with this face (realtime.temporal.TemporalSmoother.match's clock)
-    state: dict = field(default_factory=dict)  # per-face state of other stages (e.g. the eyes' open baseline)
-
-    def jumped(self, centre: np.ndarray, side: float, dt: float = FRAME_S) -> bool:
-        """Did the face move or change size more than a face does in ``dt`` seconds (the limits are per FRAME_S)?"""
-        frames = min(max(1.0, dt / FRAME_S), MAX_JUMP_FRAMES)
-        moved = float(np.linalg.norm(centre - self.centre)) > JUMP_FRACTION * frames * self.side
-        return moved or abs(side / self.side - 1.0) > SCALE_JUMP * frames
+    frames: int = 0  # frames since the track started (0: new)
+    seen: float = 0.0  # time of the last frame with this face (the match's clock)
+    state: FaceState = field(default_factory=FaceState)  # what every per-face stage remembers (realtime.facestate)
 
 
 class TemporalSmoother:
-    """Per-face history of one stream. ``match`` once per frame with the faces' crop matrices, then ``colour`` and
-    ``mask`` per face. Not thread-safe (one per processor, used by its render thread)."""
+    """Per-face history of one stream. ``match_ids`` (or ``match``) once per frame, then ``colour`` and ``mask``
+    per face. Not thread-safe (one per processor, used by its render thread)."""
 
     def __init__(self, weight: float = 0.3) -> None:
         if not 0.0 <= weight <= MAX_WEIGHT:
@@ -74,32 +68,36 @@ class TemporalSmoother:
         self.weight = float(weight)
         self.tracks: list[FaceTrack] = []  # this frame's, then the lost ones still kept
         self.lost: list[FaceTrack] = []  # kept tracks without a face in the last frame
+        self._tracker = FaceTracker()  # for faces that come without a track id
 
     def reset(self) -> None:
         self.tracks, self.lost = [], []
+        self._tracker.reset()
+
+    def match_ids(self, ids: list[int], now: float | None = None) -> list[FaceTrack]:
+        """The track of each face by its tracker id (in order); a new id starts a new track. Tracks of ids not in
+        this frame are kept (``lost``) for MAX_AGE_S seconds (``now``: the frame's time, default the clock)."""
+        now = time.perf_counter() if now is None else float(now)
+        known = {t.id: t for t in self.tracks if now - t.seen <= MAX_AGE_S}
+        result = []
+        for i in ids:
+            track = known.pop(i, None)
+            if track is None:
+                track = FaceTrack(i)
+            else:
+                track.frames += 1
+            track.seen = now
+            result.append(track)
+        self.lost = list(known.values())
+        self.tracks = result + self.lost
+        return result
 
     def match(self, matrices: list[np.ndarray], size: int, now: float | None = None) -> list[FaceTrack]:
-        """The track of each face (in order), reusing the previous frames' nearest track unless the face jumped.
-        A track without a face is kept, with its state, for MAX_AGE_S seconds (``now``: the frame's time,
-        default the clock) and taken up again by a face that comes back near it; after that it is dropped."""
+        """The track of each face (in order) from the faces' crop matrices (frame -> SxS crop), by the face tracker
+        (no shape: a crop's centre and side); see :meth:`match_ids`."""
         now = time.perf_counter() if now is None else float(now)
-        geometry = [face_geometry(m, size) for m in matrices]
-        free = [t for t in self.tracks if now - t.seen <= MAX_AGE_S]
-        result: list[FaceTrack] = []
-        for centre, side in geometry:
-            best = min(free, key=lambda t: float(np.linalg.norm(t.centre - centre)), default=None)
-            if best is not None and not best.jumped(centre, side, now - best.seen):
-                free.remove(best)
-                best.centre, best.side = centre, side
-                best.frames += 1
-                result.append(best)
-            else:
-                result.append(FaceTrack(centre, side))
-        for track in result:
-            track.seen = now
-        self.lost = free
-        self.tracks = result + free
-        return result
+        observations = [Observation(*face_geometry(m, size)) for m in matrices]
+        return self.match_ids(self._tracker.update(observations, now), now)
 
     def colour(self, track: FaceTrack, params: np.ndarray | None) -> np.ndarray | None:
         """Smoothed colour parameters; a frame without a fit (too few mask pixels) keeps the last ones."""

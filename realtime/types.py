@@ -25,6 +25,9 @@ class Face:
     # hands near this face (21x2 frame-pixel points each, mediapipe's hand landmarks): set by the live pipeline when
     # occlusion by hands is on (realtime.occlusion), so the swap leaves them in front of the face
     hands: list[Landmarks] = field(default_factory=list)
+    # which face this is across frames (realtime.tracking; set by the live pipeline's tracker, None elsewhere): the
+    # per-face state of every stage is kept under it
+    track_id: int | None = None
 
     @property
     def measured(self) -> Landmarks:

@@ -176,7 +176,8 @@ def test_recentring_needs_the_mean_codes(tmp_path, run20, trained):
 def test_recentred_swap_tracks_the_camera_face_mean(tmp_path, run20, trained):
     """realtime.recentre: a new face's first code starts its running mean; the decoder then draws from
     code + strength x (target mean - running mean); strength 0 is the plain swap."""
-    from realtime.recentre import KEY_COUNT, KEY_MEAN, MEAN_FRAMES, recentred_swap, update_mean
+    from realtime.facestate import FaceState
+    from realtime.recentre import MEAN_FRAMES, recentred_swap, update_mean
     from realtime.swapper import Swapper
 
     out = tmp_path / "a2b.onnx"
@@ -189,35 +190,36 @@ def test_recentred_swap_tracks_the_camera_face_mean(tmp_path, run20, trained):
     crop = (np.random.default_rng(2).random((64, 64, 3)) * 255).astype(np.uint8)
     plain_faces, _ = swapper.swap([crop])
     _, _, code = swapper.swap_codes([crop])
-    state: dict = {}
+    state = FaceState()
     faces, _ = recentred_swap(swapper, [crop], [state], 1.0)
-    assert state[KEY_COUNT] == 1 and np.allclose(state[KEY_MEAN], code[0], atol=1e-5)  # its first code
+    assert state.latent_count == 1 and np.allclose(state.latent_mean, code[0], atol=1e-5)  # its first code
     # the same crop every frame: mean == its code, so the decoder draws the target's mean code itself
     target = np.asarray(swapper.info.latent_target, np.float32)
     expected, _, _ = swapper.swap_codes([crop], 1.0, (target - code[0])[None])
     assert np.abs(faces[0].astype(int) - expected[0].astype(int)).max() <= 1
     assert np.abs(faces[0].astype(int) - plain_faces[0].astype(int)).max() > 3  # (a 20-step model: small)
     half, _ = recentred_swap(swapper, [crop], [state], 0.5)
-    assert state[KEY_COUNT] == 2
+    assert state.latent_count == 2
     expected_half, _, _ = swapper.swap_codes([crop], 0.5, (0.5 * (target - code[0]))[None])
     assert np.abs(half[0].astype(int) - expected_half[0].astype(int)).max() <= 1
-    assert np.array_equal(recentred_swap(swapper, [crop], [{}], 0.0)[0][0], plain_faces[0])
+    assert np.array_equal(recentred_swap(swapper, [crop], [FaceState()], 0.0)[0][0], plain_faces[0])
     with pytest.raises(ValueError, match="shifts has shape"):
         swapper.swap_codes([crop], 0.75, np.zeros((2, swapper.latent_size), np.float32))
     # the running mean: a plain mean for MEAN_FRAMES frames, then exponential with that time constant
-    st: dict = {}
+    st = FaceState()
     for v in (1.0, 2.0, 3.0):
         update_mean(st, np.array([v]))
-    assert st[KEY_MEAN][0] == pytest.approx(2.0) and st[KEY_COUNT] == 3
+    assert st.latent_mean[0] == pytest.approx(2.0) and st.latent_count == 3
     for _ in range(MEAN_FRAMES * 3):
         update_mean(st, np.array([10.0]))
-    assert st[KEY_COUNT] == MEAN_FRAMES and st[KEY_MEAN][0] == pytest.approx(10.0, abs=0.5)
+    assert st.latent_count == MEAN_FRAMES and st.latent_mean[0] == pytest.approx(10.0, abs=0.5)
 
 
 def test_identity_gate(tmp_path, run20):
     """A camera face whose mean code lies within GATE_FROM spreads of the target's mean is the drawn identity
     already: no shift (the plain swap); from GATE_FULL spreads, the whole shift; linear between."""
-    from realtime.recentre import GATE_FROM, GATE_FULL, KEY_COUNT, KEY_MEAN, identity_gate, recentred_swap
+    from realtime.facestate import FaceState
+    from realtime.recentre import GATE_FROM, GATE_FULL, identity_gate, recentred_swap
     from realtime.swapper import Swapper
 
     assert identity_gate(1.0, 0.0) == 1.0  # unknown spread: always moved
@@ -232,9 +234,9 @@ def test_identity_gate(tmp_path, run20):
     distance = float(np.linalg.norm(target - code[0]))
     for spread, expect in ((distance / (GATE_FROM - 0.5), 0.0), (distance / (GATE_FULL + 0.5), 1.0)):
         swapper.latent_spread = spread
-        state: dict = {}
+        state = FaceState()
         faces, _ = recentred_swap(swapper, [crop], [state], 1.0)  # the same crop: its mean is its code
-        assert state[KEY_COUNT] == 1 and np.allclose(state[KEY_MEAN], code[0], atol=1e-5)
+        assert state.latent_count == 1 and np.allclose(state.latent_mean, code[0], atol=1e-5)
         shifted, _, _ = swapper.swap_codes([crop], 1.0, (expect * (target - code[0]))[None].astype(np.float32))
         assert np.abs(faces[0].astype(int) - shifted[0].astype(int)).max() <= 1, spread
         if expect == 0.0:
@@ -568,7 +570,6 @@ def test_a_new_model_starts_its_own_running_means(tmp_path, run20, astronaut_cli
     passed again (the WebRTC page re-sends it with every switch) keeps them."""
     from realtime.builder import create_processor
     from realtime.pipeline import PipelineOptions
-    from realtime.recentre import KEY_COUNT, KEY_MEAN
     from realtime.swapper import Swapper
 
     export_model(run20, tmp_path / "a2b.onnx")
@@ -579,10 +580,10 @@ def test_a_new_model_starts_its_own_running_means(tmp_path, run20, astronaut_cli
         for i, frame in enumerate(astronaut_clip.frames[:3]):
             proc.process(frame, i / 30)
         states = [t.state for t in proc._temporal.tracks]
-        assert states and all(s[KEY_COUNT] == 3 for s in states)
+        assert states and all(s.latent_count == 3 for s in states)
         proc.reconfigure(swapper=first, options=options)
-        assert all(s[KEY_COUNT] == 3 for s in states)
+        assert all(s.latent_count == 3 for s in states)
         proc.reconfigure(swapper=second)
-        assert all(KEY_MEAN not in s and KEY_COUNT not in s for s in states)
+        assert all(s.latent_mean is None and s.latent_count == 0 for s in states)
         proc.process(astronaut_clip.frames[3], 0.2)
-        assert all(s[KEY_COUNT] == 1 for s in states)
+        assert all(s.latent_count == 1 for s in states)

@@ -11,13 +11,14 @@ from _live_fixtures import frozen_model
 
 from realtime.expressions import expression_warp, moved_landmarks
 from realtime.eyes import BASELINE_DECAY, EAR_SMOOTHING, SHUT_RATIO, EyeFollower, close_eyes
+from realtime.facestate import FaceState
 from realtime.landmarks.measures import eye_aspect_ratio
 from realtime.pipeline import FaceSwapProcessor, PipelineOptions
 
 
 def test_closure_against_the_faces_own_open_baseline(portrait_landmarks):
     lm = portrait_landmarks["astronaut"].astype(np.float64)
-    state: dict = {}
+    state = FaceState()
     assert EyeFollower.closure(state, lm) == 0.0  # the first frame sets the baseline
     assert EyeFollower.closure(state, moved_landmarks(lm, eyes=0.04)) == 0.0  # jitter: the dead zone
     EyeFollower.closure(state, lm)
@@ -37,7 +38,7 @@ def test_closure_against_the_faces_own_open_baseline(portrait_landmarks):
     for _ in range(300):
         last = EyeFollower.closure(state, squint)
     assert last == 0.0
-    assert state[EyeFollower.KEY] == pytest.approx(eye_aspect_ratio(squint), abs=BASELINE_DECAY)
+    assert state.eyes_open_baseline == pytest.approx(eye_aspect_ratio(squint), abs=BASELINE_DECAY)
 
 
 def test_close_eyes_moves_the_lids(portraits, portrait_landmarks):

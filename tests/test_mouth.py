@@ -7,8 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
+from realtime.facestate import FaceState
 from realtime.landmarks.measures import mouth_openness
-from realtime.mouth import CLOSE_AT, OPEN_AT, MouthGate, paste_camera_mouth
+from realtime.mouth import CLOSE_AT, OPEN_AT, RESTING_GAP, MouthGate, paste_camera_mouth
 from tests._live_fixtures import frozen_model
 
 
@@ -26,25 +27,45 @@ def test_gate_opens_above_and_closes_below_with_hysteresis(portrait_landmarks):
     gate = MouthGate("auto")
     between = (OPEN_AT + CLOSE_AT) / 2
     sequence = [0.0, between, OPEN_AT + 0.02, between, CLOSE_AT - 0.02, between]
-    face: dict = {}
+    face = FaceState()
     states = [gate.decide(face, _with_openness(lm, v)) for v in sequence]
     assert states == [False, False, True, True, False, False]  # between the thresholds it keeps its state
     assert mouth_openness(_with_openness(lm, 0.25)) == pytest.approx(0.25, abs=1e-6)
-    assert MouthGate("keep").decide({}, lm) is True
-    assert MouthGate("swap").decide({}, _with_openness(lm, 0.4)) is False
+    assert MouthGate("keep").decide(FaceState(), lm) is True
+    assert MouthGate("swap").decide(FaceState(), _with_openness(lm, 0.4)) is False
     with pytest.raises(ValueError):
         MouthGate("open")
+
+
+def test_lips_parted_at_rest_do_not_hold_the_gate_open(portrait_landmarks):
+    """Someone whose lips are parted at rest (the smiling astronaut reads 0.15-0.18) must not count as talking:
+    the gate measures the opening beyond the person's own rest (realtime.follow.resting_openness)."""
+    lm = portrait_landmarks["grace_hopper"]
+    gate = MouthGate("auto")
+    rest = CLOSE_AT + 0.01  # parted lips: without the rest known this holds an opened gate open for ever
+    sequence = [OPEN_AT + 0.02, rest, rest]
+    face = FaceState()
+    assert [gate.decide(face, _with_openness(lm, v)) for v in sequence] == [True, True, True]  # today's gate
+    face = FaceState()
+    known = [gate.decide(face, _with_openness(lm, v), resting=rest) for v in sequence]
+    assert known == [False, False, False]  # beyond this rest, OPEN_AT + 0.02 opens by less than OPEN_AT
+    wide = rest - RESTING_GAP + OPEN_AT + 0.02
+    assert gate.decide(face, _with_openness(lm, wide), resting=rest) and not gate.decide(
+        face, _with_openness(lm, rest), resting=rest
+    )
+    # a closed mouth's rest (at or under RESTING_GAP) changes nothing
+    assert gate.decide(FaceState(), _with_openness(lm, OPEN_AT + 0.02), resting=RESTING_GAP)
 
 
 def test_each_face_keeps_its_own_gate_whatever_order_the_faces_come_in(portrait_landmarks):
     lm = portrait_landmarks["grace_hopper"]
     gate = MouthGate("auto")
     between = _with_openness(lm, (OPEN_AT + CLOSE_AT) / 2)
-    talking, quiet = {}, {}  # two faces' track states
+    talking, quiet = FaceState(), FaceState()  # two faces' track states
     assert gate.decide(talking, _with_openness(lm, OPEN_AT + 0.05)) and not gate.decide(quiet, between)
     # next frame the detector lists them the other way round, both mouths between the thresholds: each keeps its own
     assert not gate.decide(quiet, between) and gate.decide(talking, between)
-    assert MouthGate("keep").decide(talking, between) and MouthGate.KEY not in talking  # auto's state is dropped
+    assert MouthGate("keep").decide(talking, between) and not talking.mouth_open  # auto's state is dropped
 
 
 def test_paste_takes_the_mouth_from_the_camera_and_nothing_else(portrait_landmarks, grace_hopper):
@@ -84,11 +105,12 @@ def test_a_mouth_that_opens_in_the_clip_is_open_in_the_output(tmp_path, grace_ho
     measured = {}
     try:
         camera = [mouth_openness(detector.detect(f)[0].landmarks) for f in frames]
-        for mode in ("auto", "swap"):
-            with create_processor(swapper, PipelineOptions(colour="none", mouth=mode)) as proc:
+        # the mouth gate alone (the expression follower off), and the follower alone (the gate never pastes)
+        for name, mode, expression in (("auto", "auto", 0.0), ("swap", "swap", 0.0), ("follow", "swap", 1.0)):
+            with create_processor(swapper, PipelineOptions(colour="none", mouth=mode, expression=expression)) as proc:
                 # a second apart: each frame shows its own mouth, not the One Euro filter's memory of the last one
                 outputs = [proc.process(f, float(i)) for i, f in enumerate(frames)]
-            measured[mode] = [mouth_openness(detector.detect(o)[0].landmarks) for o in outputs]
+            measured[name] = [mouth_openness(detector.detect(o)[0].landmarks) for o in outputs]
     finally:
         detector.close()
     camera_open = np.array(amounts) >= 0.6
@@ -96,3 +118,6 @@ def test_a_mouth_that_opens_in_the_clip_is_open_in_the_output(tmp_path, grace_ho
     assert np.corrcoef(camera, auto)[0, 1] > 0.85, (camera, measured)  # slightly open (< OPEN_AT) stays shut
     assert auto[camera_open].min() > 0.12, measured  # open in the camera: open in the output
     assert swap[camera_open].max() < 0.1, measured  # the model alone keeps its mouth shut
+    # the expression follower parts the model's lips as far as the camera's (realtime.follow), and paints the gap
+    follow = np.array(measured["follow"])
+    assert np.corrcoef(camera, follow)[0, 1] > 0.85 and follow[camera_open].min() > 0.12, measured

@@ -16,6 +16,7 @@ from _live_fixtures import colour_shift_model
 
 from realtime import occlusion
 from realtime.align import align, transform_points
+from realtime.facestate import FaceState
 from realtime.occlusion import GRID, Appearance, appearance_occluded, face_visibility, hands_occluded
 from realtime.pipeline import FaceSwapProcessor, PipelineOptions
 from realtime.swapper import Swapper
@@ -106,7 +107,7 @@ def test_hand_landmarks_are_cut_out_where_they_lie():
 
 def test_mostly_hidden_face_fades_out_and_back_in(learned):
     crop, pts, noisy = learned
-    state: dict = {}
+    state = FaceState()
     for _ in range(8):
         visible, presence = face_visibility("appearance", state, noisy(crop), pts, np.eye(2, 3), None)
         assert presence == 1.0 and visible is None
@@ -115,7 +116,7 @@ def test_mostly_hidden_face_fades_out_and_back_in(learned):
     assert levels == pytest.approx([0.8, 0.6, 0.4, 0.2, 0.0, 0.0])
     back = [face_visibility("appearance", state, noisy(crop), pts, np.eye(2, 3), None)[1] for _ in range(6)]
     assert back == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0, 1.0])
-    assert face_visibility("off", {}, crop, pts, np.eye(2, 3), None) == (None, 1.0)
+    assert face_visibility("off", FaceState(), crop, pts, np.eye(2, 3), None) == (None, 1.0)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from realtime.align import align
-from realtime.sharpness import LEVEL_RANGE, STATE_KEY, apply_level, detail_ratio, match_level, match_sharpness
+from realtime.facestate import FaceState
+from realtime.sharpness import LEVEL_RANGE, apply_level, detail_ratio, match_level, match_sharpness
 
 CORE = np.zeros((128, 128), bool)
 CORE[24:112, 28:100] = True  # the face inside a 128 px crop at coverage 1.6
@@ -43,7 +44,7 @@ def test_a_swap_no_sharper_than_the_camera_is_left_as_it_is(faces):
         soft = cv2.GaussianBlur(face, (0, 0), 1.0)
         assert match_level(soft, face, CORE) == 0.0  # the camera is sharper: no sharpening, no change
         assert match_level(face, face, CORE) == pytest.approx(0.0, abs=0.05)
-        state: dict = {}
+        state = FaceState()
         assert match_sharpness(soft, face, CORE.astype(np.float32), state, 0.3) is soft
 
 
@@ -59,14 +60,14 @@ def test_the_level_is_bounded_and_a_tiny_region_gives_none(faces):
 def test_the_level_is_smoothed_per_face_and_kept_when_unmeasurable(faces):
     face = faces[1]
     mask = CORE.astype(np.float32)
-    state: dict = {}
+    state = FaceState()
     match_sharpness(face, cv2.GaussianBlur(face, (0, 0), 1.4), mask, state, 0.5)
-    first = state[STATE_KEY]
+    first = state.sharpness_level
     match_sharpness(face, face, mask, state, 0.5)  # this frame alone would say 0
-    assert state[STATE_KEY] == pytest.approx(0.5 * first, abs=0.05)
-    kept = state[STATE_KEY]
+    assert state.sharpness_level == pytest.approx(0.5 * first, abs=0.05)
+    kept = state.sharpness_level
     out = match_sharpness(face, face, np.zeros_like(mask), state, 0.5)  # no face region: the last level holds
-    assert state[STATE_KEY] == kept
+    assert state.sharpness_level == kept
     assert np.array_equal(out, apply_level(face, kept))
 
 

@@ -57,10 +57,10 @@ def test_a_track_and_its_state_outlive_a_missed_frame():
     """One frame without the face (a missed detection, a hand passing): the track comes back with its state."""
     sm = TemporalSmoother(0.6)
     (track,) = sm.match([crop_matrix(300, 200, 250)], 128, 0.0)
-    track.state["mean"] = np.ones(4)
+    track.state.latent_mean = np.ones(4)
     assert sm.match([], 128, FRAME_S) == [] and sm.lost == [track]
     (back,) = sm.match([crop_matrix(305, 200, 250)], 128, 2 * FRAME_S)
-    assert back is track and back.state["mean"].sum() == 4 and sm.lost == []
+    assert back is track and back.state.latent_mean.sum() == 4 and sm.lost == []
 
 
 def test_jump_limits_scale_with_the_time_between_frames():
@@ -79,6 +79,15 @@ def test_two_faces_keep_their_tracks_when_their_order_swaps():
     left, right = sm.match([crop_matrix(150, 200, 120), crop_matrix(450, 200, 120)], 128)
     right2, left2 = sm.match([crop_matrix(452, 200, 120), crop_matrix(148, 200, 120)], 128)
     assert left2 is left and right2 is right
+
+
+def test_tracks_are_assigned_globally_not_nearest_first():
+    """Tracks at 0 and 40, faces at 25 and 70 four frames later: nearest-first matching gave the face at 25 the
+    track at 40 and left the face at 70 to the other; the least total move (realtime.tracking) pairs 0-25, 40-70."""
+    sm = TemporalSmoother(0.6)
+    a, b = sm.match([crop_matrix(200, 200, 100), crop_matrix(240, 200, 100)], 128, 0.0)
+    a2, b2 = sm.match([crop_matrix(225, 200, 100), crop_matrix(270, 200, 100)], 128, 4 * FRAME_S)
+    assert a2 is a and b2 is b
 
 
 def test_colour_and_mask_smoothing():

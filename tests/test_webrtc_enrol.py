@@ -28,7 +28,6 @@ pytest.importorskip("aiortc")
 pytest.importorskip("aiohttp")
 
 from models.contract import demo_model_path  # noqa: E402
-from realtime.recentre import KEY_COUNT  # noqa: E402
 from realtime.types import Face  # noqa: E402
 from realtime.webrtc import client as wc  # noqa: E402
 from realtime.webrtc import enrol  # noqa: E402
@@ -148,7 +147,7 @@ def swapper_path(peer: wp.PeerSession) -> Path | None:
 def mean_counts(peer: wp.PeerSession) -> list[int]:
     """Frames in each tracked face's running mean code (realtime.recentre)."""
     processor = peer.video.worker.processor
-    return [int(track.state.get(KEY_COUNT, 0)) for track in processor._temporal.tracks]
+    return [track.state.latent_count for track in processor._temporal.tracks]
 
 
 # ------------------------------------------------------------------------------------------- the model it uses

@@ -1,0 +1,231 @@
+"""The camera person's expression on the swapped face: mouth corners, lips and brows follow the camera.
+
+A decoder trained on a few stills of B draws B's resting mouth whatever the camera shows, and identity re-centring
+(realtime.recentre) moves a held expression into the person's mean, so a smile is taken away. The camera's landmarks
+say where the person's mouth corners, lips and brows are; this stage warps the swapped 128 px crop so that its
+features move from the person's *neutral* to where the camera has them this frame (the generalisation of the eye
+follower, realtime.eyes, which closes the lids; lids stay with it).
+
+The neutral (per face track, in crop coordinates, so head pose and distance are already taken out by the alignment)
+must not swallow a held expression: it is the person's own geometry averaged over the frames whose expression is
+least -- corner lift, inner-lip gap and brow height each within a margin of the lowest the face has shown lately (a
+floor that rises slowly, so a changed pose or light lets it move) -- and it is capped at the alignment template's (a
+mean, resting face) corner lift and lip gap, so a person who smiles from the first frame on still gets a resting,
+closed-mouth neutral. The swapped face is assumed to sit at that neutral (drawn along the camera's crop with B's
+resting mouth). The warp, ``strength`` x (camera - neutral), is two fields in one remap: the smile (the corners' lift
+beyond the neutral's, drawn by realtime.expressions' smile field, which lifts the cheeks and widens the mouth with
+the corners), and what is left of each followed point's move (lips parting or pressing, brows) by a radial-basis
+field that takes each point exactly where it goes, the eyes, nose and jaw held still. The tracker reads the mouth's
+smile short (RESPONSE), so it is drawn larger by as much. Parted lips are painted dark between them.
+Cost: 1-2 ms per 128 px face on this 2-core CPU (about 1 ms while the face rests).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from realtime.align import TEMPLATE_68
+from realtime.expressions import paint_mouth, smile_displacement
+from realtime.facestate import FaceState
+from realtime.landmarks.measures import eye_distance, face_axes, mouth_corner_lift, mouth_openness
+from realtime.types import Image
+
+BROWS = tuple(range(17, 27))
+MOUTH = tuple(range(48, 68))
+FOLLOWED = MOUTH + BROWS
+# held still: the jaw's sides, the nose, the eyes (the eye follower moves the lids on its own)
+STILL = (0, 1, 2, 3, 4, 12, 13, 14, 15, 16) + tuple(range(27, 36)) + tuple(range(36, 48))
+CORNERS = (48, 54, 60, 64)
+LOWER_LIP = (56, 57, 58, 65, 66, 67)  # the lower lip's middle, outer and inner
+LIFT_MARGIN = 0.015  # eye distances above the lift floor (and above the template's lift) that still count as resting
+OPEN_MARGIN = 0.03  # eye distances of inner-lip gap above the openness floor that still count as resting
+BROW_MARGIN = 0.02  # eye distances above the brow floor that still count as resting
+FLOOR_RISE = 0.0005  # eye distances per frame the floors rise towards the current value (0.015 per second at 30 fps)
+NEUTRAL_RATE = 0.05  # weight of a resting frame in the neutral's moving average (a time constant of 20 frames)
+TEMPLATE_LIFT = mouth_corner_lift(np.asarray(TEMPLATE_68, np.float64))  # the mean resting face's corner lift (0.105)
+TEMPLATE_OPEN = mouth_openness(np.asarray(TEMPLATE_68, np.float64))  # ... and inner-lip gap (0.085)
+SIGMA = 0.3  # the warp field's reach, in eye distances
+DEAD_ZONE = 0.01  # eye distances: smaller moves are landmark jitter and are left alone
+# ... for the brows more (a raise is ~0.15): their jitter, warped next to the lids, cost eyes r on the truth clips
+# (following no brows at all: 0.58 -> 0.62 and 0.20 -> 0.21)
+BROW_DEAD_ZONE = 0.04
+REGULARISE = 0.01  # ridge on the interpolation (close landmarks with different moves would otherwise overshoot)
+PAINT_FROM = 0.03  # eye distances of inner-lip gap (beyond the neutral's) from which the opened mouth is painted dark
+SMILE_RANGE = (-0.5, 1.5)  # the smile field's amount (1: a clear closed-mouth smile; below 0 the corners drop)
+# the landmark tracker reads the mouth's moves short (mediapipe in tracking mode on the synthetic clips, drawn moves):
+# a smile's corner lift 0.59-0.67 of the drawn one on Grace Hopper (amount 1 and 0.5), 0.27-0.31 on the astronaut
+# (her open, toothy smile saturates it); the inner-lip gap 0.55-0.63 on both (gaps of 0.15 and 0.3). The follower
+# draws the smile it read / this, so that it reads as much on the output as the camera's did. (Lips parted larger
+# by as much lost mouth r on the truth clips, 0.81 -> 0.70 and 0.70 -> 0.68: not done.)
+RESPONSE = 0.6
+SMILE_DEAD_ZONE = 0.05  # smaller smile amounts are landmark jitter
+
+
+def brow_height(lm: np.ndarray) -> float:
+    """How far the brows sit above the eyes, along the face's up axis, in eye distances (a raise lifts it)."""
+    lm = np.asarray(lm, np.float64)
+    _, down = face_axes(lm)
+    return float((lm[36:48].mean(axis=0) - lm[list(BROWS)].mean(axis=0)) @ down / (eye_distance(lm) + 1e-6))
+
+
+class Neutral:
+    """One face's neutral: the resting points (68 x 2, crop coordinates) and the floors that say what resting is:
+    for the corner lift, the inner-lip gap and the brows' height, the lowest lately (rising FLOOR_RISE a frame)."""
+
+    def __init__(self, pts: np.ndarray) -> None:
+        self.neutral = cap_resting(pts.copy())
+        self.lift_floor = min(mouth_corner_lift(pts), TEMPLATE_LIFT + LIFT_MARGIN)
+        self.open_floor = mouth_openness(pts)
+        self.brow_floor = brow_height(pts)
+
+    def update(self, pts: np.ndarray) -> bool:
+        lift, gap, brow = mouth_corner_lift(pts), mouth_openness(pts), brow_height(pts)
+        self.lift_floor = min(lift, self.lift_floor + FLOOR_RISE, TEMPLATE_LIFT + LIFT_MARGIN)
+        self.open_floor = min(gap, self.open_floor + FLOOR_RISE)
+        self.brow_floor = min(brow, self.brow_floor + FLOOR_RISE)
+        resting = (
+            lift <= self.lift_floor + LIFT_MARGIN
+            and gap <= self.open_floor + OPEN_MARGIN
+            and brow <= self.brow_floor + BROW_MARGIN
+        )
+        if resting:
+            self.neutral = cap_resting(self.neutral + NEUTRAL_RATE * (pts - self.neutral))
+        return resting
+
+
+def cap_resting(pts: np.ndarray) -> np.ndarray:
+    """``pts`` made a resting mouth: the corners lowered (along the face's down axis) to at most the template's
+    corner lift plus LIFT_MARGIN, and the lower lip raised to at most the template's inner-lip gap plus OPEN_MARGIN.
+    Someone who smiles, or rests with parted lips, from the first frame on still gets a closed, resting neutral."""
+    d = eye_distance(pts)
+    _, down = face_axes(pts)
+    out = pts
+    lift_excess = mouth_corner_lift(pts) - (TEMPLATE_LIFT + LIFT_MARGIN)
+    if lift_excess > 0:
+        out = out.copy()
+        out[list(CORNERS)] += lift_excess * d * down
+    open_excess = mouth_openness(pts) - (TEMPLATE_OPEN + OPEN_MARGIN)
+    if open_excess > 0:
+        out = out.copy()
+        out[list(LOWER_LIP)] -= open_excess * d * down
+    return out
+
+
+def resting_openness(state: FaceState) -> float:
+    """The face's own resting inner-lip gap (its openness floor; 0 for a face never observed): the mouth gate
+    (realtime.mouth) counts a mouth as open by how far it opens beyond the person's rest, not from zero."""
+    return 0.0 if state.expression is None else float(state.expression.open_floor)
+
+
+def observe(state: FaceState, pts: np.ndarray) -> bool:
+    """Fold this frame's crop points into the face's neutral (kept in its track ``state``); whether the face is
+    resting in this frame (no smile, open mouth or raised brows beyond the margins). Once per frame and face,
+    before :func:`follow_expression` (the pipeline does it before the swap: re-centring may leave out expressive
+    frames, realtime.recentre)."""
+    if state.expression is None:
+        state.expression = Neutral(np.asarray(pts, np.float64))
+        return True
+    return state.expression.update(np.asarray(pts, np.float64))
+
+
+def follow_expression(face: Image, crop_pts: np.ndarray, state: FaceState, strength: float) -> Image:
+    """The swapped crop ``face`` with its mouth and brows moved by ``strength`` x (the camera's ``crop_pts`` - the
+    face's neutral, as :func:`observe` left it; a face never observed is observed now). Strength 0 returns ``face``
+    itself (the pipeline observes every frame also then, so switching on mid-call needs no settling).
+
+    Two fields in one remap: the smile (the corners' lift beyond the neutral's, drawn by realtime.expressions'
+    smile field, which also lifts the cheeks and widens the mouth as a smile does), then what is left of each
+    followed point's move (lips parting or pressing, brows) by :func:`interpolating_field`."""
+    pts = np.asarray(crop_pts, np.float64)
+    if state.expression is None:
+        observe(state, pts)
+    assert state.expression is not None
+    neutral = state.expression.neutral
+    if strength <= 0:
+        return face
+    d = eye_distance(pts)
+    target = neutral + strength * (pts - neutral)
+    # the smile field moves the points by amount x its move at amount 1 (nearly: it is linear in the amount and
+    # gentle), so one evaluation gives the lift of a unit smile, the smile the tracker saw and where the features go
+    unit_move = smile_displacement(neutral, 1.0)(neutral)
+    unit = mouth_corner_lift(neutral + unit_move) - mouth_corner_lift(neutral)
+    read = (mouth_corner_lift(target) - mouth_corner_lift(neutral)) / max(unit, 1e-6)  # the smile the tracker saw
+    smile = float(np.clip(read / RESPONSE, *SMILE_RANGE))  # ... and the smile that reads as much on the output
+    if abs(smile) < SMILE_DEAD_ZONE:
+        smile = read = 0.0
+    rest = target - (neutral + read * unit_move)  # the moves left once the smile as read is taken out: lips, brows
+    start = neutral + smile * unit_move  # where the smile field puts the features
+    target = start + rest
+    zones = [BROW_DEAD_ZONE if i in BROWS else DEAD_ZONE for i in FOLLOWED]
+    followed = [i for i, zone in zip(FOLLOWED, zones, strict=True) if np.hypot(*rest[i]) > zone * d]
+    if not followed and not smile:
+        return face
+    shape = (face.shape[0], face.shape[1])
+    field = None
+    if followed:
+        src = np.concatenate([start[followed], pts[list(STILL)]])
+        dst = np.concatenate([target[followed], pts[list(STILL)]])
+        field = interpolating_field(src, dst, shape, sigma=SIGMA * d)
+    if smile:
+        smiled = coarse_map(smile_displacement(neutral, smile), shape, max(1, int(SIGMA * d / 2)))
+        # backward maps compose: an output pixel samples the smiled face where ``field`` says, which samples the
+        # swapped face where the smile's map says there
+        field = smiled if field is None else cv2.remap(smiled, field[..., 0], field[..., 1], cv2.INTER_LINEAR)
+    assert field is not None
+    out = cv2.remap(face, field[..., 0], field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    opened = mouth_openness(target) - mouth_openness(neutral)
+    if opened > PAINT_FROM:  # the lips parted: the gap between them is the dark inside of a mouth, not stretched lip
+        paint_mouth(out, target, opened, d)
+    return out
+
+
+def interpolating_field(src: np.ndarray, dst: np.ndarray, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Backward map (H x W x 2, float32; output pixel -> where it samples the input) that takes each ``dst`` point
+    exactly to its ``src`` (a Gaussian radial-basis interpolation, lightly regularised), fading to no motion
+    3 sigma beyond the points. Unlike a normalised weighted mean of the moves (realtime.expressions'
+    displacement_field), the mouth's corners move as far as their landmarks do, however close the lips' middle,
+    which does not move in a smile, sits. Computed on a grid of about sigma / 2 pixels and upsampled."""
+    h, w = shape
+    base = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
+    offsets = src - dst
+    if not (np.abs(offsets).max(axis=1) > 1e-6).any():
+        return base
+    gram = np.exp(-((dst[:, None, :] - dst[None, :, :]) ** 2).sum(-1) / (2 * sigma * sigma))
+    # (OpenCV's own solver: numpy's goes through a threaded BLAS, ~6 ms for this 50 x 50 system on a busy 2-core CPU)
+    ok, coef = cv2.solve(gram + REGULARISE * np.eye(len(dst)), offsets, flags=cv2.DECOMP_CHOLESKY)
+    if not ok:
+        return base
+    reach = 3.0 * sigma
+    lo = np.floor(np.maximum(dst.min(axis=0) - reach, 0)).astype(int)
+    hi = np.ceil(np.minimum(dst.max(axis=0) + reach, [w - 1, h - 1])).astype(int)
+    if (hi <= lo).any():
+        return base
+    step = int(np.clip(sigma / 2.0, 1, 8))
+    xs = np.arange(lo[0], hi[0] + step, step, dtype=np.float64)
+    ys = np.arange(lo[1], hi[1] + step, step, dtype=np.float64)
+    gx, gy = np.meshgrid(xs, ys)
+    d2 = (gx[..., None] - dst[None, None, :, 0]) ** 2 + (gy[..., None] - dst[None, None, :, 1]) ** 2
+    field = np.exp(-d2 / (2 * sigma * sigma)) @ coef
+    box_w, box_h = int(hi[0] - lo[0] + 1), int(hi[1] - lo[1] + 1)
+    full = (
+        cv2.resize(field.astype(np.float32), ((len(xs) - 1) * step + 1, (len(ys) - 1) * step + 1))
+        if step > 1
+        else field.astype(np.float32)
+    )
+    base[lo[1] : lo[1] + box_h, lo[0] : lo[0] + box_w] += full[:box_h, :box_w]
+    return base
+
+
+def coarse_map(displacement, shape: tuple[int, int], step: int) -> np.ndarray:
+    """Backward map (H x W x 2, float32) of a smooth ``displacement`` (points -> pixels, as realtime.expressions'
+    fields), evaluated on a grid of ``step`` pixels and upsampled: the smile's field varies at the scale of the
+    mouth, and per pixel it cost 1.5 ms of the follower's budget on a 128 px crop."""
+    h, w = shape
+    base = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
+    gx, gy = np.meshgrid(
+        np.arange(0, w - 1 + step, step, dtype=np.float64), np.arange(0, h - 1 + step, step, dtype=np.float64)
+    )
+    coarse = displacement(np.stack([gx, gy], axis=-1)).astype(np.float32)
+    full = cv2.resize(coarse, ((gx.shape[1] - 1) * step + 1, (gx.shape[0] - 1) * step + 1)) if step > 1 else coarse
+    return base - full[:h, :w]
