@@ -61,6 +61,7 @@ class PeerOptions:
     colour: str = PipelineOptions.colour
     faces: str = PipelineOptions.faces
     morph: float = PipelineOptions.morph
+    expression: float = PipelineOptions.expression
     temporal: float = PipelineOptions.temporal
     hud: bool = False
     label: bool = True
