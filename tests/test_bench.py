@@ -20,8 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_process_usage_matches_the_kernel_counters():
+    empty = process_usage()
     ballast = np.ones(64 * 2**20 // 8)  # 64 MB, touched: resident
     before = process_usage()
+    assert before["rss_mb"] > empty["rss_mb"] + 40  # RSS sees it
     statm_rss_mb = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     assert before["rss_mb"] == pytest.approx(statm_rss_mb, rel=0.05)
     assert before["threads"] == len(os.listdir("/proc/self/task"))
@@ -33,7 +35,7 @@ def test_process_usage_matches_the_kernel_counters():
     try:
         during = process_usage()
         assert during["threads"] == before["threads"] + 3 and during["python_threads"] == before["python_threads"] + 3
-        assert during["rss_mb"] < before["rss_mb"] - 40  # the ballast was given back
+        # (whether the freed ballast leaves RSS depends on the allocator's state: in the full suite it stayed)
     finally:
         stop.set()
         for thread in extra:
