@@ -73,13 +73,14 @@ def frozen_grace_swapper(tmp_path, grace_hopper, portrait_landmarks):
     return open_swapper(frozen, threads=1)
 
 
-def output_ears(swapper, options: PipelineOptions, frames, detector) -> np.ndarray:
-    """The eye aspect ratio the static detector reads on each output frame of ``frames`` run through the pipeline."""
+def output_ears(swapper, options: PipelineOptions, frames, detector, measure=eye_aspect_ratio) -> np.ndarray:
+    """What the static detector reads (``measure`` of its landmarks: the eye aspect ratio by default) on each output
+    frame of ``frames`` run through the pipeline."""
     ears = []
     with FaceSwapProcessor(swapper, options) as proc:
         for i, frame in enumerate(frames):
             out = proc.process(frame, i / 30.0)
-            ears.append(eye_aspect_ratio(detector.detect(out)[0].landmarks))
+            ears.append(measure(detector.detect(out)[0].landmarks))
     return np.array(ears)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_eyes import frozen_grace_swapper
+from test_eyes import frozen_grace_swapper, output_ears
 
 from realtime import pipeline
 from realtime.expressions import expression_warp, moved_landmarks
@@ -90,12 +90,7 @@ def output_lifts(swapper, expression: float, frames, detector) -> np.ndarray:
     options = PipelineOptions(
         colour="none", mouth="swap", eyes="swap", occlusion="off", hud=False, label=False, expression=expression
     )
-    lifts = []
-    with FaceSwapProcessor(swapper, options) as proc:
-        for i, frame in enumerate(frames):
-            out = proc.process(frame, i / 30.0)
-            lifts.append(mouth_corner_lift(detector.detect(out)[0].landmarks))
-    return np.array(lifts)
+    return output_ears(swapper, options, frames, detector, measure=mouth_corner_lift)
 
 
 @pytest.mark.slow
