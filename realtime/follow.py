@@ -26,12 +26,11 @@ import cv2
 import numpy as np
 
 from realtime.align import TEMPLATE_68
-from realtime.expressions import paint_mouth, smile_displacement
+from realtime.expressions import BROWS, paint_mouth, smile_displacement
 from realtime.facestate import FaceState
 from realtime.landmarks.measures import eye_distance, face_axes, mouth_corner_lift, mouth_openness
 from realtime.types import Image
 
-BROWS = tuple(range(17, 27))
 MOUTH = tuple(range(48, 68))
 FOLLOWED = MOUTH + BROWS
 # held still: the jaw's sides, the nose, the eyes (the eye follower moves the lids on its own)
