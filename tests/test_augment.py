@@ -185,6 +185,24 @@ def test_occluders_are_deterministic_and_off_means_unchanged():
     assert s1 is not None and s2 is not None and not np.array_equal(s1, s2)
 
 
+def test_a_batch_with_occluders_says_where_the_face_is_visible():
+    images, masks, weights = map(np.stack, zip(*[_blob_face(i) for i in range(6)], strict=True))
+    idx = np.arange(6)
+    aug = Augmenter(AugmentConfig(occluders=0.5, **_NO_DEGRADE))
+    batch = aug.batch(images, masks, weights, idx, seed=3, step=2, stream=1)
+    visible = batch["visible"]
+    assert visible.shape == (6, 1, SIZE, SIZE) and visible.dtype == np.float32
+    for k in range(6):
+        alpha = aug.sample_parts(images[k], masks[k], weights[k], sample_seed(3, 2, 1, k), others=images).occluder
+        if alpha is None:
+            assert np.all(visible[k] == 1.0)
+        else:  # 1 - alpha exactly: 0 where the occluder is opaque
+            assert np.array_equal(visible[k, 0], 1.0 - alpha) and np.any(visible[k] == 0.0)
+    assert 0 < sum(np.any(visible[k] < 1.0) for k in range(6)) < 6
+    # without occluders there is no such key: the batch is what it was before occluders existed
+    assert "visible" not in Augmenter(AugmentConfig(occluders=0.0)).batch(images, masks, weights, idx, 3, 2, 1)
+
+
 def test_every_occluder_kind_is_drawn_and_pasted_exactly():
     image, mask, _ = _blob_face(5)
     assert {choose_kind(np.random.default_rng(s)) for s in range(200)} == set(KINDS)
@@ -232,6 +250,15 @@ def test_occluder_and_mask_loss_switches_in_train_enroll_and_demo_build():
     # ... and with the mask loss it had (MSE); new runs learn the mask with cross-entropy
     assert train.resolve_config(cfg, saved)[0].mask_loss == "mse" and cfg.mask_loss == "bce"
     assert train.config_from_args(parser.parse_args([*base, "--mask-loss", "mse"])).mask_loss == "mse"
+    # the face loss under an occluder: the default, a switch in train and enroll, and the old runs' "learn"
+    assert train.config_from_args(parser.parse_args(base)).occluder_face == train.OCCLUDER_FACE
+    assert train.config_from_args(parser.parse_args([*base, "--occluder-face", "skip"])).occluder_face == "skip"
+    enroll_parser = argparse.ArgumentParser()
+    enroll.add_arguments(enroll_parser)
+    assert enroll_parser.parse_args(["--out", "me", "--occluder-face", "learn"]).occluder_face == "learn"
+    assert train.resolve_config(cfg, saved)[0].occluder_face == "learn"
+    with pytest.raises(train.SwapcamError, match="--occluder-face 'all'"):
+        train.resolve_config(train.TrainConfig(a="A", b="B", out="O", occluder_face="all"), None)
 
 
 def _tiny_config() -> dict:

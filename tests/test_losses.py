@@ -96,6 +96,34 @@ def test_weighted_pixel_losses_match_numpy():
         weighted_recon(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(weight), "huber")
 
 
+def test_visible_keeps_the_face_losses_off_what_an_occluder_hides():
+    rng = np.random.default_rng(5)
+    face, target = (torch.from_numpy(rng.random((2, 3, 32, 32))) for _ in range(2))
+    mask, target_mask = (torch.from_numpy(rng.random((2, 1, 32, 32))) for _ in range(2))
+    weight = torch.from_numpy(rng.random((2, 1, 32, 32)) + 0.5)
+    visible = torch.ones(2, 1, 32, 32, dtype=torch.float64)
+    visible[0, :, 8:20, 10:24] = 0.0  # an occluder over part of the first sample
+
+    def loss(tgt: torch.Tensor, tgt_mask: torch.Tensor, vis: torch.Tensor | None) -> float:
+        return float(reconstruction_loss(face, mask, tgt, tgt_mask, weight, "l1", 1.0, 1.0, "bce", vis))
+
+    # all visible: exactly the loss without it
+    assert loss(target, target_mask, visible.clone().fill_(1.0)) == pytest.approx(loss(target, target_mask, None))
+    # any face target under the occluder: the same loss (neither L1 nor a DSSIM window that touches it sees it)
+    other = target.clone()
+    other[0, :, 8:20, 10:24] = torch.from_numpy(rng.random((3, 12, 14)))
+    assert loss(other, target_mask, visible) == pytest.approx(loss(target, target_mask, visible), rel=1e-12)
+    assert loss(other, target_mask, None) != pytest.approx(loss(target, target_mask, None), rel=1e-6)
+    # the mask loss still sees it: the mask target there changes the loss
+    other_mask = target_mask.clone()
+    other_mask[0, :, 8:20, 10:24] = 0.0
+    assert loss(target, other_mask, visible) != pytest.approx(loss(target, target_mask, visible), rel=1e-6)
+    # and where the face is visible the face target counts: a target equal to the face there lowers the loss
+    moved = target.clone()
+    moved[1] = face[1]
+    assert loss(moved, target_mask, visible) < loss(target, target_mask, visible) - 0.1
+
+
 def test_reconstruction_loss_adds_its_terms():
     rng = np.random.default_rng(2)
     face, target = (torch.from_numpy(rng.random((2, 3, 16, 16))) for _ in range(2))

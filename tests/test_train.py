@@ -581,6 +581,26 @@ def test_cross_mask_loss_trains_each_decoders_mask_on_the_other_identity():
         assert not moved(decoder.to_face)
 
 
+def test_occluder_face_skip_reaches_the_step():
+    """--occluder-face skip: the step's face losses leave out what the batch's "visible" hides (learn: they do not;
+    no "visible" key: the two are the same step)."""
+    device = torch.device("cpu")
+    a, b = _random_identity("a", 4, 64, 1), _random_identity("b", 4, 64, 2)
+    batch_a, batch_b = identity_batch(None, a, 0, 0, 0, 2, device), identity_batch(None, b, 0, 0, 1, 2, device)
+
+    def loss(kind: str, batch: dict) -> float:
+        state = build_train_state(get_preset("tiny"), device, 1e-3, 0, False)
+        return float(train_step(state, batch, batch_b, LossConfig(occluder_face=kind)).loss_a)
+
+    assert loss("skip", batch_a) == loss("learn", batch_a)  # no occluders in the batch: the same step
+    hidden = dict(batch_a, visible=torch.ones_like(batch_a["mask"]))
+    hidden["visible"][:, :, 10:40, 12:50] = 0.0
+    scrambled = dict(hidden, target=hidden["target"].clone())
+    scrambled["target"][:, :, 10:40, 12:50] = torch.rand_like(scrambled["target"][:, :, 10:40, 12:50])
+    assert loss("skip", scrambled) == pytest.approx(loss("skip", hidden), rel=1e-6)
+    assert loss("learn", scrambled) != pytest.approx(loss("learn", hidden), rel=1e-3)
+
+
 def test_freezing_the_encoder_trains_the_decoders_only_and_keeps_it_bit_identical():
     """--freeze encoder: the encoder's weights get no gradient and no Adam state and stay bit-identical over several
     steps (a fine-tune that keeps the shared code), while both decoders learn; the optimizer's state round-trips

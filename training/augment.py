@@ -58,6 +58,8 @@ class AugmentConfig:
     expression_mix: tuple[float, ...] = EXPRESSION_MIX
     # Probability of an occluder over the input (training.occluders); the mask target is 0 under it. 0: off, and
     # samples are exactly what they were before occluders existed (their random draws are a stream of their own).
+    # With occluders on, a batch also carries "visible" (1 - the occluder's alpha): where the face loss may look
+    # (training.losses.reconstruction_loss, ``occluder_face`` "skip").
     occluders: float = 0.0
 
 
@@ -225,21 +227,25 @@ class Augmenter:
         ``landmarks`` (N x 68 x 2 crop points of ``images``) enable the expression warps; ``clean``: see
         :meth:`sample`; patch occluders cut their texture from any of ``images``."""
 
-        def one(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        def one(k: int) -> Sample:
             i = int(indices[k])
             lm = None if landmarks is None else landmarks[i]
-            return self.sample(
+            return self.sample_parts(
                 images[i], masks[i], weights[i], sample_seed(seed, step, stream, k), warp, lm, clean, images
             )
 
         samples = [one(k) for k in range(len(indices))]
-        inputs, targets, ms, ws = (list(part) for part in zip(*samples, strict=True))
-        return {
-            "input": to_nchw_rgb(np.stack(inputs)),
-            "target": to_nchw_rgb(np.stack(targets)),
-            "mask": np.stack(ms)[:, None].astype(np.float32),
-            "weight": np.stack(ws)[:, None].astype(np.float32),
+        arrays = {
+            "input": to_nchw_rgb(np.stack([s.input for s in samples])),
+            "target": to_nchw_rgb(np.stack([s.target for s in samples])),
+            "mask": np.stack([s.mask for s in samples])[:, None].astype(np.float32),
+            "weight": np.stack([s.weight for s in samples])[:, None].astype(np.float32),
         }
+        if self.config.occluders > 0:
+            ones = np.ones(samples[0].mask.shape, np.float32)
+            visible = [ones if s.occluder is None else 1.0 - s.occluder for s in samples]
+            arrays["visible"] = np.stack(visible)[:, None].astype(np.float32)
+        return arrays
 
 
 def expression_kind(seed: int, mix: tuple[float, ...]) -> str:

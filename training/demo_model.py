@@ -24,6 +24,7 @@ from models.contract import DEMO_DIR, DEMO_MODELS
 from realtime.atomic import atomic_write_bytes
 from realtime.errors import SwapcamError
 from training.train import (
+    OCCLUDER_FACE,
     OCCLUDERS,
     add_cross_mask_argument,
     add_freeze_argument,
@@ -139,6 +140,7 @@ class Recipe:
     init: str = ""
     texture: bool = False
     occluders: float = OCCLUDERS
+    occluder_face: str = OCCLUDER_FACE  # face loss under an occluder (training.train.OCCLUDER_FACE)
     cross_mask: float = 0.0  # weight of the cross-identity mask loss (training.step.cross_mask_loss)
     freeze: tuple[str, ...] = ()  # parts of the model that do not train (training.train.FREEZABLE)
 
@@ -200,6 +202,7 @@ def train_config(workdir: Path, recipe: Recipe, max_minutes: float = 0.0, worker
         init=recipe.init,
         texture=recipe.texture,
         occluders=recipe.occluders,
+        occluder_face=recipe.occluder_face,
         cross_mask=recipe.cross_mask,
         freeze=tuple(recipe.freeze),
     )
@@ -440,6 +443,7 @@ def run(args: argparse.Namespace) -> int:
         init=args.init,
         texture=args.texture,
         occluders=occluders_from_args(args),
+        occluder_face=args.occluder_face,
         cross_mask=args.cross_mask,
         freeze=tuple(args.freeze),
     )

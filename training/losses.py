@@ -29,9 +29,16 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 7, sigma: float = 1
     return ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
 
 
-def dssim(x: torch.Tensor, y: torch.Tensor, window: int = 7) -> torch.Tensor:
-    """Structural dissimilarity (1 - SSIM) / 2, averaged: 0 for identical images."""
-    return ((1.0 - ssim_map(x, y, window)) / 2.0).mean()
+def dssim(x: torch.Tensor, y: torch.Tensor, window: int = 7, where: torch.Tensor | None = None) -> torch.Tensor:
+    """Structural dissimilarity (1 - SSIM) / 2, averaged: 0 for identical images. ``where`` (N x 1 x H x W in
+    [0, 1]) limits the average to the windows that lie wholly where it is 1 (each window counts with its smallest
+    value): the face under a pasted occluder is left out."""
+    d = (1.0 - ssim_map(x, y, window)) / 2.0
+    if where is None:
+        return d.mean()
+    inside = 1.0 - F.max_pool2d(1.0 - where, window, stride=1)  # the window's minimum, 'valid' like ssim_map
+    inside = inside.expand_as(d)
+    return (d * inside).sum() / inside.sum().clamp_min(1e-6)
 
 
 def weighted_recon(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, kind: str = "l1") -> torch.Tensor:
@@ -54,12 +61,17 @@ def reconstruction_loss(
     dssim_weight: float = 1.0,
     mask_weight: float = 1.0,
     mask_loss: str = "mse",
+    visible: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Loss of one identity's batch: priority-weighted L1/MSE + DSSIM on the face + the learned mask's loss against
-    its target (the hull, 0 under occluders): ``mask_loss`` "mse" or "bce" (binary cross-entropy)."""
+    its target (the hull, 0 under occluders): ``mask_loss`` "mse" or "bce" (binary cross-entropy). ``visible``
+    (N x 1 x H x W, 1 - a pasted occluder's alpha) keeps the face losses off what the occluder hides, so the
+    decoder is not taught to invent its identity's face from a hand; the mask loss still sees it all."""
+    if visible is not None:
+        weight = weight * visible
     loss = weighted_recon(face, target, weight, kind)
     if dssim_weight:
-        loss = loss + dssim_weight * dssim(face, target)
+        loss = loss + dssim_weight * dssim(face, target, where=visible)
     if mask_weight:
         loss = loss + mask_weight * mask_error(mask, target_mask, mask_loss)
     return loss

@@ -117,6 +117,9 @@ class LossConfig:
     # weight of the cross-identity mask loss: each decoder's mask also learns the other identity's faces (decoder B
     # on A's inputs against A's mask target); the face of that pass has no loss. 0 = off (no extra pass)
     cross_mask: float = 0.0
+    # under a pasted occluder: "learn" the face target there too (the first occluder runs), or "skip" it (no face
+    # loss where the occluder is; only the mask learns it). Measured: benchmarks/occluder_finetune.md
+    occluder_face: str = "learn"
 
 
 @dataclass
@@ -208,6 +211,7 @@ def train_step(state: TrainState, batch_a: Batch, batch_b: Batch, losses: LossCo
         losses.dssim_weight,
         losses.mask_weight,
         losses.mask_loss,
+        batch_a.get("visible") if losses.occluder_face == "skip" else None,
     )
     loss_b = reconstruction_loss(
         face_b,
@@ -219,6 +223,7 @@ def train_step(state: TrainState, batch_a: Batch, batch_b: Batch, losses: LossCo
         losses.dssim_weight,
         losses.mask_weight,
         losses.mask_loss,
+        batch_b.get("visible") if losses.occluder_face == "skip" else None,
     )
     loss = loss_a + loss_b
     if losses.cross_mask:

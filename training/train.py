@@ -49,6 +49,11 @@ METRICS = "metrics.jsonl"
 # cut out of the mask target, so the learned mask leaves out what is in front of the face (swapcam train, enroll,
 # build-demo-model). A checkpoint saved before occluders existed resumes with 0, as it was trained.
 OCCLUDERS = 0.3
+# What the face loss does under a pasted occluder: "learn" (the face target there is still the identity's face: the
+# first occluder runs) or "skip" (no face loss under it; only the mask learns that it is not face). Chosen by
+# measurement (benchmarks/occluder_finetune.md, "Mask only").
+OCCLUDER_FACE = "learn"
+OCCLUDER_FACES = ("learn", "skip")
 MASK_LOSSES = ("mse", "bce")  # training.losses.mask_error
 # Parts of the model --freeze can hold still (SwapAutoencoder's attributes): a frozen part gets no gradient and no
 # optimizer state, and its weights stay bit-identical. Freezing the encoder keeps the shared code a fine-tune started
@@ -100,6 +105,7 @@ class TrainConfig:
     augment_off: float = 1.0  # from this fraction of steps on: no flip, affine or colour jitter (clean targets)
     texture: bool = False  # decoders learn a detail texture (models.autoencoder.ModelConfig.texture); --init adds it
     occluders: float = OCCLUDERS  # probability per sample of an occluder over the input, mask target 0 under it
+    occluder_face: str = OCCLUDER_FACE  # face loss under an occluder: learn or skip (see OCCLUDER_FACE)
     mask_loss: str = "bce"  # learned mask vs its target (training.losses.mask_error); older checkpoints: mse
     cross_mask: float = 0.0  # weight of the cross-identity mask loss (training.step.cross_mask_loss); 0 = off
     freeze: tuple[str, ...] = ()  # parts of the model (FREEZABLE) that do not train
@@ -254,6 +260,14 @@ def add_occluder_arguments(parser: argparse.ArgumentParser) -> None:
         "mask leaves a hand in front of the face in front of it (training.occluders)",
     )
     group.add_argument("--no-occluders", action="store_true", help="no occluders (same as --occluders 0)")
+    parser.add_argument(
+        "--occluder-face",
+        choices=OCCLUDER_FACES,
+        default=OCCLUDER_FACE,
+        help="the face loss under a pasted occluder: learn (the decoder is taught its identity's face there too) or "
+        "skip (no face loss there; only the mask learns the occluder, so the decoder is never taught to invent a "
+        f"face from a hand). Default {OCCLUDER_FACE}",
+    )
 
 
 def add_cross_mask_argument(parser: argparse.ArgumentParser) -> None:
@@ -420,7 +434,7 @@ def train_loop(
     from training.prefetch import BatchStream
     from training.step import LossConfig, to_device, train_step
 
-    losses = LossConfig(cfg.loss, cfg.dssim_weight, cfg.mask_weight, cfg.mask_loss, cfg.cross_mask)
+    losses = LossConfig(cfg.loss, cfg.dssim_weight, cfg.mask_weight, cfg.mask_loss, cfg.cross_mask, cfg.occluder_face)
     metrics = MetricsLog(run.out / METRICS, run.world)
     bar = progress_bar(cfg, run.model_config.name, state.step, enabled=progress and run.rank == 0)
     ending = LoopEnding()
@@ -469,7 +483,12 @@ def resolve_config(cfg: TrainConfig, saved: dict | None) -> tuple[TrainConfig, M
     if saved is not None:
         known = {f.name for f in fields(TrainConfig)}
         # a checkpoint saved before these options existed resumes as it was trained: no occluders, MSE mask loss
-        old = {"occluders": 0.0, "mask_loss": "mse", "expression_mix": (1.0, 0.0, 0.0, 0.0, 0.0)}
+        old = {
+            "occluders": 0.0,
+            "mask_loss": "mse",
+            "expression_mix": (1.0, 0.0, 0.0, 0.0, 0.0),
+            "occluder_face": "learn",
+        }
         saved_config = old | saved["train_config"]
         resumed = TrainConfig(**{k: v for k, v in saved_config.items() if k in known})
         resumed.expression_mix, resumed.freeze = tuple(resumed.expression_mix), tuple(resumed.freeze)
@@ -501,6 +520,8 @@ def resolve_config(cfg: TrainConfig, saved: dict | None) -> tuple[TrainConfig, M
         raise SwapcamError(f"--freeze {' '.join(unknown)}: choose from {', '.join(FREEZABLE)}")
     if cfg.cross_mask < 0:
         raise SwapcamError(f"--cross-mask {cfg.cross_mask}: expected >= 0 (a loss weight; 0 = off)")
+    if cfg.occluder_face not in OCCLUDER_FACES:
+        raise SwapcamError(f"--occluder-face {cfg.occluder_face!r}: expected {' or '.join(OCCLUDER_FACES)}")
     if cfg.mask_loss not in MASK_LOSSES:
         raise SwapcamError(f"--mask-loss {cfg.mask_loss!r}: expected {' or '.join(MASK_LOSSES)}")
     if cfg.lr_schedule not in LR_SCHEDULES:
@@ -905,6 +926,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         texture=args.texture,
         augment_off=args.augment_off,
         occluders=occluders_from_args(args),
+        occluder_face=args.occluder_face,
         freeze=tuple(args.freeze),
     )
 

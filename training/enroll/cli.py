@@ -145,6 +145,7 @@ def _enroll(args: argparse.Namespace, out: Path, progress: bool, status: StatusF
         decoder_b_lr=args.decoder_b_lr,
         augment_off=args.augment_off,
         occluders=occluders_from_args(args),
+        occluder_face=args.occluder_face,
         patience=args.patience,
         seed=args.seed,
         threads=args.threads,

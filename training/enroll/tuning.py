@@ -17,7 +17,7 @@ import numpy as np
 
 from realtime.errors import SwapcamError
 from training.enroll.target import Target
-from training.train import OCCLUDERS
+from training.train import OCCLUDER_FACE, OCCLUDERS
 
 if TYPE_CHECKING:
     from training.train import TrainProgress
@@ -52,6 +52,7 @@ class TuneOptions:
     decoder_b_lr: float | None = None  # None: the policy (frozen for the checkpoint's own target, else full rate)
     augment_off: float = AUGMENT_OFF  # fraction of the steps from which targets are clean (train --augment-off)
     occluders: float = OCCLUDERS  # share of samples with an occluder over the input (train --occluders)
+    occluder_face: str = OCCLUDER_FACE  # face loss under an occluder (train --occluder-face)
     patience: int = 6  # held-out evaluations without improvement before stopping (0: never)
     evals: int = 25  # held-out evaluations over the run
     min_delta: float = 0.05  # dB that count as an improvement
@@ -112,6 +113,7 @@ def train_config_for(faceset_a: Path, target: Target, run_dir: Path, opts: TuneO
         decoder_b_lr=decoder_b,
         augment_off=opts.augment_off,
         occluders=opts.occluders,
+        occluder_face=opts.occluder_face,
     )
 
 
