@@ -192,13 +192,51 @@ def displacement_map(displacement: Displacement, shape: tuple[int, int], box: np
     """Backward map (H x W x 2, float32) for :func:`cv2.remap` of a displacement that is non-zero only inside
     ``box`` ((x0, y0), (x1, y1)), evaluated at every pixel of the box."""
     h, w = shape
-    base = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
+    base = identity_map(shape)
     x0, y0 = np.clip(np.floor(box[0]).astype(int), 0, [w - 1, h - 1])
     x1, y1 = np.clip(np.ceil(box[1]).astype(int), 0, [w - 1, h - 1])
     if x1 <= x0 or y1 <= y0:
         return base
     region = base[y0 : y1 + 1, x0 : x1 + 1]
     region -= displacement(region.astype(np.float64)).astype(np.float32)
+    return base
+
+
+def identity_map(shape: tuple[int, int]) -> np.ndarray:
+    """The backward map (H x W x 2, float32) that moves nothing: each output pixel samples itself."""
+    h, w = shape
+    return np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
+
+
+def coarse_grid(
+    points: np.ndarray, reach: float, shape: tuple[int, int], step: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """A grid every ``step`` pixels over the box around ``points`` grown by ``reach`` (clipped to the image): the
+    box's first and last pixel (x, y) and the grid's x and y (float64 meshgrids, reaching at least the last pixel);
+    None when the box is empty. Smooth fields are evaluated there and spread over the box by :func:`add_upsampled`."""
+    h, w = shape
+    lo = np.floor(np.maximum(points.min(axis=0) - reach, 0)).astype(int)
+    hi = np.ceil(np.minimum(points.max(axis=0) + reach, [w - 1, h - 1])).astype(int)
+    if (hi <= lo).any():
+        return None
+    gx, gy = np.meshgrid(
+        np.arange(lo[0], hi[0] + step, step, dtype=np.float64), np.arange(lo[1], hi[1] + step, step, dtype=np.float64)
+    )
+    return lo, hi, gx, gy
+
+
+def add_upsampled(
+    base: np.ndarray, coarse: np.ndarray, lo: np.ndarray, hi: np.ndarray, step: int, sign: float = 1.0
+) -> np.ndarray:
+    """``base`` (H x W x 2) plus ``sign`` x the grid values ``coarse`` (evaluated every ``step`` pixels from the box
+    corner ``lo``, as :func:`coarse_grid` lays them), bilinearly upsampled to one value per pixel over the box
+    ``lo`` .. ``hi``; ``base`` is changed in place and returned."""
+    coarse = coarse.astype(np.float32)
+    rows, cols = coarse.shape[:2]
+    full = cv2.resize(coarse, ((cols - 1) * step + 1, (rows - 1) * step + 1)) if step > 1 else coarse
+    box_w, box_h = int(hi[0] - lo[0] + 1), int(hi[1] - lo[1] + 1)
+    region = base[lo[1] : lo[1] + box_h, lo[0] : lo[0] + box_w]
+    region += sign * full[:box_h, :box_w]
     return base
 
 
@@ -209,37 +247,23 @@ def displacement_field(src: np.ndarray, dst: np.ndarray, shape: tuple[int, int],
     Computed only in the box around the moving points (3 sigma beyond; zero outside) on a grid of about sigma / 2
     pixels, then upsampled: the field is smooth at the scale of sigma, and training warps thousands of crops."""
     h, w = shape
-    base = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
+    base = identity_map(shape)
     offsets = src - dst
     moving = np.abs(offsets).max(axis=1) > 1e-6
     if not moving.any():
         return base
-    reach = 3.0 * sigma
-    lo = np.floor(np.maximum(dst[moving].min(axis=0) - reach, 0)).astype(int)
-    hi = np.ceil(np.minimum(dst[moving].max(axis=0) + reach, [w - 1, h - 1])).astype(int)
     step = int(np.clip(sigma / 2.0, 1, 8))
-    xs = np.arange(lo[0], hi[0] + step, step, dtype=np.float64)
-    ys = np.arange(lo[1], hi[1] + step, step, dtype=np.float64)
-    gx, gy = np.meshgrid(xs, ys)
+    grid = coarse_grid(dst[moving], 3.0 * sigma, shape, step)
+    if grid is None:
+        return base
+    lo, hi, gx, gy = grid
     d2 = (gx[..., None] - dst[None, None, :, 0]) ** 2 + (gy[..., None] - dst[None, None, :, 1]) ** 2
     weight = np.exp(-d2 / (2 * sigma * sigma))
     field = np.einsum("yxn,nc->yxc", weight, offsets) / (weight.sum(2)[..., None] + 1e-3)
     # fade to zero towards the border: the background never moves
     edge = np.minimum.reduce([gx, gy, (w - 1) - gx, (h - 1) - gy]) / (0.08 * min(h, w))
     field *= np.clip(edge, 0.0, 1.0)[..., None]
-    box_w, box_h = int(hi[0] - lo[0] + 1), int(hi[1] - lo[1] + 1)
-    # upsample the coarse grid to (about) one value per pixel of the box, then crop to the box
-    full = (
-        cv2.resize(
-            field.astype(np.float32),
-            ((len(xs) - 1) * step + 1, (len(ys) - 1) * step + 1),
-            interpolation=cv2.INTER_LINEAR,
-        )
-        if step > 1
-        else field.astype(np.float32)
-    )
-    base[lo[1] : lo[1] + box_h, lo[0] : lo[0] + box_w] += full[:box_h, :box_w]
-    return base
+    return add_upsampled(base, field, lo, hi, step)
 
 
 def paint_mouth(image: Image, lm: np.ndarray, amount: float, d: float, cavity: np.ndarray | None = None) -> None:

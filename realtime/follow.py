@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from realtime.align import TEMPLATE_68
-from realtime.expressions import BROWS, paint_mouth, smile_displacement
+from realtime.expressions import BROWS, add_upsampled, coarse_grid, identity_map, paint_mouth, smile_displacement
 from realtime.facestate import FaceState
 from realtime.landmarks.measures import eye_distance, face_axes, mouth_corner_lift, mouth_openness
 from realtime.types import Image
@@ -185,8 +185,7 @@ def interpolating_field(src: np.ndarray, dst: np.ndarray, shape: tuple[int, int]
     3 sigma beyond the points. Unlike a normalised weighted mean of the moves (realtime.expressions'
     displacement_field), the mouth's corners move as far as their landmarks do, however close the lips' middle,
     which does not move in a smile, sits. Computed on a grid of about sigma / 2 pixels and upsampled."""
-    h, w = shape
-    base = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
+    base = identity_map(shape)
     offsets = src - dst
     if not (np.abs(offsets).max(axis=1) > 1e-6).any():
         return base
@@ -195,25 +194,13 @@ def interpolating_field(src: np.ndarray, dst: np.ndarray, shape: tuple[int, int]
     ok, coef = cv2.solve(gram + REGULARISE * np.eye(len(dst)), offsets, flags=cv2.DECOMP_CHOLESKY)
     if not ok:
         return base
-    reach = 3.0 * sigma
-    lo = np.floor(np.maximum(dst.min(axis=0) - reach, 0)).astype(int)
-    hi = np.ceil(np.minimum(dst.max(axis=0) + reach, [w - 1, h - 1])).astype(int)
-    if (hi <= lo).any():
-        return base
     step = int(np.clip(sigma / 2.0, 1, 8))
-    xs = np.arange(lo[0], hi[0] + step, step, dtype=np.float64)
-    ys = np.arange(lo[1], hi[1] + step, step, dtype=np.float64)
-    gx, gy = np.meshgrid(xs, ys)
+    grid = coarse_grid(dst, 3.0 * sigma, shape, step)
+    if grid is None:
+        return base
+    lo, hi, gx, gy = grid
     d2 = (gx[..., None] - dst[None, None, :, 0]) ** 2 + (gy[..., None] - dst[None, None, :, 1]) ** 2
-    field = np.exp(-d2 / (2 * sigma * sigma)) @ coef
-    box_w, box_h = int(hi[0] - lo[0] + 1), int(hi[1] - lo[1] + 1)
-    full = (
-        cv2.resize(field.astype(np.float32), ((len(xs) - 1) * step + 1, (len(ys) - 1) * step + 1))
-        if step > 1
-        else field.astype(np.float32)
-    )
-    base[lo[1] : lo[1] + box_h, lo[0] : lo[0] + box_w] += full[:box_h, :box_w]
-    return base
+    return add_upsampled(base, np.exp(-d2 / (2 * sigma * sigma)) @ coef, lo, hi, step)
 
 
 def coarse_map(displacement, shape: tuple[int, int], step: int) -> np.ndarray:
@@ -221,10 +208,7 @@ def coarse_map(displacement, shape: tuple[int, int], step: int) -> np.ndarray:
     fields), evaluated on a grid of ``step`` pixels and upsampled: the smile's field varies at the scale of the
     mouth, and per pixel it cost 1.5 ms of the follower's budget on a 128 px crop."""
     h, w = shape
-    base = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
-    gx, gy = np.meshgrid(
-        np.arange(0, w - 1 + step, step, dtype=np.float64), np.arange(0, h - 1 + step, step, dtype=np.float64)
-    )
-    coarse = displacement(np.stack([gx, gy], axis=-1)).astype(np.float32)
-    full = cv2.resize(coarse, ((gx.shape[1] - 1) * step + 1, (gx.shape[0] - 1) * step + 1)) if step > 1 else coarse
-    return base - full[:h, :w]
+    grid = coarse_grid(np.array([[0.0, 0.0], [w - 1.0, h - 1.0]]), 0.0, shape, step)
+    assert grid is not None
+    lo, hi, gx, gy = grid
+    return add_upsampled(identity_map(shape), displacement(np.stack([gx, gy], axis=-1)), lo, hi, step, sign=-1.0)
