@@ -23,7 +23,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from realtime.landmarks.measures import eye_distance
+from realtime.landmarks.measures import eye_distance, face_axes
 from realtime.types import Image
 
 UPPER_INNER_LIP = (61, 62, 63)
@@ -435,8 +435,8 @@ UPPER_OUTER_LIP = (49, 50, 51, 52, 53)
 LOWER_OUTER_LIP_MIDDLE = (55, 56, 57, 58, 59)
 MOUTH_CORNER_POINTS = (48, 54, 60, 64)
 BROWS = tuple(range(17, 27))
-LIP_PRESS_ANCHORS = tuple(range(0, 17)) + tuple(range(27, 48))  # jaw, nose, eyes
-BROW_ANCHORS = tuple(range(0, 17)) + tuple(range(27, 48))  # jaw, nose, eyes (lids included: they stay put)
+# what holds still under a lip press and a brow raise: jaw, nose and eyes (lids included)
+HELD_STILL = tuple(range(0, 17)) + tuple(range(27, 48))
 
 
 def lip_press_landmarks(landmarks: np.ndarray, amount: float) -> np.ndarray:
@@ -447,8 +447,7 @@ def lip_press_landmarks(landmarks: np.ndarray, amount: float) -> np.ndarray:
     if amount <= 0:
         return out
     d = eye_distance(lm)
-    across = (lm[45] - lm[36]) / (np.linalg.norm(lm[45] - lm[36]) + 1e-9)
-    down = np.array([-across[1], across[0]])
+    across, down = face_axes(lm)
     meet = (lm[list(INNER_MOUTH)] @ down).mean()  # where the lips meet, along the face's down axis
     for i in UPPER_OUTER_LIP + LOWER_OUTER_LIP_MIDDLE:
         out[i] = lm[i] + amount * LIP_PRESS_THIN * (meet - lm[i] @ down) * down
@@ -468,8 +467,7 @@ def brow_raise_landmarks(landmarks: np.ndarray, amount: float) -> np.ndarray:
     amount = float(np.clip(amount, 0.0, 1.0))
     if amount <= 0:
         return out
-    across = (lm[45] - lm[36]) / (np.linalg.norm(lm[45] - lm[36]) + 1e-9)
-    up = -np.array([-across[1], across[0]])
+    up = -face_axes(lm)[1]
     for i in BROWS:
         out[i] = lm[i] + amount * BROW_LIFT * eye_distance(lm) * up
     return out
@@ -483,7 +481,7 @@ def lip_press_warp(
     Returns (image, moved landmarks, extra)."""
     lm = np.asarray(landmarks, np.float64)
     moved = lip_press_landmarks(lm, amount)
-    return _landmark_warp(image, lm, moved, LIP_PRESS_ANCHORS, 0.07 * eye_distance(lm), extra)
+    return _landmark_warp(image, lm, moved, HELD_STILL, 0.07 * eye_distance(lm), extra)
 
 
 def brow_raise_warp(
@@ -494,7 +492,7 @@ def brow_raise_warp(
     Returns (image, moved landmarks, extra)."""
     lm = np.asarray(landmarks, np.float64)
     moved = brow_raise_landmarks(lm, amount)
-    return _landmark_warp(image, lm, moved, BROW_ANCHORS, 0.2 * eye_distance(lm), extra)
+    return _landmark_warp(image, lm, moved, HELD_STILL, 0.2 * eye_distance(lm), extra)
 
 
 def _landmark_warp(
