@@ -664,6 +664,34 @@ def test_freezing_the_encoder_trains_the_decoders_only_and_keeps_it_bit_identica
         set_trainable(build_train_state(get_preset("tiny"), device, 1e-3, 0, False), FREEZABLE)
 
 
+def test_freezing_the_faces_trains_the_mask_heads_alone():
+    """--freeze faces: after a few steps every weight that draws the face (encoder, trunks, face heads) is
+    bit-identical, so the decoders' faces are too, and both mask heads (only they are in the optimizer) moved."""
+    from training.train import set_trainable
+
+    device = torch.device("cpu")
+    a, b = _random_identity("a", 4, 64, 1), _random_identity("b", 4, 64, 2)
+    state = build_train_state(get_preset("tiny"), device, 1e-3, 0, False)
+    set_trainable(state, ("faces",))
+    probe = identity_batch(None, a, 0, 9, 0, 2, device)["input"]
+    with torch.no_grad():
+        faces_before = [d(state.model.encoder(probe))[0] for d in (state.model.decoder_a, state.model.decoder_b)]
+    before = {k: v.clone() for k, v in state.model.state_dict().items()}
+    for index in range(3):
+        batch_a = identity_batch(None, a, 0, index, 0, 2, device)
+        batch_b = identity_batch(None, b, 0, index, 1, 2, device)
+        train_step(state, batch_a, batch_b, LossConfig(mask_loss="bce"))
+    after = state.model.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(".to_mask." in k for k in moved)
+    assert {k.split(".")[0] for k in moved} == {"decoder_a", "decoder_b"}
+    masks = {id(p) for d in (state.model.decoder_a, state.model.decoder_b) for p in d.to_mask.parameters()}
+    assert {id(p) for g in state.optimizer.param_groups for p in g["params"]} == masks
+    with torch.no_grad():
+        faces_after = [d(state.model.encoder(probe))[0] for d in (state.model.decoder_a, state.model.decoder_b)]
+    assert all(torch.equal(x, y) for x, y in zip(faces_before, faces_after, strict=True))
+
+
 def test_freeze_switch_in_train_and_demo_build(tmp_path, capsys):
     """--freeze reaches the run's config (train, build-demo-model); a part that is not a part of the model is an
     argparse error, and a config that names one (a hand-edited checkpoint) one clear line."""

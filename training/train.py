@@ -58,7 +58,9 @@ MASK_LOSSES = ("mse", "bce")  # training.losses.mask_error
 # Parts of the model --freeze can hold still (SwapAutoencoder's attributes): a frozen part gets no gradient and no
 # optimizer state, and its weights stay bit-identical. Freezing the encoder keeps the shared code a fine-tune started
 # from (the identity the live swap reads), while the decoders learn new drawing (occluders, expressions).
-FREEZABLE = ("encoder", "decoder_a", "decoder_b")
+# "faces" holds everything that draws the face (the encoder, both decoders' trunks, face heads and textures): only
+# the two mask heads learn, so the swapped face stays bit-identical and a fine-tune can change nothing but the mask.
+FREEZABLE = ("encoder", "decoder_a", "decoder_b", "faces")
 MIN_HOLDOUT_FACES = 4  # a faceset with fewer faces holds none out (--holdout): it needs them all to train
 
 
@@ -287,7 +289,8 @@ def add_freeze_argument(parser: argparse.ArgumentParser) -> None:
         choices=FREEZABLE,
         default=[],
         help="hold this part of the model still (repeat for several): no gradient, no optimizer state, weights "
-        "unchanged. --freeze encoder fine-tunes the decoders only and keeps the shared code (and identity) as it was",
+        "unchanged. --freeze encoder fine-tunes the decoders only and keeps the shared code (and identity) as it was; "
+        "--freeze faces trains the two mask heads alone (the swapped face stays bit-identical)",
     )
 
 
@@ -698,6 +701,14 @@ def set_learning_rate(state: TrainState, cfg: TrainConfig) -> float:
     return lr
 
 
+def frozen_parameters(model: SwapAutoencoder, part: str) -> list:
+    """The parameters --freeze ``part`` holds still (FREEZABLE)."""
+    if part == "faces":
+        masks = {id(p) for d in (model.decoder_a, model.decoder_b) for p in d.to_mask.parameters()}
+        return [p for p in model.parameters() if id(p) not in masks]
+    return list(getattr(model, part).parameters())
+
+
 def set_trainable(state: TrainState, freeze: tuple[str, ...] | list[str] = (), decoder_b_lr: float = 1.0) -> None:
     """Hold the ``freeze`` parts (FREEZABLE) still: no gradient for their weights and not in the optimizer (so no
     Adam state either); the losses still flow through them into the parts that train. Decoder B gets its own Adam
@@ -708,7 +719,7 @@ def set_trainable(state: TrainState, freeze: tuple[str, ...] | list[str] = (), d
     model = state.model
     frozen = set(freeze) | ({"decoder_b"} if decoder_b_lr <= 0 else set())
     for part in frozen:
-        for p in getattr(model, part).parameters():
+        for p in frozen_parameters(model, part):
             p.requires_grad_(False)
     decoder_b = [p for p in model.decoder_b.parameters() if p.requires_grad]
     own = {id(p) for p in model.decoder_b.parameters()}
