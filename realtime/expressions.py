@@ -277,20 +277,27 @@ def paint_mouth(image: Image, lm: np.ndarray, amount: float, d: float, cavity: n
         cv2.fillPoly(cavity, [poly], 1.0, lineType=cv2.LINE_AA, shift=2)
     if cavity.sum() < 2:
         return
+    # only the cavity's box, grown by twice the blurs' reach, is touched (beyond it alpha is 0): the same pixels
+    # as painting the whole crop, at a fraction of its cost (this runs on every frame of an open mouth)
+    x, y, bw, bh = cv2.boundingRect((cavity > 0).astype(np.uint8))
+    pad = 2 * int(np.ceil(4 * max(0.6, 0.025 * d))) + 2
+    x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(w, x + bw + pad), min(h, y + bh + pad)
+    roi, cavity = image[y0:y1, x0:x1], cavity[y0:y1, x0:x1]
+    lm = lm - np.array([x0, y0], np.float64)
     interior = np.array([38, 32, 70], np.float32)  # BGR: a dim red-brown, what a mouth looks like inside
-    colour = np.empty(image.shape, np.float32)
+    colour = np.empty(roi.shape, np.float32)
     colour[:] = interior
     strength = float(np.clip(amount / 0.25, 0.0, 1.0))  # a slightly parted mouth only darkens a little
     if amount > 0.12:  # upper teeth, the whole width of the upper inner lip
-        teeth = np.zeros((h, w), np.float32)
-        top = lm[[60, 61, 62, 63, 64]]
+        teeth = np.zeros(cavity.shape, np.float32)
+        top: np.ndarray = lm[[60, 61, 62, 63, 64]]
         depth = min(0.11 * d, 0.45 * amount * d)
         band = np.concatenate([top, top[::-1] + np.array([0.0, depth])])
         cv2.fillPoly(teeth, [np.round(band * 4).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=2)
         teeth = cv2.GaussianBlur(teeth, (0, 0), max(0.6, 0.015 * d)) * cavity
         colour = colour * (1 - teeth[..., None]) + np.array([200, 210, 222], np.float32) * teeth[..., None]
     alpha = cv2.GaussianBlur(cavity, (0, 0), max(0.6, 0.025 * d))[..., None] * (0.85 * strength)
-    image[:] = np.clip(image * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)
+    roi[:] = np.clip(roi * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)
 
 
 def _paint_lids(image: Image, lm: np.ndarray, amount: float, d: float) -> None:

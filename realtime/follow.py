@@ -92,6 +92,26 @@ class Neutral:
             self.neutral = cap_resting(self.neutral + NEUTRAL_RATE * (pts - self.neutral))
         return resting
 
+    @property
+    def neutral(self) -> np.ndarray:
+        return self._neutral
+
+    @neutral.setter
+    def neutral(self, pts: np.ndarray) -> None:
+        self._neutral = pts
+        self._basis: tuple[np.ndarray, float, float, float] | None = None
+
+    def basis(self) -> tuple[np.ndarray, float, float, float]:
+        """What the follower measures on the neutral, kept until it moves (it holds still while the face is not
+        resting, which is when the follower works): the points' move under a unit smile, the corner lift that
+        adds, and the neutral's own corner lift and inner-lip gap."""
+        if self._basis is None:
+            n = self._neutral
+            unit_move = smile_displacement(n, 1.0)(n)
+            lift = mouth_corner_lift(n)
+            self._basis = (unit_move, mouth_corner_lift(n + unit_move) - lift, lift, mouth_openness(n))
+        return self._basis
+
 
 def cap_resting(pts: np.ndarray) -> np.ndarray:
     """``pts`` made a resting mouth: the corners lowered (along the face's down axis) to at most the template's
@@ -147,9 +167,8 @@ def follow_expression(face: Image, crop_pts: np.ndarray, state: FaceState, stren
     target = neutral + strength * (pts - neutral)
     # the smile field moves the points by amount x its move at amount 1 (nearly: it is linear in the amount and
     # gentle), so one evaluation gives the lift of a unit smile, the smile the tracker saw and where the features go
-    unit_move = smile_displacement(neutral, 1.0)(neutral)
-    unit = mouth_corner_lift(neutral + unit_move) - mouth_corner_lift(neutral)
-    read = (mouth_corner_lift(target) - mouth_corner_lift(neutral)) / max(unit, 1e-6)  # the smile the tracker saw
+    unit_move, unit, neutral_lift, neutral_open = state.expression.basis()
+    read = (mouth_corner_lift(target) - neutral_lift) / max(unit, 1e-6)  # the smile the tracker saw
     smile = float(np.clip(read / RESPONSE, *SMILE_RANGE))  # ... and the smile that reads as much on the output
     if abs(smile) < SMILE_DEAD_ZONE:
         smile = read = 0.0
@@ -173,7 +192,7 @@ def follow_expression(face: Image, crop_pts: np.ndarray, state: FaceState, stren
         field = smiled if field is None else cv2.remap(smiled, field[..., 0], field[..., 1], cv2.INTER_LINEAR)
     assert field is not None
     out = cv2.remap(face, field[..., 0], field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-    opened = mouth_openness(target) - mouth_openness(neutral)
+    opened = mouth_openness(target) - neutral_open
     if opened > PAINT_FROM:  # the lips parted: the gap between them is the dark inside of a mouth, not stretched lip
         paint_mouth(out, target, opened, d)
     return out
