@@ -35,7 +35,8 @@ from realtime.tracking import FaceTracker, track_faces
 from realtime.types import Face, Image, check_image
 from realtime.upscale import SHARPEN_MODES, make_sharpener, scale_mask, scale_matrix
 
-# identity re-centring folds only resting frames into a face's mean code (realtime.follow.observe says which)
+# identity re-centring folds only resting frames into a face's mean code (realtime.follow.observe says which).
+# Measured off (README "Expression"): smile kept +0.03 on the Grace Hopper clip, within noise; carphone eyes r -0.06
 RECENTRE_RESTING_ONLY = False
 
 STAGES = (
