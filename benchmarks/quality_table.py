@@ -2,7 +2,7 @@
 
     python benchmarks/quality_table.py [--prefix quality] [--readme README.md] [--check]
 
-Reads benchmarks/results/PREFIX-{a2b-carphone,a2b-expressions,a2b-occluders,a2b-swap,a2b-self,b2a-self}.json and
+Reads benchmarks/results/PREFIX-{a2b-carphone,a2b-expressions,b2a-expressions,a2b-occluders,a2b-swap,a2b-self,b2a-self}.json and
 rewrites the block between the README's quality-table markers (``--check``: exit 1 if the README's block differs
 from what the JSON gives, without writing). `benchmarks/quality.sh` runs the evals and then this.
 """
@@ -20,6 +20,7 @@ BEGIN, END = "<!-- quality-table:begin -->", "<!-- quality-table:end -->"
 RUNS = (
     ("a2b-carphone", "carphone (real man talking)"),
     ("a2b-expressions", "expression clip (astronaut, truth)"),
+    ("b2a-expressions", "expression clip (Grace -> astronaut, truth)"),
     ("a2b-occluders", "occluder clip (astronaut, truth)"),
     ("a2b-swap", "astronaut -> Grace (synthetic)"),
     ("a2b-self", "Grace -> Grace (self)"),
