@@ -59,6 +59,8 @@ SMILE_RANGE = (-0.5, 1.5)  # the smile field's amount (1: a clear closed-mouth s
 # by as much lost mouth r on the truth clips, 0.81 -> 0.70 and 0.70 -> 0.68: not done.)
 RESPONSE = 0.6
 SMILE_DEAD_ZONE = 0.05  # smaller smile amounts are landmark jitter
+_FOLLOWED = np.array(FOLLOWED)
+_ZONES = np.array([BROW_DEAD_ZONE if i in BROWS else DEAD_ZONE for i in FOLLOWED])  # each followed point's dead zone
 
 
 def brow_height(lm: np.ndarray) -> float:
@@ -175,8 +177,8 @@ def follow_expression(face: Image, crop_pts: np.ndarray, state: FaceState, stren
     rest = target - (neutral + read * unit_move)  # the moves left once the smile as read is taken out: lips, brows
     start = neutral + smile * unit_move  # where the smile field puts the features
     target = start + rest
-    zones = [BROW_DEAD_ZONE if i in BROWS else DEAD_ZONE for i in FOLLOWED]
-    followed = [i for i, zone in zip(FOLLOWED, zones, strict=True) if np.hypot(*rest[i]) > zone * d]
+    moved = np.hypot(rest[_FOLLOWED, 0], rest[_FOLLOWED, 1]) > _ZONES * d
+    followed = _FOLLOWED[moved].tolist()
     if not followed and not smile:
         return face
     shape = (face.shape[0], face.shape[1])
@@ -189,9 +191,9 @@ def follow_expression(face: Image, crop_pts: np.ndarray, state: FaceState, stren
         smiled = coarse_map(smile_displacement(neutral, smile), shape, max(1, int(SIGMA * d / 2)))
         # backward maps compose: an output pixel samples the smiled face where ``field`` says, which samples the
         # swapped face where the smile's map says there
-        field = smiled if field is None else cv2.remap(smiled, field[..., 0], field[..., 1], cv2.INTER_LINEAR)
+        field = smiled if field is None else cv2.remap(smiled, field, None, cv2.INTER_LINEAR)
     assert field is not None
-    out = cv2.remap(face, field[..., 0], field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    out = cv2.remap(face, field, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     opened = mouth_openness(target) - neutral_open
     if opened > PAINT_FROM:  # the lips parted: the gap between them is the dark inside of a mouth, not stretched lip
         paint_mouth(out, target, opened, d)
@@ -218,8 +220,10 @@ def interpolating_field(src: np.ndarray, dst: np.ndarray, shape: tuple[int, int]
     if grid is None:
         return base
     lo, hi, gx, gy = grid
-    d2 = (gx[..., None] - dst[None, None, :, 0]) ** 2 + (gy[..., None] - dst[None, None, :, 1]) ** 2
-    return add_upsampled(base, np.exp(-d2 / (2 * sigma * sigma)) @ coef, lo, hi, step)
+    # the Gaussian is separable: one row of weights per grid column and one per grid row, not one per grid point
+    wx = np.exp(-((gx[0][:, None] - dst[None, :, 0]) ** 2) / (2 * sigma * sigma))
+    wy = np.exp(-((gy[:, 0][:, None] - dst[None, :, 1]) ** 2) / (2 * sigma * sigma))
+    return add_upsampled(base, np.tensordot(wy, wx[:, :, None] * coef[None], axes=(1, 1)), lo, hi, step)
 
 
 def coarse_map(displacement, shape: tuple[int, int], step: int) -> np.ndarray:
