@@ -3,7 +3,8 @@
 #   self-reconstruction both ways on synthetic clips (a2b on B's clip, b2a on A's clip), the swap itself (a2b on A's
 #   clip), real talking-head footage (a2b on the carphone clip) and the clips whose truth is known (a2b on
 #   `make-clip --expressions` and `--occluders` of A, b2a on `--expressions` of B, made into CLIPS first).
-#   JSON + contact sheets (JPEG) into OUT with a name prefix. Identity by face recognition needs the eval extra (installed by `make setup`).
+#   JSON + contact sheets (JPEG) into OUT with a name prefix. Identity by face recognition needs the eval extra
+#   (installed by `make setup`).
 #   benchmarks/eval_demo.sh PREFIX [A2B.onnx B2A.onnx]      e.g. benchmarks/eval_demo.sh eval-demo-v2
 #   EVAL_ARGS: more `swapcam eval` options for every run, e.g. EVAL_ARGS="--blend multiband --sharpen espcn"
 set -euo pipefail

@@ -2,9 +2,9 @@
 
     python benchmarks/quality_table.py [--prefix quality] [--readme README.md] [--check]
 
-Reads benchmarks/results/PREFIX-{a2b-carphone,a2b-expressions,b2a-expressions,a2b-occluders,a2b-swap,a2b-self,b2a-self}.json and
-rewrites the block between the README's quality-table markers (``--check``: exit 1 if the README's block differs
-from what the JSON gives, without writing). `benchmarks/quality.sh` runs the evals and then this.
+Reads benchmarks/results/PREFIX-{a2b-carphone,a2b-expressions,b2a-expressions,a2b-occluders,a2b-swap,a2b-self,
+b2a-self}.json and rewrites the block between the README's quality-table markers (``--check``: exit 1 if the
+README's block differs from what the JSON gives, without writing). `benchmarks/quality.sh` runs the evals and then this.
 """
 
 from __future__ import annotations
