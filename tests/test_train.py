@@ -295,7 +295,10 @@ def test_ctrl_c_saves_before_exiting(tmp_path, facesets, signum):
         "0",
         "--no-progress",
     ]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # faulthandler: if the run does not stop, SIGABRT makes it print every thread's stack (a full-suite run once
+    # hung here and left nothing to read)
+    env = dict(_env(), PYTHONFAULTHANDLER="1")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         if (out / "metrics.jsonl").exists() and len(read_metrics(out)) >= 3:
@@ -303,7 +306,12 @@ def test_ctrl_c_saves_before_exiting(tmp_path, facesets, signum):
         time.sleep(0.2)
     assert proc.poll() is None, proc.communicate()[1][-2000:]
     proc.send_signal(signum)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=60)
+        pytest.fail(f"training did not stop within 120 s of {signum.name}; its threads:\n{err[-6000:]}")
     assert proc.returncode == 130, err[-2000:]
     assert "checkpoint saved" in err
     state = load_checkpoint(out / CHECKPOINT)
