@@ -295,10 +295,19 @@ def test_ctrl_c_saves_before_exiting(tmp_path, facesets, signum):
         "0",
         "--no-progress",
     ]
-    # faulthandler: if the run does not stop, SIGABRT makes it print every thread's stack (a full-suite run once
-    # hung here and left nothing to read)
+    # faulthandler: if the run does not stop, SIGABRT makes it print every thread's stack
     env = dict(_env(), PYTHONFAULTHANDLER="1")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a suite started as a background job (`make test &`) ignores SIGINT, and an ignored signal stays ignored
+        # across exec: the child would never see Ctrl-C. Give it the default disposition, as a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         if (out / "metrics.jsonl").exists() and len(read_metrics(out)) >= 3:
