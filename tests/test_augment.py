@@ -188,7 +188,7 @@ def test_occluders_are_deterministic_and_off_means_unchanged():
 def test_a_batch_with_occluders_says_where_the_face_is_visible():
     images, masks, weights = map(np.stack, zip(*[_blob_face(i) for i in range(6)], strict=True))
     idx = np.arange(6)
-    aug = Augmenter(AugmentConfig(occluders=0.5, **_NO_DEGRADE))
+    aug = Augmenter(AugmentConfig(occluders=0.5, occluder_face="skip", **_NO_DEGRADE))
     batch = aug.batch(images, masks, weights, idx, seed=3, step=2, stream=1)
     visible = batch["visible"]
     assert visible.shape == (6, 1, SIZE, SIZE) and visible.dtype == np.float32
@@ -201,6 +201,9 @@ def test_a_batch_with_occluders_says_where_the_face_is_visible():
     assert 0 < sum(np.any(visible[k] < 1.0) for k in range(6)) < 6
     # without occluders there is no such key: the batch is what it was before occluders existed
     assert "visible" not in Augmenter(AugmentConfig(occluders=0.0)).batch(images, masks, weights, idx, 3, 2, 1)
+    # ... nor when the face loss learns under occluders (nothing would read it)
+    learn = Augmenter(AugmentConfig(occluders=0.5, **_NO_DEGRADE)).batch(images, masks, weights, idx, 3, 2, 1)
+    assert "visible" not in learn and all(np.array_equal(learn[k], batch[k]) for k in learn)
 
 
 def test_every_occluder_kind_is_drawn_and_pasted_exactly():

@@ -58,9 +58,10 @@ class AugmentConfig:
     expression_mix: tuple[float, ...] = EXPRESSION_MIX
     # Probability of an occluder over the input (training.occluders); the mask target is 0 under it. 0: off, and
     # samples are exactly what they were before occluders existed (their random draws are a stream of their own).
-    # With occluders on, a batch also carries "visible" (1 - the occluder's alpha): where the face loss may look
-    # (training.losses.reconstruction_loss, ``occluder_face`` "skip").
     occluders: float = 0.0
+    # "skip": a batch with occluders also carries "visible" (1 - the occluder's alpha), where the face losses may look
+    # (training.losses.reconstruction_loss); "learn" (train's default) builds no such array
+    occluder_face: str = "learn"
 
 
 def sample_seed(seed: int, step: int, stream: int, index: int) -> int:
@@ -241,7 +242,7 @@ class Augmenter:
             "mask": np.stack([s.mask for s in samples])[:, None].astype(np.float32),
             "weight": np.stack([s.weight for s in samples])[:, None].astype(np.float32),
         }
-        if self.config.occluders > 0:
+        if self.config.occluders > 0 and self.config.occluder_face == "skip":
             ones = np.ones(samples[0].mask.shape, np.float32)
             visible = [ones if s.occluder is None else 1.0 - s.occluder for s in samples]
             arrays["visible"] = np.stack(visible)[:, None].astype(np.float32)

@@ -664,6 +664,7 @@ def load_data(cfg: TrainConfig, size: int) -> TrainingData:
                 flip=cfg.flip,
                 expressions=cfg.expressions,
                 occluders=cfg.occluders,
+                occluder_face=cfg.occluder_face,
                 expression_mix=tuple(cfg.expression_mix),
             )
         ),
