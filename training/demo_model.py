@@ -1,7 +1,7 @@
 """Rebuild the shipped demo model (A = astronaut -> B = Grace Hopper, and back) from scratch, offline.
 
 Steps, all with the real tools: synthetic camera clips of the two public-domain portraits (several seeds) written as
-MP4 -> ``swapcam extract`` -> ``swapcam train --preset tiny`` -> ``swapcam export`` of both directions into
+MP4 -> ``swapcam extract`` -> ``swapcam train`` (rt128 by default) -> ``swapcam export`` of both directions into
 models/demo/, plus SHA256SUMS and RECIPE.md (the command, seed, steps, PSNR reached, checksums).
 """
 
