@@ -26,15 +26,7 @@ import cv2
 import numpy as np
 
 from realtime.align import TEMPLATE_68
-from realtime.expressions import (
-    BROWS,
-    INNER_MOUTH,
-    add_upsampled,
-    coarse_grid,
-    identity_map,
-    paint_mouth,
-    smile_displacement,
-)
+from realtime.expressions import BROWS, add_upsampled, coarse_grid, identity_map, paint_mouth, smile_displacement
 from realtime.facestate import FaceState
 from realtime.landmarks.measures import eye_distance, face_axes, mouth_corner_lift, mouth_openness
 from realtime.types import Image
@@ -158,9 +150,7 @@ def observe(state: FaceState, pts: np.ndarray) -> bool:
     return state.expression.update(np.asarray(pts, np.float64))
 
 
-def follow_expression(
-    face: Image, crop_pts: np.ndarray, state: FaceState, strength: float, camera: Image | None = None
-) -> Image:
+def follow_expression(face: Image, crop_pts: np.ndarray, state: FaceState, strength: float) -> Image:
     """The swapped crop ``face`` with its mouth and brows moved by ``strength`` x (the camera's ``crop_pts`` - the
     face's neutral, as :func:`observe` left it; a face never observed is observed now). Strength 0 returns ``face``
     itself (the pipeline observes every frame also then, so switching on mid-call needs no settling).
@@ -205,40 +195,9 @@ def follow_expression(
     assert field is not None
     out = cv2.remap(face, field, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     opened = mouth_openness(target) - neutral_open
-    if opened > PAINT_FROM:  # the lips parted: the gap between them is the inside of a mouth, not stretched lip
-        if camera is not None:
-            paint_interior(out, camera, pts, target, opened)
-        else:
-            paint_mouth(out, target, opened, d)
+    if opened > PAINT_FROM:  # the lips parted: the gap between them is the dark inside of a mouth, not stretched lip
+        paint_mouth(out, target, opened, d)
     return out
-
-
-def paint_interior(out: Image, camera: Image, camera_pts: np.ndarray, target: np.ndarray, opened: float) -> None:
-    """Fill the opened mouth of ``out`` (the inner-lip polygon of ``target``, feathered) with the inside of the
-    camera's own mouth (``camera``, the aligned camera crop whose landmarks are ``camera_pts``), moved by the
-    similarity that takes the camera's inner lips onto the target's."""
-    h, w = out.shape[:2]
-    inner = list(INNER_MOUTH)
-    poly = np.round(target[inner] * 4).astype(np.int32)
-    x, y, bw, bh = cv2.boundingRect(poly >> 2)
-    pad = 4
-    x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(w, x + bw + pad + 1), min(h, y + bh + pad + 1)
-    if x1 <= x0 or y1 <= y0:
-        return
-    cavity = np.zeros((y1 - y0, x1 - x0), np.float32)
-    cv2.fillPoly(cavity, [poly - np.array([x0 * 4, y0 * 4], np.int32)], 1.0, lineType=cv2.LINE_AA, shift=2)
-    if cavity.sum() < 2:
-        return
-    matrix, _ = cv2.estimateAffinePartial2D(
-        camera_pts[inner].astype(np.float32), target[inner].astype(np.float32), method=cv2.LMEDS
-    )
-    if matrix is None:
-        return
-    matrix[:, 2] -= (x0, y0)
-    inside = cv2.warpAffine(camera, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    alpha = cv2.GaussianBlur(cavity, (0, 0), 0.8)[..., None] * float(np.clip(opened / 0.1, 0.0, 1.0))
-    roi = out[y0:y1, x0:x1]
-    roi[:] = np.clip(roi * (1 - alpha) + inside * alpha, 0, 255).astype(np.uint8)
 
 
 def interpolating_field(src: np.ndarray, dst: np.ndarray, shape: tuple[int, int], sigma: float) -> np.ndarray:

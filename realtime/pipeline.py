@@ -276,7 +276,7 @@ class FaceSwapProcessor:
                 cropped, swapped, learned, tracks, strict=True
             ):
                 ta = time.perf_counter()
-                face = follow_expression(face, crop_pts, track.state, self.options.expression, crop)
+                face = follow_expression(face, crop_pts, track.state, self.options.expression)
                 tv = time.perf_counter()
                 expression_ms += (tv - ta) * 1e3
                 ta = tv
