@@ -60,7 +60,7 @@ class Switch:
 SWITCHES: dict[str, Switch] = {
     s.name: s
     for s in (
-        Switch("mouth", "m", MOUTH_MODES, text="the camera's own mouth: auto (while open), keep (always), swap"),
+        Switch("mouth", "m", MOUTH_MODES, text="the camera's own mouth: auto (as it opens), keep (always), swap"),
         Switch("eyes", "e", EYES_MODES, text="the swap's eyelids follow the camera's blinks (follow) or not (swap)"),
         Switch(
             "expression",

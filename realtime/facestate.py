@@ -25,8 +25,6 @@ class FaceState:
     # realtime.eyes: the eye aspect ratio (lightly smoothed) and the face's own "open" baseline (a decaying peak)
     eyes_ear: float | None = None
     eyes_open_baseline: float | None = None
-    # realtime.mouth: the gate's open/closed state (hysteresis)
-    mouth_open: bool = False
     # realtime.sharpness: the blur level that matches the camera (moving average)
     sharpness_level: float | None = None
     # realtime.occlusion: the face's learned look and how much of the swap is shown

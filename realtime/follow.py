@@ -139,14 +139,18 @@ def resting_openness(state: FaceState) -> float:
     return 0.0 if state.expression is None else float(state.expression.open_floor)
 
 
-def observe(state: FaceState, pts: np.ndarray) -> bool:
+def observe(state: FaceState, pts: np.ndarray, seen: bool = True) -> bool:
     """Fold this frame's crop points into the face's neutral (kept in its track ``state``); whether the face is
     resting in this frame (no smile, open mouth or raised brows beyond the margins). Once per frame and face,
     before :func:`follow_expression` (the pipeline does it before the swap: re-centring may leave out expressive
-    frames, realtime.recentre)."""
+    frames, realtime.recentre). ``seen=False`` (a hand or a cup over the mouth, realtime.occlusion.mouth_seen):
+    the landmarks' mouth there is a guess, which would drag the floors down -- a hand read as a closed mouth made a
+    face that rests with parted lips count as open for seconds after -- so the frame is left out."""
     if state.expression is None:
         state.expression = Neutral(np.asarray(pts, np.float64))
         return True
+    if not seen:
+        return False
     return state.expression.update(np.asarray(pts, np.float64))
 
 

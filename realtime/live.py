@@ -42,8 +42,8 @@ def add_compositing_arguments(parser: argparse.ArgumentParser) -> None:
         "--mouth",
         default=PipelineOptions.mouth,
         choices=MOUTH_MODES,
-        help="the inside of the mouth: auto = the camera's own (teeth, tongue) while the mouth is open, the swap's "
-        "lips when closed; keep = always the camera's; swap = always the model's",
+        help="the inside of the mouth: auto = the camera's own (lips, teeth, tongue) fading in as the mouth opens, all "
+        "of it when wide open, the swap's lips when closed; keep = always the camera's; swap = always the model's",
     )
     parser.add_argument(
         "--eyes",

@@ -57,6 +57,9 @@ GROW_PX = 2  # GRID px the occluded region is grown by (its soft edge, the landm
 MIN_LIKENESS = 0.4  # Pearson r of the face's lightness pattern with the learned one: below it, all of it is hidden
 FLAT_CONTRAST = 0.3  # a face with less than this share of its learned lightness contrast reads as covered
 MIN_VISIBLE = 0.35  # of the landmark hull: less visible fades the swap out
+MOUTH_SEEN = 0.9  # of the area around the mouth visible: less, and the landmarks' mouth is a guess (follow.observe)
+AROUND_MOUTH = (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 31, 32, 33, 34, 35)  # the jaw under the mouth, the nose's base
+MOUTH_SETTLE = 6  # the mouth is trusted again on this frame after a hand left it (the mesh's lips take ~5 to settle)
 FADE_FRAMES = 5
 HAND_EVERY = 2  # while a hand is in view, its landmarks are tracked on every HAND_EVERY-th frame (~8 ms a run) ...
 HAND_SEARCH_EVERY = 3  # ... and while none is, looked for on every HAND_SEARCH_EVERY-th frame (palm detector, ~12 ms)
@@ -95,6 +98,8 @@ class OcclusionState:
     appearance: Appearance = field(default_factory=Appearance)
     presence: Presence = field(default_factory=Presence)
     visible_share: float = 1.0  # of the hull, last frame (for the HUD and tests)
+    mouth_visible_share: float = 1.0  # of the area around the mouth, this frame: a hidden mouth says nothing of rest
+    mouth_unsettled: int = 0  # frames left until the landmarks' mouth is trusted again after it was hidden
 
 
 def state_of(state: FaceState) -> OcclusionState:
@@ -243,7 +248,8 @@ def face_visibility(
     """(visible mask SxS or None for "all visible", presence 0..1) of one face this frame, per ``mode``."""
     occ = state_of(state)
     if mode == "off":
-        occ.visible_share = 1.0
+        occ.visible_share = occ.mouth_visible_share = 1.0
+        occ.mouth_unsettled = 0
         return None, occ.presence.step(True)
     size = crop.shape[0]
     extra = hands_occluded(hands, matrix, size) if hands and mode in HAND_MODES else None
@@ -254,8 +260,20 @@ def face_visibility(
     hull = _fill(crop_landmarks, GRID / float(size))
     area = int(hull.sum())
     occ.visible_share = 1.0 if area == 0 else 1.0 - float((occluded & hull).sum()) / area
+    # around the mouth (the jaw below it, the nose above): a hand there bends the mesh's lips before it covers them
+    around = _fill(np.asarray(crop_landmarks)[list(AROUND_MOUTH)], GRID / float(size))
+    around_area = int(around.sum())
+    occ.mouth_visible_share = 1.0 if around_area == 0 else 1.0 - float((occluded & around).sum()) / around_area
+    hidden = occ.mouth_visible_share < MOUTH_SEEN
+    occ.mouth_unsettled = MOUTH_SETTLE if hidden else max(0, occ.mouth_unsettled - 1)
     presence = occ.presence.step(occ.visible_share >= MIN_VISIBLE)
     return (visible_mask(occluded, size) if occluded.any() else None), presence
+
+
+def mouth_seen(state: FaceState) -> bool:
+    """Whether this face's mouth was visible in this frame and the MOUTH_SETTLE - 1 frames before it
+    (``face_visibility`` has run for it; a face never checked, or with occlusion off, counts as seen)."""
+    return state.occlusion is None or state.occlusion.mouth_unsettled == 0
 
 
 def near_box(hands: list[np.ndarray], box: tuple[int, int, int, int]) -> list[np.ndarray]:

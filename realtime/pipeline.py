@@ -5,7 +5,7 @@ frame. Its two halves, ``find_faces`` (landmarks + One Euro) and ``render`` (ali
 are what :mod:`realtime.runner` puts in separate threads. Build one with :func:`realtime.builder.create_processor`,
 which also warms it up. Compositing per face: the blend mask and the colour-transfer parameters are smoothed
 over time per tracked face (realtime.temporal), the swap's eyelids follow the camera's (realtime.eyes), and the
-camera's own mouth comes back while it is open (realtime.mouth).
+camera's own mouth fades back in as it opens (realtime.mouth).
 """
 
 from __future__ import annotations
@@ -26,7 +26,15 @@ from realtime.eyes import EYES_MODES, EyeFollower, close_eyes
 from realtime.follow import follow_expression, observe, resting_openness
 from realtime.landmarks.smoothing import FaceSmoother
 from realtime.mouth import MOUTH_MODES, MouthGate, paste_camera_mouth
-from realtime.occlusion import HAND_MODES, OCCLUSION_MODES, HandFinder, face_visibility, fade_out, near_box
+from realtime.occlusion import (
+    HAND_MODES,
+    OCCLUSION_MODES,
+    HandFinder,
+    face_visibility,
+    fade_out,
+    mouth_seen,
+    near_box,
+)
 from realtime.recentre import forget_codes, recentred_swap
 from realtime.selection import FaceSelector, parse_faces
 from realtime.sharpness import match_sharpness
@@ -257,7 +265,19 @@ class FaceSwapProcessor:
                 tracks = self._temporal.match([c[1] for c in crops], self.size, t)
             else:
                 tracks = self._temporal.match_ids([i for i in ids if i is not None], t)
-            resting = [observe(track.state, c[2]) for track, c in zip(tracks, crops, strict=True)]
+            occlusion = self.options.occlusion
+            # what hides each face this frame (it needs only the camera's crop): before the expression neutral, which
+            # leaves out a mouth that a hand hides
+            t_match = time.perf_counter()
+            visibility = []
+            for (camera_face, (crop, matrix, crop_pts)), track in zip(cropped, tracks, strict=True):
+                visibility.append(face_visibility(occlusion, track.state, crop, crop_pts, matrix, camera_face.hands))
+            t_vis = time.perf_counter()
+            resting = [
+                observe(track.state, c[2], seen=mouth_seen(track.state)) for track, c in zip(tracks, crops, strict=True)
+            ]
+            t_obs = time.perf_counter()
+            occlusion_ms, expression_ms = (t_vis - t_match) * 1e3, (t_obs - t_vis) * 1e3
             swapped, learned = recentred_swap(
                 self.swapper,
                 [c[0] for c in crops],
@@ -266,26 +286,21 @@ class FaceSwapProcessor:
                 resting if RECENTRE_RESTING_ONLY else None,
             )
             t2 = time.perf_counter()
-            timings["swap"] = (t2 - t1) * 1e3
+            timings["swap"] = (t_match - t1 + t2 - t_obs) * 1e3
             out = image.copy()
             follow_eyes = self.options.eyes == "follow"
             camera_mouths = []
             sharpen, scale = self._sharpeners[self.options.sharpen]
-            occlusion = self.options.occlusion
-            for (camera_face, (crop, matrix, crop_pts)), face, mask_l, track in zip(
-                cropped, swapped, learned, tracks, strict=True
+            for (camera_face, (crop, matrix, crop_pts)), face, mask_l, track, (visible, presence) in zip(
+                cropped, swapped, learned, tracks, visibility, strict=True
             ):
                 ta = time.perf_counter()
                 face = follow_expression(face, crop_pts, track.state, self.options.expression)
                 tv = time.perf_counter()
                 expression_ms += (tv - ta) * 1e3
                 ta = tv
-                visible, presence = face_visibility(occlusion, track.state, crop, crop_pts, matrix, camera_face.hands)
                 if visible is not None:
                     mask_l = mask_l * visible
-                tv = time.perf_counter()
-                occlusion_ms += (tv - ta) * 1e3
-                ta = tv
                 mask = self._temporal.mask(track, blend_mask(mask_l, crop_pts))
                 if follow_eyes:
                     face = close_eyes(face, crop_pts, EyeFollower.closure(track.state, camera_face.measured))
@@ -304,15 +319,16 @@ class FaceSwapProcessor:
                 if scale != 1:
                     mask, matrix = scale_mask(mask, scale), scale_matrix(matrix, scale)
                 paste_back(out, face, mask, matrix, blend=self.options.blend)
-                if self._mouth.decide(track.state, camera_face.landmarks, resting_openness(track.state)):
-                    camera_mouths.append(camera_face.landmarks)
+                shown = self._mouth.amount(camera_face.landmarks, resting_openness(track.state))
+                if shown > 0:
+                    camera_mouths.append((camera_face.landmarks, shown))
                 td = time.perf_counter()
                 colour_ms += (tc - tb) * 1e3
                 sharpen_ms += (te - tc) * 1e3
                 compose_ms += (tb - ta + td - te) * 1e3
             tm = time.perf_counter()
-            for landmarks in camera_mouths:  # after every face is pasted: a face's box may overlap another's mouth
-                paste_camera_mouth(out, image, landmarks)
+            for landmarks, amount in camera_mouths:  # after every face is pasted: a box may overlap another's mouth
+                paste_camera_mouth(out, image, landmarks, amount)
             timings["mouth"] = (time.perf_counter() - tm) * 1e3
         else:
             timings["swap"] = timings["mouth"] = 0.0

@@ -1,10 +1,11 @@
 """One face tracker for the live loop: which face in this frame is which face of the previous frames.
 
 Every per-face stage keeps state (the One Euro filter of the landmarks, re-centring's running mean code, the eyes'
-open baseline, the mouth gate, the expression neutral, colour and mask history, occlusion statistics), so a face
-given another face's track, or a new track after one missed detection, shows as a jump in the output. Two greedy
-nearest-centre matchers used to do this, each differently and order-dependently (faces at 25 and 70 against tracks
-at 0 and 40: the face at 25 took the track at 40, leaving the face at 70 none within reach).
+open baseline, the expression neutral (and with it the mouth gate's resting gap), colour and mask history,
+occlusion statistics), so a face given another face's track, or a new track after one missed detection, shows as a
+jump in the output. Two greedy nearest-centre matchers used to do this, each differently and order-dependently
+(faces at 25 and 70 against tracks at 0 and 40: the face at 25 took the track at 40, leaving the face at 70 none
+within reach).
 
 Here one global assignment (the Hungarian method, scipy's linear_sum_assignment) pairs this frame's faces with the
 live tracks at the least total cost, where a pair's cost is the centre's move in face sizes, plus the change of size

@@ -1,5 +1,6 @@
-"""The user's own mouth (realtime.mouth): hysteresis, the paste itself, and a mouth that opens in a clip is open in
-the output (measured by an independent mediapipe pass on the output frames) with a model that never opens its own."""
+"""The user's own mouth (realtime.mouth): the fade-in with the opening, the paste itself, and a mouth that opens
+in a clip is open in the output (measured by an independent mediapipe pass on the output frames) with a model that
+never opens its own."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.facestate import FaceState
 from realtime.landmarks.measures import mouth_openness
-from realtime.mouth import CLOSE_AT, OPEN_AT, RESTING_GAP, MouthGate, paste_camera_mouth
+from realtime.mouth import FADE_FROM, OPEN_AT, RESTING_GAP, MouthGate, paste_camera_mouth
 from tests._live_fixtures import frozen_model
 
 
@@ -22,50 +22,38 @@ def _with_openness(lm: np.ndarray, value: float) -> np.ndarray:
     return out
 
 
-def test_gate_opens_above_and_closes_below_with_hysteresis(portrait_landmarks):
+def test_the_camera_mouth_fades_in_with_the_opening(portrait_landmarks):
+    """None of the camera's mouth up to FADE_FROM, all of it from OPEN_AT, a straight ramp between; the same
+    opening gives the same amount whatever came before (no state to flicker or to lag)."""
     lm = portrait_landmarks["grace_hopper"]
     gate = MouthGate("auto")
-    between = (OPEN_AT + CLOSE_AT) / 2
-    sequence = [0.0, between, OPEN_AT + 0.02, between, CLOSE_AT - 0.02, between]
-    face = FaceState()
-    states = [gate.decide(face, _with_openness(lm, v)) for v in sequence]
-    assert states == [False, False, True, True, False, False]  # between the thresholds it keeps its state
     assert mouth_openness(_with_openness(lm, 0.25)) == pytest.approx(0.25, abs=1e-6)
-    assert MouthGate("keep").decide(FaceState(), lm) is True
-    assert MouthGate("swap").decide(FaceState(), _with_openness(lm, 0.4)) is False
+    mid = (FADE_FROM + OPEN_AT) / 2
+    sequence = [0.0, FADE_FROM - 0.01, mid, OPEN_AT + 0.02, mid, FADE_FROM - 0.01, OPEN_AT]
+    amounts = [gate.amount(_with_openness(lm, v)) for v in sequence]
+    assert amounts[:2] == [0.0, 0.0] and amounts[3] == 1.0 and amounts[5] == 0.0
+    assert amounts[2] == pytest.approx(0.5, abs=1e-3) and amounts[4] == amounts[2]  # opening or closing alike
+    assert amounts[6] == pytest.approx(1.0)
+    ramp = [gate.amount(_with_openness(lm, v)) for v in np.linspace(FADE_FROM, OPEN_AT, 12)]
+    assert np.all(np.diff(ramp) > 0), ramp
+    assert MouthGate("keep").amount(lm) == 1.0
+    assert MouthGate("swap").amount(_with_openness(lm, 0.4)) == 0.0
     with pytest.raises(ValueError):
         MouthGate("open")
 
 
-def test_lips_parted_at_rest_do_not_hold_the_gate_open(portrait_landmarks):
+def test_lips_parted_at_rest_do_not_count_as_an_open_mouth(portrait_landmarks):
     """Someone whose lips are parted at rest (the smiling astronaut reads 0.15-0.18) must not count as talking:
     the gate measures the opening beyond the person's own rest (realtime.follow.resting_openness)."""
     lm = portrait_landmarks["grace_hopper"]
     gate = MouthGate("auto")
-    rest = CLOSE_AT + 0.01  # parted lips: without the rest known this holds an opened gate open for ever
-    sequence = [OPEN_AT + 0.02, rest, rest]
-    face = FaceState()
-    assert [gate.decide(face, _with_openness(lm, v)) for v in sequence] == [True, True, True]  # today's gate
-    face = FaceState()
-    known = [gate.decide(face, _with_openness(lm, v), resting=rest) for v in sequence]
-    assert known == [False, False, False]  # beyond this rest, OPEN_AT + 0.02 opens by less than OPEN_AT
+    rest = 0.18
+    assert gate.amount(_with_openness(lm, rest)) > 0.5  # without the rest known: mostly the camera's mouth, always
+    assert gate.amount(_with_openness(lm, rest), resting=rest) < 1e-3  # known: their resting mouth is theirs
     wide = rest - RESTING_GAP + OPEN_AT + 0.02
-    assert gate.decide(face, _with_openness(lm, wide), resting=rest) and not gate.decide(
-        face, _with_openness(lm, rest), resting=rest
-    )
+    assert gate.amount(_with_openness(lm, wide), resting=rest) == 1.0  # ... and opened beyond it, the camera's
     # a closed mouth's rest (at or under RESTING_GAP) changes nothing
-    assert gate.decide(FaceState(), _with_openness(lm, OPEN_AT + 0.02), resting=RESTING_GAP)
-
-
-def test_each_face_keeps_its_own_gate_whatever_order_the_faces_come_in(portrait_landmarks):
-    lm = portrait_landmarks["grace_hopper"]
-    gate = MouthGate("auto")
-    between = _with_openness(lm, (OPEN_AT + CLOSE_AT) / 2)
-    talking, quiet = FaceState(), FaceState()  # two faces' track states
-    assert gate.decide(talking, _with_openness(lm, OPEN_AT + 0.05)) and not gate.decide(quiet, between)
-    # next frame the detector lists them the other way round, both mouths between the thresholds: each keeps its own
-    assert not gate.decide(quiet, between) and gate.decide(talking, between)
-    assert MouthGate("keep").decide(talking, between) and not talking.mouth_open  # auto's state is dropped
+    assert gate.amount(_with_openness(lm, OPEN_AT + 0.02), resting=RESTING_GAP) == 1.0
 
 
 def test_paste_takes_the_mouth_from_the_camera_and_nothing_else(portrait_landmarks, grace_hopper):
@@ -82,6 +70,11 @@ def test_paste_takes_the_mouth_from_the_camera_and_nothing_else(portrait_landmar
     outside[y0:y1, x0:x1] = False
     assert (out[outside] == 17).all()  # nothing outside the mouth's box was touched
     assert (x1 - x0) * (y1 - y0) < 0.05 * camera.shape[0] * camera.shape[1]
+    # by an amount: the middle of the mouth is that share of the way from the swap's pixels to the camera's
+    half = np.full_like(camera, 17)
+    paste_camera_mouth(half, camera, lm, 0.5)
+    expected = 17 + 0.5 * (camera[core].astype(float) - 17)
+    assert np.abs(half[core] - expected).mean() < 3
     far = lm + [10_000.0, 10_000.0]
     assert paste_camera_mouth(out, camera, far) is None
 
@@ -115,7 +108,7 @@ def test_a_mouth_that_opens_in_the_clip_is_open_in_the_output(tmp_path, grace_ho
         detector.close()
     camera_open = np.array(amounts) >= 0.6
     auto, swap = np.array(measured["auto"]), np.array(measured["swap"])
-    assert np.corrcoef(camera, auto)[0, 1] > 0.85, (camera, measured)  # slightly open (< OPEN_AT) stays shut
+    assert np.corrcoef(camera, auto)[0, 1] > 0.85, (camera, measured)
     assert auto[camera_open].min() > 0.12, measured  # open in the camera: open in the output
     assert swap[camera_open].max() < 0.1, measured  # the model alone keeps its mouth shut
     # the expression follower parts the model's lips as far as the camera's (realtime.follow), and paints the gap

@@ -17,7 +17,16 @@ from _live_fixtures import colour_shift_model
 from realtime import occlusion
 from realtime.align import align, transform_points
 from realtime.facestate import FaceState
-from realtime.occlusion import GRID, Appearance, appearance_occluded, face_visibility, hands_occluded
+from realtime.follow import observe
+from realtime.occlusion import (
+    GRID,
+    MOUTH_SETTLE,
+    Appearance,
+    appearance_occluded,
+    face_visibility,
+    hands_occluded,
+    mouth_seen,
+)
 from realtime.pipeline import FaceSwapProcessor, PipelineOptions
 from realtime.swapper import Swapper
 from realtime.types import Face
@@ -103,6 +112,52 @@ def test_hand_landmarks_are_cut_out_where_they_lie():
     assert raster[centre[1], centre[0]] == 1
     assert raster[:, :10].sum() == 0 and raster[:, 40:].sum() == 0  # nothing far from the hand
     assert hands_occluded([], matrix, SIZE).sum() == 0
+
+
+def test_a_hand_over_the_mouth_does_not_teach_the_resting_mouth(learned):
+    """The mesh reads a hand over the mouth as a closed mouth: for someone whose lips rest parted, folding that
+    into the expression neutral's lip-gap floor made their resting mouth count as open for seconds after (the
+    camera's lips pasted by the mouth gate). While the area around the mouth is hidden, and until the MOUTH_SETTLE-th
+    frame after, the frame is left out; a patch on the forehead changes nothing."""
+    from realtime.expressions import moved_landmarks
+
+    crop, pts, noisy = learned
+    parted = moved_landmarks(pts, mouth=0.15)  # lips parted at rest
+    state = FaceState()
+    for _ in range(10):
+        face_visibility("appearance", state, noisy(crop), parted, np.eye(2, 3), None)
+        assert mouth_seen(state)
+        observe(state, parted, seen=mouth_seen(state))
+    floor = state.expression.open_floor
+    x0, x1 = int(pts[48, 0]) - 6, int(pts[54, 0]) + 6
+    y0, y1 = int(pts[33, 1]), int(pts[8, 1])
+    covered = crop.copy()
+    covered[y0:y1, x0:x1] = (60, 90, 140)  # a brown cup over the mouth and chin
+    closed = moved_landmarks(pts, mouth=0.0)  # ... which the mesh reads as a closed mouth
+    for _ in range(20):
+        face_visibility("appearance", state, noisy(covered), closed, np.eye(2, 3), None)
+        assert not mouth_seen(state)
+        assert not observe(state, closed, seen=mouth_seen(state))
+    assert state.expression.open_floor == floor
+    settling = []
+    for _ in range(MOUTH_SETTLE + 2):  # the hand gone; the mesh takes a few frames to find the lips again
+        face_visibility("appearance", state, noisy(crop), parted, np.eye(2, 3), None)
+        settling.append(mouth_seen(state))
+    assert settling == [False] * (MOUTH_SETTLE - 1) + [True] * 3  # trusted again on the MOUTH_SETTLE-th frame
+    # without the check the same frames drag the floor down to the closed mouth
+    unchecked = FaceState()
+    for _ in range(10):
+        observe(unchecked, parted)
+    observe(unchecked, closed)
+    assert unchecked.expression.open_floor < floor - 0.05
+    # a patch away from the mouth (the forehead) leaves it seen
+    forehead = crop.copy()
+    forehead[: int(pts[19, 1]), int(pts[19, 0]) : int(pts[24, 0])] = (60, 90, 140)
+    other = FaceState()
+    for _ in range(10):
+        face_visibility("appearance", other, noisy(crop), parted, np.eye(2, 3), None)
+    face_visibility("appearance", other, noisy(forehead), parted, np.eye(2, 3), None)
+    assert mouth_seen(other)
 
 
 def test_mostly_hidden_face_fades_out_and_back_in(learned):
