@@ -35,9 +35,21 @@ from realtime.types import Image
 EYES_MODES = ("follow", "swap")  # follow: the camera's blinks and squints; swap: the model's own eyes, always
 SHUT_RATIO = 0.75  # EAR of a shut eye / EAR of the same eye open, as the landmark model measures them
 BASELINE_DECAY = 0.002  # EAR per frame the open baseline sinks towards the current value (~0.06 per second at 30 fps)
-DEAD_ZONE = 0.2  # closure below this is landmark jitter: leave the eyes alone
+DEAD_ZONE = 0.2  # closure (at SHUT_RATIO's span) below this is landmark jitter: leave the eyes alone
 EAR_SMOOTHING = 0.5  # weight of the previous frames in the EAR (exponential; a blink still shows on its first frame)
 PAINT_FROM = 0.6  # closure from which the lids are painted over too (a blink)
+# Blinks that read shallow: behind glasses mediapipe's tracker reads a shut eye as only ~0.85 of the open one (Grace
+# Hopper's drawn blinks: 0.211-0.215 against 0.256), so SHUT_RATIO's span closed the swap's lids half way and the
+# blink did not read as one. A face's own blink depth is learned: a dip of the smoothed EAR below DIP_FROM x baseline
+# that is over within BLINK_FRAMES and reaches BLINK_DEEPER is a blink (a squint or a look down lasts longer; eyes
+# narrowing for a frame or two in speech read 0.92 on carphone), and its deepest ratio goes into a moving average
+# (BLINK_DEPTH_RATE); the shut ratio used is that depth, kept within SHUT_RATIO .. SHALLOWEST_SHUT
+# (a face that blinks deeper than SHUT_RATIO is treated as today; none shallower than SHALLOWEST_SHUT counts as shut).
+DIP_FROM = 0.93
+BLINK_FRAMES = 10  # frames at 30 fps: a blink takes 100-400 ms
+BLINK_DEEPER = 0.9  # a dip must reach this ratio to be a blink
+BLINK_DEPTH_RATE = 0.5
+SHALLOWEST_SHUT = 0.87
 
 
 class EyeFollower:
@@ -54,11 +66,32 @@ class EyeFollower:
         baseline = state.eyes_open_baseline
         baseline = ear if baseline is None else max(ear, baseline - BASELINE_DECAY)
         state.eyes_open_baseline = baseline
-        span = baseline * (1.0 - SHUT_RATIO)
-        if span <= 1e-3:
+        shut_ratio = EyeFollower.shut_ratio(state, ear / baseline if baseline > 0 else 1.0)
+        if baseline * (1.0 - SHUT_RATIO) <= 1e-3:
             return 0.0
-        amount = float(np.clip((baseline - ear) / span, 0.0, 1.0))
-        return 0.0 if amount < DEAD_ZONE else amount
+        # the dead zone is a drop of the EAR (landmark jitter), the same whatever depth this face's blinks read
+        if (baseline - ear) / (baseline * (1.0 - SHUT_RATIO)) < DEAD_ZONE:
+            return 0.0
+        return float(np.clip((baseline - ear) / (baseline * (1.0 - shut_ratio)), 0.0, 1.0))
+
+    @staticmethod
+    def shut_ratio(state: FaceState, ratio: float) -> float:
+        """The EAR ratio (shut / open) that counts as a shut eye for this face, after this frame's ``ratio`` (smoothed
+        EAR / open baseline) is seen: SHUT_RATIO until the face has blinked, then its own blinks' depth (module
+        notes)."""
+        if ratio < DIP_FROM:
+            state.eyes_dip = ratio if state.eyes_dip is None else min(state.eyes_dip, ratio)
+            state.eyes_dip_frames += 1
+        elif state.eyes_dip is not None:  # a dip just ended: a blink when it was short
+            if state.eyes_dip_frames <= BLINK_FRAMES and state.eyes_dip <= BLINK_DEEPER:
+                depth = state.eyes_blink_depth
+                state.eyes_blink_depth = (
+                    state.eyes_dip if depth is None else depth + BLINK_DEPTH_RATE * (state.eyes_dip - depth)
+                )
+            state.eyes_dip, state.eyes_dip_frames = None, 0
+        if state.eyes_blink_depth is None:
+            return SHUT_RATIO
+        return float(np.clip(state.eyes_blink_depth, SHUT_RATIO, SHALLOWEST_SHUT))
 
 
 def close_eyes(face: Image, crop_landmarks: np.ndarray, amount: float) -> Image:

@@ -25,6 +25,10 @@ class FaceState:
     # realtime.eyes: the eye aspect ratio (lightly smoothed) and the face's own "open" baseline (a decaying peak)
     eyes_ear: float | None = None
     eyes_open_baseline: float | None = None
+    # ... how deep this face's blinks read (a moving average of past blinks' EAR / baseline), and the dip under way
+    eyes_blink_depth: float | None = None
+    eyes_dip: float | None = None
+    eyes_dip_frames: int = 0
     # realtime.sharpness: the blur level that matches the camera (moving average)
     sharpness_level: float | None = None
     # realtime.occlusion: the face's learned look and how much of the swap is shown

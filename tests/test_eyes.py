@@ -10,7 +10,17 @@ import pytest
 from _live_fixtures import frozen_model
 
 from realtime.expressions import expression_warp, moved_landmarks
-from realtime.eyes import BASELINE_DECAY, EAR_SMOOTHING, SHUT_RATIO, EyeFollower, close_eyes
+from realtime.eyes import (
+    BASELINE_DECAY,
+    BLINK_DEEPER,
+    BLINK_FRAMES,
+    DIP_FROM,
+    EAR_SMOOTHING,
+    SHALLOWEST_SHUT,
+    SHUT_RATIO,
+    EyeFollower,
+    close_eyes,
+)
 from realtime.facestate import FaceState
 from realtime.landmarks.measures import eye_aspect_ratio
 from realtime.pipeline import FaceSwapProcessor, PipelineOptions
@@ -39,6 +49,56 @@ def test_closure_against_the_faces_own_open_baseline(portrait_landmarks):
         last = EyeFollower.closure(state, squint)
     assert last == 0.0
     assert state.eyes_open_baseline == pytest.approx(eye_aspect_ratio(squint), abs=BASELINE_DECAY)
+
+
+def test_a_face_whose_blinks_read_shallow_gets_its_lids_shut(portrait_landmarks):
+    """Behind glasses the tracker reads a blink shallower than SHUT_RATIO: after the face's first blink its own
+    depth counts as shut. A long dip (a squint, a look down) teaches nothing, and a face that blinks deep is
+    treated as before."""
+    lm = portrait_landmarks["astronaut"].astype(np.float64)
+    shallow = moved_landmarks(lm, eyes=0.18)  # reads ~0.82 of the open eye (SHUT_RATIO: 0.75)
+    ratio = eye_aspect_ratio(shallow) / eye_aspect_ratio(lm)
+    assert SHUT_RATIO + 0.05 < ratio < SHALLOWEST_SHUT, ratio
+
+    def blink(state: FaceState, shut: np.ndarray, frames: int = 3) -> float:
+        deepest = max(EyeFollower.closure(state, shut) for _ in range(frames))
+        for _ in range(8):
+            EyeFollower.closure(state, lm)
+        return deepest
+
+    state = FaceState()
+    for _ in range(5):
+        EyeFollower.closure(state, lm)
+    first, second, third = (blink(state, shallow) for _ in range(3))
+    assert first < 0.7, first  # not yet known: half shut, as before
+    assert second > 0.9 and third > 0.9, (second, third)  # its own depth learned: shut
+    # a long dip of the same depth is not a blink: it teaches nothing
+    state = FaceState()
+    for _ in range(5):
+        EyeFollower.closure(state, lm)
+    blink(state, shallow, frames=BLINK_FRAMES + 20)
+    assert state.eyes_blink_depth is None and blink(state, shallow) < 0.7
+    # ... nor does a quick narrowing of the eyes that stays above BLINK_DEEPER (speech: 0.92 on carphone)
+    state = FaceState()
+    for _ in range(5):
+        EyeFollower.closure(state, lm)
+    narrowing = moved_landmarks(lm, eyes=0.11)
+    dips = []
+    for _ in range(4):
+        EyeFollower.closure(state, narrowing)
+        dips.append(state.eyes_dip)
+    assert dips[-1] is not None and BLINK_DEEPER < dips[-1] < DIP_FROM, dips  # a dip, not deep enough
+    blink(state, lm, frames=1)
+    assert state.eyes_dip is None and state.eyes_blink_depth is None
+    # deep blinks keep SHUT_RATIO's span: the same closures as a face never seen blinking
+    deep = moved_landmarks(lm, eyes=0.35)
+    fresh, taught = FaceState(), FaceState()
+    for s in (fresh, taught):
+        for _ in range(5):
+            EyeFollower.closure(s, lm)
+    blink(taught, deep)
+    assert taught.eyes_blink_depth is not None and taught.eyes_blink_depth < SHUT_RATIO
+    assert EyeFollower.shut_ratio(taught, 1.0) == SHUT_RATIO == EyeFollower.shut_ratio(fresh, 1.0)
 
 
 def test_close_eyes_moves_the_lids(portraits, portrait_landmarks):
