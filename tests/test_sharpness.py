@@ -73,7 +73,7 @@ def test_the_level_is_smoothed_per_face_and_kept_when_unmeasurable(faces):
 
 def test_match_softens_the_pasted_face_on_a_soft_camera(astronaut_clip):
     """The whole pipeline on a camera that is softer than the model's face (the clip blurred): with match the
-    pasted face has less fine detail than with none, and the same as none on the sharp clip."""
+    pasted face has less fine detail than with none, and about the same as none on the sharp clip."""
     from models.contract import demo_model_path
     from realtime.builder import create_processor, open_swapper
     from realtime.pipeline import PipelineOptions
@@ -94,5 +94,9 @@ def test_match_softens_the_pasted_face_on_a_soft_camera(astronaut_clip):
     # a 160x120 camera shown at 640x480 (the carphone clip is 176x144)
     frames = astronaut_clip.frames[:6]
     soft = [cv2.resize(cv2.resize(f, (160, 120), interpolation=cv2.INTER_AREA), (640, 480)) for f in frames]
-    assert fine_detail(soft, "match") < 0.9 * fine_detail(soft, "none")
-    assert fine_detail(frames, "match") == pytest.approx(fine_detail(frames, "none"), rel=0.02)
+    soft_kept = fine_detail(soft, "match") / fine_detail(soft, "none")
+    sharp_kept = fine_detail(frames, "match") / fine_detail(frames, "none")
+    assert soft_kept < 0.9, soft_kept
+    # on the sharp clip barely anything (demo model v4 draws a shade crisper than this synthetic camera: a blur of
+    # ~0.4 px, 3 % of the fine detail; v3 drew none crisper)
+    assert sharp_kept > 0.95 and sharp_kept > soft_kept + 0.05, (sharp_kept, soft_kept)
