@@ -45,8 +45,6 @@ class AugmentConfig:
     shift: float = 0.05  # +- fraction of the crop side
     colour: float = 0.8  # probability of colour jitter
     blur: float = 0.15  # probability of a small blur on the input
-    # probability of a low-resolution input (downscaled to 0.25-0.5 of the crop and back up): a low-res camera's face
-    downscale: float = 0.0
     noise: float = 0.25  # probability of sensor-like noise on the input
     # Expression coverage from stills (realtime.expressions): with this probability a sample first gets one
     # expression, of the kinds EXPRESSION_KINDS in the shares expression_mix: its mouth opened (0 .. mouth_max eye
@@ -145,18 +143,6 @@ class Augmenter:
         degrade = A.Compose(
             [
                 A.GaussianBlur(blur_limit=(3, 3), sigma_limit=(0.3, 0.9), p=c.blur),
-                # only when asked for: an unused transform would still draw from the stream and change every sample
-                *(
-                    [
-                        A.Downscale(
-                            scale_range=(0.25, 0.5),
-                            interpolation_pair={"downscale": cv2.INTER_AREA, "upscale": cv2.INTER_LINEAR},
-                            p=c.downscale,
-                        )
-                    ]
-                    if c.downscale > 0
-                    else []
-                ),
                 A.GaussNoise(std_range=(0.01, 0.04), p=c.noise),
             ],
             seed=0,

@@ -141,7 +141,6 @@ class Recipe:
     texture: bool = False
     occluders: float = OCCLUDERS
     occluder_face: str = OCCLUDER_FACE  # face loss under an occluder (training.train.OCCLUDER_FACE)
-    downscale: float = 0.0  # share of low-resolution inputs (training.augment.AugmentConfig.downscale)
     cross_mask: float = 0.0  # weight of the cross-identity mask loss (training.step.cross_mask_loss)
     freeze: tuple[str, ...] = ()  # parts of the model that do not train (training.train.FREEZABLE)
 
@@ -204,7 +203,6 @@ def train_config(workdir: Path, recipe: Recipe, max_minutes: float = 0.0, worker
         texture=recipe.texture,
         occluders=recipe.occluders,
         occluder_face=recipe.occluder_face,
-        downscale=recipe.downscale,
         cross_mask=recipe.cross_mask,
         freeze=tuple(recipe.freeze),
     )
@@ -446,7 +444,6 @@ def run(args: argparse.Namespace) -> int:
         texture=args.texture,
         occluders=occluders_from_args(args),
         occluder_face=args.occluder_face,
-        downscale=args.downscale,
         cross_mask=args.cross_mask,
         freeze=tuple(args.freeze),
     )

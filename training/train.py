@@ -108,7 +108,6 @@ class TrainConfig:
     texture: bool = False  # decoders learn a detail texture (models.autoencoder.ModelConfig.texture); --init adds it
     occluders: float = OCCLUDERS  # probability per sample of an occluder over the input, mask target 0 under it
     occluder_face: str = OCCLUDER_FACE  # face loss under an occluder: learn or skip (see OCCLUDER_FACE)
-    downscale: float = 0.0  # probability per sample of a low-resolution input (training.augment.AugmentConfig)
     mask_loss: str = "bce"  # learned mask vs its target (training.losses.mask_error); older checkpoints: mse
     cross_mask: float = 0.0  # weight of the cross-identity mask loss (training.step.cross_mask_loss); 0 = off
     freeze: tuple[str, ...] = ()  # parts of the model (FREEZABLE) that do not train
@@ -263,14 +262,6 @@ def add_occluder_arguments(parser: argparse.ArgumentParser) -> None:
         "mask leaves a hand in front of the face in front of it (training.occluders)",
     )
     group.add_argument("--no-occluders", action="store_true", help="no occluders (same as --occluders 0)")
-    parser.add_argument(
-        "--downscale",
-        type=float,
-        default=0.0,
-        metavar="P",
-        help="share of training samples whose input is made low-resolution (downscaled to 0.25-0.5 of the crop and "
-        "back up), as a poor webcam or a far face gives it",
-    )
     parser.add_argument(
         "--occluder-face",
         choices=OCCLUDER_FACES,
@@ -500,7 +491,6 @@ def resolve_config(cfg: TrainConfig, saved: dict | None) -> tuple[TrainConfig, M
             "mask_loss": "mse",
             "expression_mix": (1.0, 0.0, 0.0, 0.0, 0.0),
             "occluder_face": "learn",
-            "downscale": 0.0,
         }
         saved_config = old | saved["train_config"]
         resumed = TrainConfig(**{k: v for k, v in saved_config.items() if k in known})
@@ -676,7 +666,6 @@ def load_data(cfg: TrainConfig, size: int) -> TrainingData:
                 occluders=cfg.occluders,
                 occluder_face=cfg.occluder_face,
                 expression_mix=tuple(cfg.expression_mix),
-                downscale=cfg.downscale,
             )
         ),
         eval_a,
