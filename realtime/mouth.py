@@ -6,12 +6,14 @@ camera has the real thing, already in place: the swapped face is pasted along th
 (the outer lip polygon, 68-point 48..59, grown a little), feathered, is blended back from the camera: the inner lips
 alone are not enough, since the model's own lower lip stays where a closed mouth has it.
 
-How much of the camera's mouth shows follows the opening: none up to FADE_FROM (what a closed mouth can read), all
-of it from OPEN_AT (wide open), a straight ramp between, so the output's mouth opens and closes with the camera's
-frame by frame. (It used to be all or nothing at OPEN_AT with hysteresis, which opened late, closed late and left a
-slightly open mouth shut: mouth r against the truth clips' drawn gap 0.85 -> 0.90 on the astronaut, -0.15 -> 0.42 on
-Grace Hopper, camera r 0.962 -> 0.971 on carphone; README "Expression".) A ramp has no threshold to flicker
-across, so it needs no state.
+How much of the camera's mouth shows follows the opening beyond the person's own resting lip gap (the expression
+neutral's openness floor, realtime.follow.resting_openness: lips that rest parted are not an open mouth): none up
+to FADE_FROM beyond it, all of it from FADE_TO, a straight ramp between, so the output's mouth opens and closes with
+the camera's frame by frame. (It used to be all or nothing at an openness of OPEN_AT with hysteresis, which opened
+late, closed late and left a slightly open mouth shut; then a ramp on the absolute openness, which asked a
+closed-mouth person to open further than one whose lips rest parted. Mouth r against the truth clips' drawn gap:
+0.85 -> 0.90 on the astronaut, -0.15 -> 0.58 on Grace Hopper; carphone camera r 0.962 -> 0.977; README
+"Expression".) A ramp has no threshold to flicker across, so it needs no state.
 
 Openness is the mean inner-lip gap over the eye-centre distance (0 closed, ~0.3 wide open); `swapcam eval` measures
 expression fidelity with the same function.
@@ -26,9 +28,9 @@ from realtime.landmarks.measures import OUTER_LIPS, eye_distance, mouth_openness
 from realtime.types import Image
 
 MOUTH_MODES = ("auto", "keep", "swap")  # auto: camera's mouth as it opens; keep: always the camera's; swap: never
-FADE_FROM = 0.10  # openness from which the camera's mouth starts to show (a closed mouth reads up to RESTING_GAP) ...
-OPEN_AT = 0.22  # ... and from which the mouth counts as open and is all the camera's
-RESTING_GAP = 0.1  # a closed mouth's inner-lip gap as the tracker reads it; lips parted more at rest are discounted
+FADE_FROM = 0.03  # opening beyond the person's resting lip gap from which the camera's mouth starts to show ...
+FADE_TO = 0.15  # ... and from which it is all the camera's (measured: 0.05 .. 0.15 gave the same, README)
+OPEN_AT = 0.22  # an openness that counts as an open mouth (enrolment's coverage meter, realtime.coverage)
 
 
 class MouthGate:
@@ -41,12 +43,12 @@ class MouthGate:
 
     def amount(self, landmarks: np.ndarray, resting: float = 0.0) -> float:
         """0..1: how much of the camera's mouth this face gets this frame (0 = the swap's own lips). ``resting``:
-        the person's own resting inner-lip gap (realtime.follow.resting_openness); lips parted at rest beyond
-        RESTING_GAP do not count as an open mouth, only the opening beyond them."""
+        the person's own resting inner-lip gap (realtime.follow.resting_openness); only the opening beyond it
+        counts."""
         if self.mode != "auto":
             return 1.0 if self.mode == "keep" else 0.0
-        openness = mouth_openness(landmarks) - max(0.0, resting - RESTING_GAP)
-        return float(np.clip((openness - FADE_FROM) / (OPEN_AT - FADE_FROM), 0.0, 1.0))
+        opening = mouth_openness(landmarks) - resting
+        return float(np.clip((opening - FADE_FROM) / (FADE_TO - FADE_FROM), 0.0, 1.0))
 
 
 def paste_camera_mouth(

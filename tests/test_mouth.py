@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from realtime.landmarks.measures import mouth_openness
-from realtime.mouth import FADE_FROM, OPEN_AT, RESTING_GAP, MouthGate, paste_camera_mouth
+from realtime.mouth import FADE_FROM, FADE_TO, MouthGate, paste_camera_mouth
 from tests._live_fixtures import frozen_model
 
 
@@ -23,18 +23,18 @@ def _with_openness(lm: np.ndarray, value: float) -> np.ndarray:
 
 
 def test_the_camera_mouth_fades_in_with_the_opening(portrait_landmarks):
-    """None of the camera's mouth up to FADE_FROM, all of it from OPEN_AT, a straight ramp between; the same
+    """None of the camera's mouth up to FADE_FROM, all of it from FADE_TO, a straight ramp between; the same
     opening gives the same amount whatever came before (no state to flicker or to lag)."""
     lm = portrait_landmarks["grace_hopper"]
     gate = MouthGate("auto")
     assert mouth_openness(_with_openness(lm, 0.25)) == pytest.approx(0.25, abs=1e-6)
-    mid = (FADE_FROM + OPEN_AT) / 2
-    sequence = [0.0, FADE_FROM - 0.01, mid, OPEN_AT + 0.02, mid, FADE_FROM - 0.01, OPEN_AT]
+    mid = (FADE_FROM + FADE_TO) / 2
+    sequence = [0.0, FADE_FROM - 0.01, mid, FADE_TO + 0.02, mid, FADE_FROM - 0.01, FADE_TO]
     amounts = [gate.amount(_with_openness(lm, v)) for v in sequence]
     assert amounts[:2] == [0.0, 0.0] and amounts[3] == 1.0 and amounts[5] == 0.0
     assert amounts[2] == pytest.approx(0.5, abs=1e-3) and amounts[4] == amounts[2]  # opening or closing alike
     assert amounts[6] == pytest.approx(1.0)
-    ramp = [gate.amount(_with_openness(lm, v)) for v in np.linspace(FADE_FROM, OPEN_AT, 12)]
+    ramp = [gate.amount(_with_openness(lm, v)) for v in np.linspace(FADE_FROM, FADE_TO, 12)]
     assert np.all(np.diff(ramp) > 0), ramp
     assert MouthGate("keep").amount(lm) == 1.0
     assert MouthGate("swap").amount(_with_openness(lm, 0.4)) == 0.0
@@ -42,18 +42,18 @@ def test_the_camera_mouth_fades_in_with_the_opening(portrait_landmarks):
         MouthGate("open")
 
 
-def test_lips_parted_at_rest_do_not_count_as_an_open_mouth(portrait_landmarks):
-    """Someone whose lips are parted at rest (the smiling astronaut reads 0.15-0.18) must not count as talking:
-    the gate measures the opening beyond the person's own rest (realtime.follow.resting_openness)."""
+def test_only_the_opening_beyond_the_persons_rest_counts(portrait_landmarks):
+    """Someone whose lips are parted at rest (the smiling astronaut reads 0.15-0.18) must not count as talking, and
+    someone whose mouth rests shut must not have to open further than they do: the gate measures the opening beyond
+    the person's own rest (realtime.follow.resting_openness), the same for both."""
     lm = portrait_landmarks["grace_hopper"]
     gate = MouthGate("auto")
-    rest = 0.18
-    assert gate.amount(_with_openness(lm, rest)) > 0.5  # without the rest known: mostly the camera's mouth, always
-    assert gate.amount(_with_openness(lm, rest), resting=rest) < 1e-3  # known: their resting mouth is theirs
-    wide = rest - RESTING_GAP + OPEN_AT + 0.02
-    assert gate.amount(_with_openness(lm, wide), resting=rest) == 1.0  # ... and opened beyond it, the camera's
-    # a closed mouth's rest (at or under RESTING_GAP) changes nothing
-    assert gate.amount(_with_openness(lm, OPEN_AT + 0.02), resting=RESTING_GAP) == 1.0
+    for rest in (0.0, 0.02, 0.18):
+        assert gate.amount(_with_openness(lm, rest), resting=rest) == 0.0  # their resting mouth is theirs
+        half = gate.amount(_with_openness(lm, rest + (FADE_FROM + FADE_TO) / 2), resting=rest)
+        assert half == pytest.approx(0.5, abs=1e-3), (rest, half)
+        assert gate.amount(_with_openness(lm, rest + FADE_TO + 0.01), resting=rest) == 1.0
+    assert gate.amount(_with_openness(lm, 0.18)) == 1.0  # without the rest known, parted lips read as open
 
 
 def test_paste_takes_the_mouth_from_the_camera_and_nothing_else(portrait_landmarks, grace_hopper):
