@@ -34,9 +34,9 @@ YAW_STEP = 10.0  # degrees off centre for the left / right columns (carphone's h
 PITCH_STEP = 0.05  # pitch ratio off the person's median for the up / down rows (carphone: p10 -0.07, p90 +0.07)
 YAW_COLUMNS = ("right", "centre", "left")  # the person's own right / left; column 0 = nose towards the image's left
 PITCH_ROWS = ("up", "level", "down")
-# Expressions: mouth open as the live mouth gate opens it; eyes closed below this eye aspect ratio (~0.25-0.33 open;
-# mediapipe never closes its lid points fully: a shut eye reads ~0.17 in static mode, ~0.19 tracking; see
-# realtime.eyes); smile
+# Expressions: mouth open beyond realtime.mouth.OPEN_AT (wide open); eyes closed below this eye aspect ratio
+# (~0.25-0.33 open; mediapipe never closes its lid points fully: a shut eye reads ~0.17 in static mode, ~0.19
+# tracking; see realtime.eyes); smile
 # from the mouth corners lifted above the lips' middle or a wide mouth, in eye distances (neutral: carphone lift
 # <= 0.07 and width <= 0.85, the 68-point template 0.10 and 0.91; the smiling astronaut 0.17 and 1.01).
 EYES_CLOSED_AT = 0.2
