@@ -67,10 +67,9 @@ class EyeFollower:
         baseline = ear if baseline is None else max(ear, baseline - BASELINE_DECAY)
         state.eyes_open_baseline = baseline
         shut_ratio = EyeFollower.shut_ratio(state, ear / baseline if baseline > 0 else 1.0)
-        if baseline * (1.0 - SHUT_RATIO) <= 1e-3:
-            return 0.0
+        span = baseline * (1.0 - SHUT_RATIO)
         # the dead zone is a drop of the EAR (landmark jitter), the same whatever depth this face's blinks read
-        if (baseline - ear) / (baseline * (1.0 - SHUT_RATIO)) < DEAD_ZONE:
+        if span <= 1e-3 or (baseline - ear) / span < DEAD_ZONE:
             return 0.0
         return float(np.clip((baseline - ear) / (baseline * (1.0 - shut_ratio)), 0.0, 1.0))
 

@@ -98,7 +98,6 @@ class OcclusionState:
     appearance: Appearance = field(default_factory=Appearance)
     presence: Presence = field(default_factory=Presence)
     visible_share: float = 1.0  # of the hull, last frame (for the HUD and tests)
-    mouth_visible_share: float = 1.0  # of the area around the mouth, this frame: a hidden mouth says nothing of rest
     mouth_unsettled: int = 0  # frames left until the landmarks' mouth is trusted again after it was hidden
 
 
@@ -248,8 +247,7 @@ def face_visibility(
     """(visible mask SxS or None for "all visible", presence 0..1) of one face this frame, per ``mode``."""
     occ = state_of(state)
     if mode == "off":
-        occ.visible_share = occ.mouth_visible_share = 1.0
-        occ.mouth_unsettled = 0
+        occ.visible_share, occ.mouth_unsettled = 1.0, 0
         return None, occ.presence.step(True)
     size = crop.shape[0]
     extra = hands_occluded(hands, matrix, size) if hands and mode in HAND_MODES else None
@@ -257,17 +255,20 @@ def face_visibility(
         occluded = appearance_occluded(occ.appearance, crop, crop_landmarks, extra)
     else:
         occluded = np.zeros((GRID, GRID), np.uint8) if extra is None else extra
-    hull = _fill(crop_landmarks, GRID / float(size))
-    area = int(hull.sum())
-    occ.visible_share = 1.0 if area == 0 else 1.0 - float((occluded & hull).sum()) / area
-    # around the mouth (the jaw below it, the nose above): a hand there bends the mesh's lips before it covers them
+    occ.visible_share = _visible_share(occluded, _fill(crop_landmarks, GRID / float(size)))
+    # around the mouth (the jaw below it, the nose above): a hand there bends the mesh's lips before it covers them;
+    # a hidden mouth says nothing of the resting face (realtime.follow.observe)
     around = _fill(np.asarray(crop_landmarks)[list(AROUND_MOUTH)], GRID / float(size))
-    around_area = int(around.sum())
-    occ.mouth_visible_share = 1.0 if around_area == 0 else 1.0 - float((occluded & around).sum()) / around_area
-    hidden = occ.mouth_visible_share < MOUTH_SEEN
+    hidden = _visible_share(occluded, around) < MOUTH_SEEN
     occ.mouth_unsettled = MOUTH_SETTLE if hidden else max(0, occ.mouth_unsettled - 1)
     presence = occ.presence.step(occ.visible_share >= MIN_VISIBLE)
     return (visible_mask(occluded, size) if occluded.any() else None), presence
+
+
+def _visible_share(occluded: np.ndarray, region: np.ndarray) -> float:
+    """The share of ``region`` (GRID x GRID 0/1) that ``occluded`` leaves visible; 1 for an empty region."""
+    area = int(region.sum())
+    return 1.0 if area == 0 else 1.0 - float((occluded & region).sum()) / area
 
 
 def mouth_seen(state: FaceState) -> bool:
