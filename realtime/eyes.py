@@ -89,6 +89,11 @@ class EyeFollower:
                 )
             state.eyes_dip, state.eyes_dip_frames = None, 0
         if state.eyes_blink_depth is None:
+            dip = state.eyes_dip
+            if dip is not None and dip <= BLINK_DEEPER and 2 <= state.eyes_dip_frames <= BLINK_FRAMES:
+                # a first blink under way (from its second frame: an onset is drawn half way, as the camera's):
+                # until a blink has taught the face's depth, this dip's own so far
+                return float(np.clip(dip, SHUT_RATIO, SHALLOWEST_SHUT))
             return SHUT_RATIO
         return float(np.clip(state.eyes_blink_depth, SHUT_RATIO, SHALLOWEST_SHUT))
 
