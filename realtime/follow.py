@@ -12,11 +12,12 @@ least -- corner lift, inner-lip gap and brow height each within a margin of the 
 floor that rises slowly, so a changed pose or light lets it move) -- and it is capped at the alignment template's (a
 mean, resting face) corner lift and lip gap, so a person who smiles from the first frame on still gets a resting,
 closed-mouth neutral. The swapped face is assumed to sit at that neutral (drawn along the camera's crop with B's
-resting mouth). The warp, ``strength`` x (camera - neutral), is two fields in one remap: the smile (the corners' lift
-beyond the neutral's, drawn by realtime.expressions' smile field, which lifts the cheeks and widens the mouth with
-the corners), and what is left of each followed point's move (lips parting or pressing, brows) by a radial-basis
-field that takes each point exactly where it goes, the eyes, nose and jaw held still. The tracker reads the mouth's
-smile short (RESPONSE), so it is drawn larger by as much. Parted lips are painted dark between them.
+resting mouth). The warp, ``strength`` x (camera - neutral), is a radial-basis field that takes each followed point
+(lips, corners, brows) exactly where it goes, the eyes, nose and jaw held still. Two parts of the move are shaped
+first: the smile (the corners' lift beyond the neutral's, measured against the upper lip, :func:`smile_lift`) is
+drawn larger by 1 / RESPONSE, since the tracker reads a drawn smile short; and the lips part only by the opening
+beyond the person's own resting lip gap (as the mouth gate, realtime.mouth, counts it), so lips that rest parted
+are drawn closed, as the neutral has them. Parted lips are painted dark between them.
 Cost: 1-2 ms per 128 px face on this 2-core CPU (about 1 ms while the face rests).
 """
 
@@ -28,8 +29,19 @@ import numpy as np
 from realtime.align import TEMPLATE_68
 from realtime.expressions import BROWS, add_upsampled, coarse_grid, identity_map, paint_mouth, smile_displacement
 from realtime.facestate import FaceState
-from realtime.landmarks.measures import eye_distance, face_axes, mouth_corner_lift, mouth_openness
+from realtime.landmarks.measures import eye_distance, face_axes, mouth_openness
 from realtime.types import Image
+
+
+def smile_lift(lm: np.ndarray) -> float:
+    """How far the mouth corners sit above the upper lip's middle (outer), along the face's up axis, in eye
+    distances: a smile's measure that an opening mouth leaves alone (realtime.landmarks.measures'
+    mouth_corner_lift takes both lips' middle, which drops with the lower lip as the mouth opens)."""
+    lm = np.asarray(lm, np.float64)
+    _, down = face_axes(lm)
+    corners = (lm[48] + lm[54]) / 2
+    return float((lm[51] - corners) @ down / (eye_distance(lm) + 1e-6))
+
 
 MOUTH = tuple(range(48, 68))
 FOLLOWED = MOUTH + BROWS
@@ -42,7 +54,7 @@ OPEN_MARGIN = 0.03  # eye distances of inner-lip gap above the openness floor th
 BROW_MARGIN = 0.02  # eye distances above the brow floor that still count as resting
 FLOOR_RISE = 0.0005  # eye distances per frame the floors rise towards the current value (0.015 per second at 30 fps)
 NEUTRAL_RATE = 0.05  # weight of a resting frame in the neutral's moving average (a time constant of 20 frames)
-TEMPLATE_LIFT = mouth_corner_lift(np.asarray(TEMPLATE_68, np.float64))  # the mean resting face's corner lift (0.105)
+TEMPLATE_LIFT = smile_lift(np.asarray(TEMPLATE_68, np.float64))  # the mean resting face's corner lift (-0.037)
 TEMPLATE_OPEN = mouth_openness(np.asarray(TEMPLATE_68, np.float64))  # ... and inner-lip gap (0.085)
 SIGMA = 0.3  # the warp field's reach, in eye distances
 DEAD_ZONE = 0.01  # eye distances: smaller moves are landmark jitter and are left alone
@@ -51,13 +63,13 @@ DEAD_ZONE = 0.01  # eye distances: smaller moves are landmark jitter and are lef
 BROW_DEAD_ZONE = 0.04
 REGULARISE = 0.01  # ridge on the interpolation (close landmarks with different moves would otherwise overshoot)
 PAINT_FROM = 0.03  # eye distances of inner-lip gap (beyond the neutral's) from which the opened mouth is painted dark
-SMILE_RANGE = (-0.5, 1.5)  # the smile field's amount (1: a clear closed-mouth smile; below 0 the corners drop)
-# the landmark tracker reads the mouth's moves short (mediapipe in tracking mode on the synthetic clips, drawn moves):
-# a smile's corner lift 0.59-0.67 of the drawn one on Grace Hopper (amount 1 and 0.5), 0.27-0.31 on the astronaut
-# (her open, toothy smile saturates it); the inner-lip gap 0.55-0.63 on both (gaps of 0.15 and 0.3). The follower
-# draws the smile it read / this, so that it reads as much on the output as the camera's did. (Lips parted larger
-# by as much lost mouth r on the truth clips, 0.81 -> 0.70 and 0.70 -> 0.68: not done.)
-RESPONSE = 0.6
+SMILE_RANGE = (-0.5, 1.5)  # the smile's amount, in unit smiles (realtime.expressions' smile at 1: a clear one)
+# The landmark tracker reads the mouth's moves short (mediapipe on the synthetic clips, drawn moves): a smile's corner
+# lift 0.59-0.67 of the drawn one on Grace Hopper. The follower draws the smile it read / RESPONSE. Measured on the
+# astronaut's expression clip (`swapcam eval`, smile kept of the camera's lift; issue 20): 0.6 -> 1.54, 0.8 -> 0.95,
+# 1.0 -> 0.67. (Drawn by realtime.expressions' smile field, which also lifts the cheeks and widens the mouth, the
+# smile read shorter for its amount and the output's eyes read narrower whenever it smiled: eyes r 0.71 -> 0.59.)
+RESPONSE = 0.8
 SMILE_DEAD_ZONE = 0.05  # smaller smile amounts are landmark jitter
 _FOLLOWED = np.array(FOLLOWED)
 _ZONES = np.array([BROW_DEAD_ZONE if i in BROWS else DEAD_ZONE for i in FOLLOWED])  # each followed point's dead zone
@@ -76,12 +88,12 @@ class Neutral:
 
     def __init__(self, pts: np.ndarray) -> None:
         self.neutral = cap_resting(pts.copy())
-        self.lift_floor = min(mouth_corner_lift(pts), TEMPLATE_LIFT + LIFT_MARGIN)
+        self.lift_floor = min(smile_lift(pts), TEMPLATE_LIFT + LIFT_MARGIN)
         self.open_floor = mouth_openness(pts)
         self.brow_floor = brow_height(pts)
 
     def update(self, pts: np.ndarray) -> bool:
-        lift, gap, brow = mouth_corner_lift(pts), mouth_openness(pts), brow_height(pts)
+        lift, gap, brow = smile_lift(pts), mouth_openness(pts), brow_height(pts)
         self.lift_floor = min(lift, self.lift_floor + FLOOR_RISE, TEMPLATE_LIFT + LIFT_MARGIN)
         self.open_floor = min(gap, self.open_floor + FLOOR_RISE)
         self.brow_floor = min(brow, self.brow_floor + FLOOR_RISE)
@@ -110,8 +122,8 @@ class Neutral:
         if self._basis is None:
             n = self._neutral
             unit_move = smile_displacement(n, 1.0)(n)
-            lift = mouth_corner_lift(n)
-            self._basis = (unit_move, mouth_corner_lift(n + unit_move) - lift, lift, mouth_openness(n))
+            lift = smile_lift(n)
+            self._basis = (unit_move, smile_lift(n + unit_move) - lift, lift, mouth_openness(n))
         return self._basis
 
 
@@ -122,7 +134,7 @@ def cap_resting(pts: np.ndarray) -> np.ndarray:
     d = eye_distance(pts)
     _, down = face_axes(pts)
     out = pts
-    lift_excess = mouth_corner_lift(pts) - (TEMPLATE_LIFT + LIFT_MARGIN)
+    lift_excess = smile_lift(pts) - (TEMPLATE_LIFT + LIFT_MARGIN)
     if lift_excess > 0:
         out = out.copy()
         out[list(CORNERS)] += lift_excess * d * down
@@ -159,9 +171,8 @@ def follow_expression(face: Image, crop_pts: np.ndarray, state: FaceState, stren
     face's neutral, as :func:`observe` left it; a face never observed is observed now). Strength 0 returns ``face``
     itself (the pipeline observes every frame also then, so switching on mid-call needs no settling).
 
-    Two fields in one remap: the smile (the corners' lift beyond the neutral's, drawn by realtime.expressions'
-    smile field, which also lifts the cheeks and widens the mouth as a smile does), then what is left of each
-    followed point's move (lips parting or pressing, brows) by :func:`interpolating_field`."""
+    One remap, :func:`interpolating_field` from the neutral's followed points to their targets: the camera's move,
+    its smile drawn larger by 1 / RESPONSE and its lips parted only beyond the person's resting gap (module doc)."""
     pts = np.asarray(crop_pts, np.float64)
     if state.expression is None:
         observe(state, pts)
@@ -171,32 +182,26 @@ def follow_expression(face: Image, crop_pts: np.ndarray, state: FaceState, stren
         return face
     d = eye_distance(pts)
     target = neutral + strength * (pts - neutral)
-    # the smile field moves the points by amount x its move at amount 1 (nearly: it is linear in the amount and
-    # gentle), so one evaluation gives the lift of a unit smile, the smile the tracker saw and where the features go
     unit_move, unit, neutral_lift, neutral_open = state.expression.basis()
-    read = (mouth_corner_lift(target) - neutral_lift) / max(unit, 1e-6)  # the smile the tracker saw
-    smile = float(np.clip(read / RESPONSE, *SMILE_RANGE))  # ... and the smile that reads as much on the output
-    if abs(smile) < SMILE_DEAD_ZONE:
-        smile = read = 0.0
-    rest = target - (neutral + read * unit_move)  # the moves left once the smile as read is taken out: lips, brows
-    start = neutral + smile * unit_move  # where the smile field puts the features
-    target = start + rest
-    moved = np.hypot(rest[_FOLLOWED, 0], rest[_FOLLOWED, 1]) > _ZONES * d
+    # the lips part only by the opening beyond the person's own resting gap (as the mouth gate counts it): lips that
+    # rest parted are drawn as the neutral's closed ones, not as a mouth held open
+    _, down = face_axes(pts)
+    beyond = max(mouth_openness(pts) - state.expression.open_floor, 0.0)
+    target[list(LOWER_LIP)] += (neutral_open + strength * beyond - mouth_openness(target)) * d * down
+    # the smile as the tracker saw it, in unit smiles (the smile field's move is linear in its amount and gentle, so
+    # one evaluation on the neutral gives a unit smile's move and lift), drawn larger by 1 / RESPONSE
+    read = (smile_lift(target) - neutral_lift) / max(unit, 1e-6)
+    smile = float(np.clip(read / RESPONSE, *SMILE_RANGE))
+    if abs(smile) >= SMILE_DEAD_ZONE:
+        target = target + (smile - read) * unit_move
+    move = target - neutral
+    moved = np.hypot(move[_FOLLOWED, 0], move[_FOLLOWED, 1]) > _ZONES * d
     followed = _FOLLOWED[moved].tolist()
-    if not followed and not smile:
+    if not followed:
         return face
-    shape = (face.shape[0], face.shape[1])
-    field = None
-    if followed:
-        src = np.concatenate([start[followed], pts[list(STILL)]])
-        dst = np.concatenate([target[followed], pts[list(STILL)]])
-        field = interpolating_field(src, dst, shape, sigma=SIGMA * d)
-    if smile:
-        smiled = coarse_map(smile_displacement(neutral, smile), shape, max(1, int(SIGMA * d / 2)))
-        # backward maps compose: an output pixel samples the smiled face where ``field`` says, which samples the
-        # swapped face where the smile's map says there
-        field = smiled if field is None else cv2.remap(smiled, field, None, cv2.INTER_LINEAR)
-    assert field is not None
+    src = np.concatenate([neutral[followed], pts[list(STILL)]])
+    dst = np.concatenate([target[followed], pts[list(STILL)]])
+    field = interpolating_field(src, dst, (face.shape[0], face.shape[1]), sigma=SIGMA * d)
     out = cv2.remap(face, field, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     opened = mouth_openness(target) - neutral_open
     if opened > PAINT_FROM:  # the lips parted: the gap between them is the dark inside of a mouth, not stretched lip
@@ -228,14 +233,3 @@ def interpolating_field(src: np.ndarray, dst: np.ndarray, shape: tuple[int, int]
     wx = np.exp(-((gx[0][:, None] - dst[None, :, 0]) ** 2) / (2 * sigma * sigma))
     wy = np.exp(-((gy[:, 0][:, None] - dst[None, :, 1]) ** 2) / (2 * sigma * sigma))
     return add_upsampled(base, np.tensordot(wy, wx[:, :, None] * coef[None], axes=(1, 1)), lo, hi, step)
-
-
-def coarse_map(displacement, shape: tuple[int, int], step: int) -> np.ndarray:
-    """Backward map (H x W x 2, float32) of a smooth ``displacement`` (points -> pixels, as realtime.expressions'
-    fields), evaluated on a grid of ``step`` pixels and upsampled: the smile's field varies at the scale of the
-    mouth, and per pixel it cost 1.5 ms of the follower's budget on a 128 px crop."""
-    h, w = shape
-    grid = coarse_grid(np.array([[0.0, 0.0], [w - 1.0, h - 1.0]]), 0.0, shape, step)
-    assert grid is not None
-    lo, hi, gx, gy = grid
-    return add_upsampled(identity_map(shape), displacement(np.stack([gx, gy], axis=-1)), lo, hi, step, sign=-1.0)

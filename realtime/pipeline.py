@@ -83,7 +83,7 @@ class PipelineOptions:
     sharpen: str = "match"  # realtime.upscale.SHARPEN_MODES: match = blur to the camera's sharpness; unsharp; espcn x2
     occlusion: str = "auto"  # realtime.occlusion.OCCLUSION_MODES: keep hands/objects in front of the face
     faces: str = "all"  # realtime.selection: which faces are swapped: all (up to max_faces), largest, N, match:IMAGE
-    expression: float = 0.0  # realtime.follow: share of the camera's smile, lips and brows the swap takes on (0 = off)
+    expression: float = 1.0  # realtime.follow: share of the camera's smile, lips and brows the swap takes on (0 = off)
 
     def validate(self) -> None:
         if self.colour not in COLOUR_MODES:

@@ -11,8 +11,8 @@ from test_eyes import frozen_grace_swapper, output_ears
 from realtime import pipeline
 from realtime.expressions import expression_warp, moved_landmarks
 from realtime.facestate import FaceState
-from realtime.follow import RESPONSE, TEMPLATE_LIFT, follow_expression, observe
-from realtime.landmarks.measures import mouth_corner_lift
+from realtime.follow import RESPONSE, TEMPLATE_LIFT, TEMPLATE_OPEN, follow_expression, observe, smile_lift
+from realtime.landmarks.measures import mouth_corner_lift, mouth_openness
 from realtime.pipeline import FaceSwapProcessor, PipelineOptions
 
 
@@ -41,13 +41,13 @@ def test_strength_zero_is_the_face_itself_and_still_learns_the_neutral(portraits
 def test_the_neutral_does_not_swallow_a_held_smile(portrait_landmarks):
     lm = portrait_landmarks["grace_hopper"].astype(np.float64)
     smiling = moved_landmarks(lm, smile=1.0)
-    assert mouth_corner_lift(smiling) > TEMPLATE_LIFT + 0.05
+    assert smile_lift(smiling) > TEMPLATE_LIFT + 0.05
     state = FaceState()
     for _ in range(300):  # ten seconds of a smile from the first frame on
         observe(state, smiling)
     neutral = state.expression.neutral
     # capped at a resting face's lift: the held smile stays an expression to follow
-    assert mouth_corner_lift(neutral) < TEMPLATE_LIFT + 0.02, mouth_corner_lift(neutral)
+    assert smile_lift(neutral) < TEMPLATE_LIFT + 0.02, smile_lift(neutral)
     # a resting face seen after it is taken up as the person's own neutral
     assert not observe(state, smiling)  # not a resting frame
     for _ in range(120):
@@ -59,6 +59,33 @@ def test_the_neutral_does_not_swallow_a_held_smile(portrait_landmarks):
         observe(state, smiling)
     neutral = state.expression.neutral
     assert np.abs(neutral - lm).max() < 0.5
+
+
+def test_an_opening_mouth_is_not_read_as_a_smile(portrait_landmarks):
+    """The follower's smile is the corners' lift against the upper lip: the lower lip dropping as the mouth opens
+    moves the lips' middle (which realtime.landmarks.measures' mouth_corner_lift takes) but not that."""
+    lm = portrait_landmarks["grace_hopper"].astype(np.float64)
+    opened = moved_landmarks(lm, mouth=0.3, rigid_jaw=True)
+    assert mouth_corner_lift(opened) - mouth_corner_lift(lm) > 0.1  # both lips' middle: an opening reads as a smile
+    assert abs(smile_lift(opened) - smile_lift(lm)) < 0.01, (smile_lift(opened), smile_lift(lm))
+    assert smile_lift(moved_landmarks(lm, smile=1.0)) - smile_lift(lm) > 0.1  # ... a smile does
+
+
+def test_lips_that_rest_parted_are_drawn_as_the_neutral_has_them(portraits, portrait_landmarks):
+    """Lips that rest parted (beyond the template's gap, so the neutral is capped closed) are the person's rest: the
+    follower leaves the swapped mouth closed; an opening beyond that rest opens it (and paints the gap dark)."""
+    image, lm = portraits["grace_hopper"].image, portrait_landmarks["grace_hopper"].astype(np.float64)
+    parted = moved_landmarks(lm, mouth=0.15, rigid_jaw=True)
+    assert mouth_openness(parted) > TEMPLATE_OPEN + 0.05
+    state = FaceState()
+    for _ in range(30):
+        observe(state, parted)
+    assert mouth_openness(state.expression.neutral) < mouth_openness(parted) - 0.03  # capped: a closed neutral
+    np.testing.assert_array_equal(follow_expression(image, parted, state, 1.0), image)
+    wide = moved_landmarks(lm, mouth=0.4, rigid_jaw=True)
+    opened = follow_expression(image, wide, state, 1.0)
+    mouth = (slice(int(wide[62, 1]) + 2, int(wide[66, 1]) - 2), slice(int(wide[62, 0]) - 3, int(wide[62, 0]) + 4))
+    assert opened[mouth].mean() < image[mouth].mean() - 30, (opened[mouth].mean(), image[mouth].mean())
 
 
 def test_a_smile_moves_the_mouth_corners_up(portraits, portrait_landmarks, static_detector):
