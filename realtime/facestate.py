@@ -33,5 +33,7 @@ class FaceState:
     sharpness_level: float | None = None
     # realtime.occlusion: the face's learned look and how much of the swap is shown
     occlusion: OcclusionState | None = None
-    # realtime.follow: the face's resting geometry (the expression follower's neutral)
+    # realtime.follow: the face's resting geometry (the expression follower's neutral), and how much of a smile the
+    # model draws by itself for this face (0..1, measured once: realtime.follow.drawn_expression)
     expression: Neutral | None = None
+    expression_drawn: float | None = None

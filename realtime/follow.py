@@ -27,7 +27,15 @@ import cv2
 import numpy as np
 
 from realtime.align import TEMPLATE_68
-from realtime.expressions import BROWS, add_upsampled, coarse_grid, identity_map, paint_mouth, smile_displacement
+from realtime.expressions import (
+    BROWS,
+    add_upsampled,
+    coarse_grid,
+    expression_warp,
+    identity_map,
+    paint_mouth,
+    smile_displacement,
+)
 from realtime.facestate import FaceState
 from realtime.landmarks.measures import eye_distance, face_axes, mouth_openness
 from realtime.types import Image
@@ -71,6 +79,8 @@ SMILE_RANGE = (-0.5, 1.5)  # the smile's amount, in unit smiles (realtime.expres
 # smile read shorter for its amount and the output's eyes read narrower whenever it smiled: eyes r 0.71 -> 0.59.)
 RESPONSE = 0.8
 SMILE_DEAD_ZONE = 0.05  # smaller smile amounts are landmark jitter
+PROBE_SMILE = 1.0  # the smile drawn on the camera's crop to see how much of it the model draws (drawn_expression)
+PROBE_MARGIN = 0.3  # eye distances around the mouth's landmarks in which the probe compares
 _FOLLOWED = np.array(FOLLOWED)
 _ZONES = np.array([BROW_DEAD_ZONE if i in BROWS else DEAD_ZONE for i in FOLLOWED])  # each followed point's dead zone
 
@@ -207,6 +217,33 @@ def follow_expression(face: Image, crop_pts: np.ndarray, state: FaceState, stren
     if opened > PAINT_FROM:  # the lips parted: the gap between them is the dark inside of a mouth, not stretched lip
         paint_mouth(out, target, opened, d)
     return out
+
+
+def drawn_expression(swapper, crop: Image, crop_pts: np.ndarray, morph: float) -> float:
+    """How much of the camera's expression the model draws by itself, 0..1: the camera's aligned ``crop`` and the
+    same crop with a smile drawn on it (realtime.expressions, amount PROBE_SMILE) are swapped in one batch, and the
+    change the smile makes to the swapped mouth area is projected onto the change it made to the crop (grey levels,
+    the mouth's box grown by PROBE_MARGIN eye distances). A model trained on a few stills draws its resting mouth
+    whatever the camera shows (the demo models: -0.06 .. 0.08 on the truth clips and carphone); a pass-through, or a
+    model trained on video of both people, draws the camera's smile (1): the follower must not add it a second time,
+    so the pipeline scales its strength by 1 - this. One extra batch of two on a face's first frame."""
+    pts = np.asarray(crop_pts, np.float64)
+    smiled, _, _ = expression_warp(crop, pts, smile=PROBE_SMILE)
+    (plain, probed), _ = swapper.swap([crop, smiled], morph=morph)
+    d = eye_distance(pts)
+    h, w = crop.shape[:2]
+    x0, y0 = np.clip(np.floor(pts[list(MOUTH)].min(axis=0) - PROBE_MARGIN * d).astype(int), 0, [w - 1, h - 1])
+    x1, y1 = np.clip(np.ceil(pts[list(MOUTH)].max(axis=0) + PROBE_MARGIN * d).astype(int), 0, [w, h])
+
+    def grey(image: Image) -> np.ndarray:
+        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2GRAY)[y0:y1, x0:x1].astype(np.float64)
+
+    wanted = grey(smiled) - grey(crop)
+    got = grey(probed) - grey(plain)
+    power = float((wanted * wanted).sum())
+    if power < 1.0:  # the smile moved nothing visible (a face too small or outside the crop): nothing to learn
+        return 0.0
+    return float(np.clip((got * wanted).sum() / power, 0.0, 1.0))
 
 
 def interpolating_field(src: np.ndarray, dst: np.ndarray, shape: tuple[int, int], sigma: float) -> np.ndarray:

@@ -23,7 +23,7 @@ from realtime.colour import COLOUR_MODES, ColourModel, colour_model
 from realtime.compose import BLEND_MODES, blend_mask, paste_back
 from realtime.errors import SwapcamError
 from realtime.eyes import EYES_MODES, EyeFollower, close_eyes
-from realtime.follow import follow_expression, observe, resting_openness
+from realtime.follow import drawn_expression, follow_expression, observe, resting_openness
 from realtime.landmarks.smoothing import FaceSmoother
 from realtime.mouth import MOUTH_MODES, MouthGate, paste_camera_mouth
 from realtime.occlusion import (
@@ -170,6 +170,8 @@ class FaceSwapProcessor:
         # -- nothing below raises: swap it all in
         if swapper is not None and not first and swapper is not self.swapper:
             forget_codes([t.state for t in self._temporal.tracks])  # another encoder: another code space
+            for track in self._temporal.tracks:  # ... and another model's own expression, measured again
+                track.state.expression_drawn = None
         if sharpener is not None:
             self._sharpeners[new.sharpen] = sharpener
         self.options, self.size, self.coverage, self._mouth = new, size, coverage, mouth
@@ -273,9 +275,8 @@ class FaceSwapProcessor:
             for (camera_face, (crop, matrix, crop_pts)), track in zip(cropped, tracks, strict=True):
                 visibility.append(face_visibility(occlusion, track.state, crop, crop_pts, matrix, camera_face.hands))
             t_vis = time.perf_counter()
-            resting = [
-                observe(track.state, c[2], seen=mouth_seen(track.state)) for track, c in zip(tracks, crops, strict=True)
-            ]
+            seen = [mouth_seen(track.state) for track in tracks]
+            resting = [observe(t.state, c[2], seen=m) for t, c, m in zip(tracks, crops, seen, strict=True)]
             t_obs = time.perf_counter()
             occlusion_ms, expression_ms = (t_vis - t_match) * 1e3, (t_obs - t_vis) * 1e3
             swapped, learned = recentred_swap(
@@ -291,11 +292,16 @@ class FaceSwapProcessor:
             follow_eyes = self.options.eyes == "follow"
             camera_mouths = []
             sharpen, scale = self._sharpeners[self.options.sharpen]
-            for (camera_face, (crop, matrix, crop_pts)), face, mask_l, track, (visible, presence) in zip(
-                cropped, swapped, learned, tracks, visibility, strict=True
+            for (camera_face, (crop, matrix, crop_pts)), face, mask_l, track, (visible, presence), mouth_shown in zip(
+                cropped, swapped, learned, tracks, visibility, seen, strict=True
             ):
                 ta = time.perf_counter()
-                face = follow_expression(face, crop_pts, track.state, self.options.expression)
+                strength = self.options.expression
+                if strength > 0 and track.state.expression_drawn is None and mouth_shown:
+                    # once per face: what the model draws of an expression itself is not added again
+                    track.state.expression_drawn = drawn_expression(self.swapper, crop, crop_pts, self.options.morph)
+                strength *= 1.0 - (track.state.expression_drawn or 0.0)
+                face = follow_expression(face, crop_pts, track.state, strength)
                 tv = time.perf_counter()
                 expression_ms += (tv - ta) * 1e3
                 ta = tv

@@ -11,7 +11,15 @@ from test_eyes import frozen_grace_swapper, output_ears
 from realtime import pipeline
 from realtime.expressions import expression_warp, moved_landmarks
 from realtime.facestate import FaceState
-from realtime.follow import RESPONSE, TEMPLATE_LIFT, TEMPLATE_OPEN, follow_expression, observe, smile_lift
+from realtime.follow import (
+    RESPONSE,
+    TEMPLATE_LIFT,
+    TEMPLATE_OPEN,
+    drawn_expression,
+    follow_expression,
+    observe,
+    smile_lift,
+)
 from realtime.landmarks.measures import mouth_corner_lift, mouth_openness
 from realtime.pipeline import FaceSwapProcessor, PipelineOptions
 
@@ -159,3 +167,50 @@ def test_expression_zero_is_todays_output_exactly(
     without = run()
     for a, b in zip(with_stage, without, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+class _PassThrough:
+    """A "model" that draws the camera's aligned crop as it is: every expression is already there."""
+
+    recentres = False
+
+    def __init__(self, info) -> None:
+        self.info = info
+
+    def swap(self, crops, morph: float = 0.75):
+        return [np.ascontiguousarray(c) for c in crops], [np.ones(c.shape[:2], np.float32) for c in crops]
+
+
+def test_the_probe_tells_a_model_that_draws_expressions_from_one_that_does_not(
+    tmp_path, grace_hopper, portrait_landmarks
+):
+    from realtime.align import align, transform_points
+
+    frozen = frozen_grace_swapper(tmp_path, grace_hopper, portrait_landmarks)
+    lm = portrait_landmarks["grace_hopper"]
+    crop, matrix = align(grace_hopper.image, lm, frozen.size, frozen.info.coverage)
+    pts = transform_points(lm, matrix)
+    assert drawn_expression(_PassThrough(frozen.info), crop, pts, 0.75) > 0.95
+    assert drawn_expression(frozen, crop, pts, 0.75) < 0.05  # the same resting face whatever the camera shows
+
+
+@pytest.mark.slow
+def test_a_model_that_draws_the_expression_itself_does_not_get_it_twice(
+    tmp_path, grace_hopper, grace_hopper_clip, portrait_landmarks, static_detector
+):
+    """With a pass-through model (the reconstruction ceiling of `swapcam eval`) the follower adds nothing: the
+    output is the same with --expression 1 as with 0, smile included; the frozen model still gets the smile."""
+    frozen = frozen_grace_swapper(tmp_path, grace_hopper, portrait_landmarks)
+    still = grace_hopper_clip.frames[0]
+    smile_frame, _, _ = expression_warp(still, static_detector.detect(still)[0].landmarks, smile=1.0)
+    frames = [still] * 6 + [smile_frame] * 6
+
+    def run(swapper, expression: float) -> list[np.ndarray]:
+        with FaceSwapProcessor(swapper, PipelineOptions(expression=expression)) as proc:
+            return [proc.process(f, i / 30.0) for i, f in enumerate(frames)]
+
+    passthrough = _PassThrough(frozen.info)
+    for a, b in zip(run(passthrough, 1.0), run(passthrough, 0.0), strict=True):
+        np.testing.assert_array_equal(a, b)
+    on, off = run(frozen, 1.0), run(frozen, 0.0)
+    assert np.abs(on[-1].astype(int) - off[-1].astype(int)).max() > 30  # the frozen model's face was moved
