@@ -58,7 +58,9 @@ def add_compositing_arguments(parser: argparse.ArgumentParser) -> None:
         default=PipelineOptions.expression,
         help="0..1: how much of the camera's expression the swapped face takes on: its mouth corners (a smile), "
         "lips and brows are warped from the person's resting face towards where the camera has them this frame "
-        "(1 = all of it, 0 = the model's own expression; README 'Expression')",
+        "(1 = all of it, the default; 0 = the model's own expression). A model that draws the camera's expression "
+        "itself (measured on each face's first frame) gets correspondingly less, so nothing is drawn twice "
+        "(README 'Expression')",
     )
     parser.add_argument(
         "--blend",
