@@ -37,3 +37,4 @@ class FaceState:
     # model draws by itself for this face (0..1, measured once: realtime.follow.drawn_expression)
     expression: Neutral | None = None
     expression_drawn: float | None = None
+    expression_drawn_open: float | None = None  # ... and the inner-lip gap the model draws at rest (eye distances)

@@ -81,6 +81,15 @@ RESPONSE = 0.8
 SMILE_DEAD_ZONE = 0.05  # smaller smile amounts are landmark jitter
 PROBE_SMILE = 1.0  # the smile drawn on the camera's crop to see how much of it the model draws (drawn_expression)
 PROBE_MARGIN = 0.3  # eye distances around the mouth's landmarks in which the probe compares
+# A model may draw the lips parted at rest although the camera person's are closed: decoder A learned the
+# astronaut's toothy smile, and identity re-centring pulls every face towards it (Grace Hopper's clip, b2a: the
+# output read 0.09-0.13 at rest against the camera's 0.01). The pipeline reads the drawn face's lip gap once per face
+# (a static face mesh on the swapped crop); the follower closes CLOSE_SHARE of the excess over the neutral's when it
+# is more than CLOSE_FROM. Measured on that clip (`swapcam eval`, --expression 1): share 0 / 0.5 / 1: mouth r vs
+# truth 0.65 / 0.72 / 0.75, smile kept 0.65 / 0.73 / 0.82, distance to A 0.466 / 0.480 / 0.501 (0.464 off: a full
+# close costs more identity than the issue's 0.03); the astronaut clip and carphone are unchanged (nothing drawn open).
+CLOSE_SHARE = 0.5
+CLOSE_FROM = 0.03  # eye distances of drawn lip gap beyond the neutral's from which it is closed
 _FOLLOWED = np.array(FOLLOWED)
 _ZONES = np.array([BROW_DEAD_ZONE if i in BROWS else DEAD_ZONE for i in FOLLOWED])  # each followed point's dead zone
 
@@ -204,12 +213,21 @@ def follow_expression(face: Image, crop_pts: np.ndarray, state: FaceState, stren
     smile = float(np.clip(read / RESPONSE, *SMILE_RANGE))
     if abs(smile) >= SMILE_DEAD_ZONE:
         target = target + (smile - read) * unit_move
-    move = target - neutral
+    # where the model draws the lips: at the neutral's, unless it was seen to draw them parted wider at rest
+    # (state.expression_drawn_open: a decoder that learned a toothy smile, pulled towards it by re-centring); then
+    # its lower lip is taken from there to the target, closing a mouth the camera person keeps closed
+    drawn = neutral
+    drawn_open = state.expression_drawn_open
+    if drawn_open is not None and drawn_open > neutral_open + CLOSE_FROM:
+        drawn = neutral.copy()
+        drawn[list(LOWER_LIP)] += (drawn_open - neutral_open) * d * down
+        target[list(LOWER_LIP)] += (1.0 - strength * CLOSE_SHARE) * (drawn_open - neutral_open) * d * down
+    move = target - drawn
     moved = np.hypot(move[_FOLLOWED, 0], move[_FOLLOWED, 1]) > _ZONES * d
     followed = _FOLLOWED[moved].tolist()
     if not followed:
         return face
-    src = np.concatenate([neutral[followed], pts[list(STILL)]])
+    src = np.concatenate([drawn[followed], pts[list(STILL)]])
     dst = np.concatenate([target[followed], pts[list(STILL)]])
     field = interpolating_field(src, dst, (face.shape[0], face.shape[1]), sigma=SIGMA * d)
     out = cv2.remap(face, field, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
@@ -219,17 +237,22 @@ def follow_expression(face: Image, crop_pts: np.ndarray, state: FaceState, stren
     return out
 
 
-def drawn_expression(swapper, crop: Image, crop_pts: np.ndarray, morph: float) -> float:
-    """How much of the camera's expression the model draws by itself, 0..1: the camera's aligned ``crop`` and the
-    same crop with a smile drawn on it (realtime.expressions, amount PROBE_SMILE) are swapped in one batch, and the
-    change the smile makes to the swapped mouth area is projected onto the change it made to the crop (grey levels,
-    the mouth's box grown by PROBE_MARGIN eye distances). A model trained on a few stills draws its resting mouth
-    whatever the camera shows (the demo models: -0.06 .. 0.08 on the truth clips and carphone); a pass-through, or a
-    model trained on video of both people, draws the camera's smile (1): the follower must not add it a second time,
-    so the pipeline scales its strength by 1 - this. One extra batch of two on a face's first frame."""
-    pts = np.asarray(crop_pts, np.float64)
-    smiled, _, _ = expression_warp(crop, pts, smile=PROBE_SMILE)
-    (plain, probed), _ = swapper.swap([crop, smiled], morph=morph)
+def drawn_expression(swapper, crops: list[Image], crop_pts: list[np.ndarray], morph: float) -> list[float]:
+    """How much of the camera's expression the model draws by itself, 0..1, for each face: its aligned crop and the
+    same crop with a smile drawn on it (realtime.expressions, amount PROBE_SMILE) are swapped (all faces in one
+    batch), and the change the smile makes to the swapped mouth area is projected onto the change it made to the crop
+    (grey levels, the mouth's box grown by PROBE_MARGIN eye distances). A model trained on a few stills draws its
+    resting mouth whatever the camera shows (the demo models: -0.06 .. 0.08 on the truth clips and carphone); a
+    pass-through, or a model trained on video of both people, draws the camera's smile (1): the follower must not add
+    it a second time, so the pipeline scales its strength by 1 - this. One extra batch on a face's first frame."""
+    points = [np.asarray(p, np.float64) for p in crop_pts]
+    smiled = [expression_warp(c, p, smile=PROBE_SMILE)[0] for c, p in zip(crops, points, strict=True)]
+    faces, _ = swapper.swap(list(crops) + smiled, morph=morph)
+    n = len(crops)
+    return [_response(c, s, f, g, p) for c, s, f, g, p in zip(crops, smiled, faces[:n], faces[n:], points, strict=True)]
+
+
+def _response(crop: Image, smiled: Image, plain: Image, probed: Image, pts: np.ndarray) -> float:
     d = eye_distance(pts)
     h, w = crop.shape[:2]
     x0, y0 = np.clip(np.floor(pts[list(MOUTH)].min(axis=0) - PROBE_MARGIN * d).astype(int), 0, [w - 1, h - 1])

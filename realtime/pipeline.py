@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 
 from models.contract import DFM_DEFAULT_MORPH
@@ -24,6 +25,7 @@ from realtime.compose import BLEND_MODES, blend_mask, paste_back
 from realtime.errors import SwapcamError
 from realtime.eyes import EYES_MODES, EyeFollower, close_eyes
 from realtime.follow import drawn_expression, follow_expression, observe, resting_openness
+from realtime.landmarks.measures import mouth_openness
 from realtime.landmarks.smoothing import FaceSmoother
 from realtime.mouth import MOUTH_MODES, MouthGate, paste_camera_mouth
 from realtime.occlusion import (
@@ -132,6 +134,7 @@ class FaceSwapProcessor:
         self._temporal = TemporalSmoother(self.options.temporal)
         self._sharpeners: dict[str, tuple] = {}  # mode -> (sharpen, scale), built on first use (espcn loads a model)
         self._hands = HandFinder()  # mediapipe's hand landmarker, loaded when occlusion by hands is first on
+        self._drawn_detector: Any = None  # static face mesh for the drawn face's rest (first use: a face's first frame)
         self.reconfigure(swapper, self.options)
         self._owns_detector = detector is None
         self._detector = detector
@@ -200,6 +203,8 @@ class FaceSwapProcessor:
         """The slow first-time work, done before the first real frame: the detector's warm-up (graph start, first
         face) and one inference on a blank batch (onnxruntime's first run allocates and would stall frame 1)."""
         self.detector.warmup()
+        if self.options.expression > 0:  # the drawn face's rest is read on each face's first frame (realtime.follow)
+            self._drawn_openness(np.zeros((self.size, self.size, 3), np.uint8))
         if self.options.occlusion in HAND_MODES:  # the hand graph's first run is slow too
             self._hands.find(np.zeros((64, 64, 3), np.uint8), True)
             self._hands.reset()
@@ -292,14 +297,29 @@ class FaceSwapProcessor:
             follow_eyes = self.options.eyes == "follow"
             camera_mouths = []
             sharpen, scale = self._sharpeners[self.options.sharpen]
-            for (camera_face, (crop, matrix, crop_pts)), face, mask_l, track, (visible, presence), mouth_shown in zip(
-                cropped, swapped, learned, tracks, visibility, seen, strict=True
+            # once per face (its first frame with the mouth in view), all new faces in one batch: how much of an
+            # expression the model draws itself, which the follower does not add again (realtime.follow)
+            tp = time.perf_counter()
+            which = [
+                i
+                for i, (t, m) in enumerate(zip(tracks, seen, strict=True))
+                if self.options.expression > 0 and m and t.state.expression_drawn is None
+            ]
+            if which:
+                drawn = drawn_expression(
+                    self.swapper, [crops[i][0] for i in which], [crops[i][2] for i in which], self.options.morph
+                )
+                for i, value in zip(which, drawn, strict=True):
+                    tracks[i].state.expression_drawn = value
+            probed = {id(tracks[i]) for i in which}
+            expression_ms += (time.perf_counter() - tp) * 1e3
+            for (camera_face, (crop, matrix, crop_pts)), face, mask_l, track, (visible, presence) in zip(
+                cropped, swapped, learned, tracks, visibility, strict=True
             ):
                 ta = time.perf_counter()
                 strength = self.options.expression
-                if strength > 0 and track.state.expression_drawn is None and mouth_shown:
-                    # once per face: what the model draws of an expression itself is not added again
-                    track.state.expression_drawn = drawn_expression(self.swapper, crop, crop_pts, self.options.morph)
+                if id(track) in probed:  # ... and how far apart it draws the lips (the face as swapped this frame)
+                    track.state.expression_drawn_open = self._drawn_openness(face)
                 strength *= 1.0 - (track.state.expression_drawn or 0.0)
                 face = follow_expression(face, crop_pts, track.state, strength)
                 tv = time.perf_counter()
@@ -379,11 +399,24 @@ class FaceSwapProcessor:
         self.last_timings = timings
         return out
 
+    def _drawn_openness(self, face: Image) -> float | None:
+        """The inner-lip gap (eye distances) of the swapped crop ``face`` as drawn, by a static face mesh on it
+        (twice its size): None when no face is found there."""
+        if self._drawn_detector is None:
+            from realtime.landmarks import create_detector
+
+            self._drawn_detector = create_detector("mediapipe", mode="static", max_faces=1)
+        big = cv2.resize(face, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
+        found = self._drawn_detector.detect(big)
+        return mouth_openness(found[0].landmarks) if found else None
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             if self._owns_detector and self._detector is not None:
                 self._detector.close()
+            if self._drawn_detector is not None:
+                self._drawn_detector.close()
             self._hands.close()
             self._selector.close()
 
