@@ -84,12 +84,13 @@ PROBE_MARGIN = 0.3  # eye distances around the mouth's landmarks in which the pr
 # A model may draw the lips parted at rest although the camera person's are closed: decoder A learned the
 # astronaut's toothy smile, and identity re-centring pulls every face towards it (Grace Hopper's clip, b2a: the
 # output read 0.09-0.13 at rest against the camera's 0.01). The pipeline reads the drawn face's lip gap once per face
-# (a static face mesh on the swapped crop); the follower closes CLOSE_SHARE of the excess over the neutral's when it
-# is more than CLOSE_FROM. Measured on that clip (`swapcam eval`, --expression 1): share 0 / 0.5 / 1: mouth r vs
-# truth 0.65 / 0.72 / 0.75, smile kept 0.65 / 0.73 / 0.82, distance to A 0.466 / 0.480 / 0.501 (0.464 off: a full
-# close costs more identity than the 0.03); the astronaut clip and carphone are unchanged (nothing drawn open).
+# (a static face mesh on the swapped crop); where it exceeds the camera person's own resting gap by more than
+# CLOSE_FROM, the follower closes CLOSE_SHARE of the excess. Measured on that clip (`swapcam eval`, --expression 1):
+# share 0 / 0.5 / 1: mouth r vs truth 0.65 / 0.72 / 0.75, smile kept 0.65 / 0.73 / 0.82, distance to A 0.466 /
+# 0.480 / 0.501 (0.464 off: a full close costs more identity than the 0.03); the astronaut clip and carphone
+# are unchanged (nothing drawn open), and so is a camera person whose own lips rest parted.
 CLOSE_SHARE = 0.5
-CLOSE_FROM = 0.03  # eye distances of drawn lip gap beyond the neutral's from which it is closed
+CLOSE_FROM = 0.03  # eye distances of drawn lip gap beyond the person's resting gap from which it is closed
 _FOLLOWED = np.array(FOLLOWED)
 _ZONES = np.array([BROW_DEAD_ZONE if i in BROWS else DEAD_ZONE for i in FOLLOWED])  # each followed point's dead zone
 
@@ -216,12 +217,16 @@ def follow_expression(face: Image, crop_pts: np.ndarray, state: FaceState, stren
     # where the model draws the lips: at the neutral's, unless it was seen to draw them parted wider at rest
     # (state.expression_drawn_open: a decoder that learned a toothy smile, pulled towards it by re-centring); then
     # its lower lip is taken from there to the target, closing a mouth the camera person keeps closed
+    # (against the person's own resting gap, not the neutral's capped one: lips that rest parted on the camera too
+    # are left as drawn)
     drawn = neutral
     drawn_open = state.expression_drawn_open
-    if drawn_open is not None and drawn_open > neutral_open + CLOSE_FROM:
+    rest_open = max(neutral_open, state.expression.open_floor)
+    if drawn_open is not None and drawn_open > rest_open + CLOSE_FROM:
         drawn = neutral.copy()
         drawn[list(LOWER_LIP)] += (drawn_open - neutral_open) * d * down
-        target[list(LOWER_LIP)] += (1.0 - strength * CLOSE_SHARE) * (drawn_open - neutral_open) * d * down
+        shift = drawn_open - neutral_open - strength * CLOSE_SHARE * (drawn_open - rest_open)
+        target[list(LOWER_LIP)] += shift * d * down
     move = target - drawn
     moved = np.hypot(move[_FOLLOWED, 0], move[_FOLLOWED, 1]) > _ZONES * d
     followed = _FOLLOWED[moved].tolist()
