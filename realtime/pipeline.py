@@ -174,7 +174,7 @@ class FaceSwapProcessor:
         if swapper is not None and not first and swapper is not self.swapper:
             forget_codes([t.state for t in self._temporal.tracks])  # another encoder: another code space
             for track in self._temporal.tracks:  # ... and another model's own expression, measured again
-                track.state.expression_drawn = None
+                track.state.expression_drawn = track.state.expression_drawn_open = None
         if sharpener is not None:
             self._sharpeners[new.sharpen] = sharpener
         self.options, self.size, self.coverage, self._mouth = new, size, coverage, mouth
