@@ -37,19 +37,8 @@ from realtime.expressions import (
     smile_displacement,
 )
 from realtime.facestate import FaceState
-from realtime.landmarks.measures import eye_distance, face_axes, mouth_openness
+from realtime.landmarks.measures import eye_distance, face_axes, mouth_openness, smile_lift
 from realtime.types import Image
-
-
-def smile_lift(lm: np.ndarray) -> float:
-    """How far the mouth corners sit above the upper lip's middle (outer), along the face's up axis, in eye
-    distances: a smile's measure that an opening mouth leaves alone (realtime.landmarks.measures'
-    mouth_corner_lift takes both lips' middle, which drops with the lower lip as the mouth opens)."""
-    lm = np.asarray(lm, np.float64)
-    _, down = face_axes(lm)
-    corners = (lm[48] + lm[54]) / 2
-    return float((lm[51] - corners) @ down / (eye_distance(lm) + 1e-6))
-
 
 MOUTH = tuple(range(48, 68))
 FOLLOWED = MOUTH + BROWS

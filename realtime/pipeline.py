@@ -203,8 +203,9 @@ class FaceSwapProcessor:
         """The slow first-time work, done before the first real frame: the detector's warm-up (graph start, first
         face) and one inference on a blank batch (onnxruntime's first run allocates and would stall frame 1)."""
         self.detector.warmup()
-        if self.options.expression > 0:  # the drawn face's rest is read on each face's first frame (realtime.follow)
-            self._drawn_openness(np.zeros((self.size, self.size, 3), np.uint8))
+        # the drawn face's rest is read on each face's first frame (realtime.follow): its face mesh is started here
+        # even at --expression 0, since the strength can be raised live (keys, page) and a start then stalls a frame
+        self._drawn_openness(np.zeros((self.size, self.size, 3), np.uint8))
         if self.options.occlusion in HAND_MODES:  # the hand graph's first run is slow too
             self._hands.find(np.zeros((64, 64, 3), np.uint8), True)
             self._hands.reset()

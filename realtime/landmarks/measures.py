@@ -9,7 +9,8 @@ All ratios are in face units (over the eye-centre distance), so they do not chan
   points fully, a shut eye reads ~0.17-0.2 (realtime.eyes).
 - mouth-corner lift: how far the mouth corners (48, 54) sit above the lips' middle (51, 57), along the face's own
   up axis (perpendicular to the eye line, so a tilted head reads the same); larger = a smile. Neutral faces read
-  ~0.07-0.10, the smiling astronaut 0.17.
+  ~0.07-0.10, the smiling astronaut 0.17. The smile lift takes the upper lip's middle alone (51), so an opening
+  mouth does not read as a smile (the expression follower's measure).
 - head pose, two ways: :func:`head_pose` (fast 2-D ratios: roll = eye-line angle, yaw = asin of the nose tip's
   offset from the jaw's middle, pitch = where the nose tip sits between eye line 0 and mouth 1), which the coverage
   meter bins; :func:`head_pose_degrees`, yaw/pitch/roll in degrees from a perspective-n-point solve (OpenCV's
@@ -29,6 +30,7 @@ OUTER_LIPS = tuple(range(48, 60))
 INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 MOUTH_CORNERS = (48, 54)
 LIP_MIDDLE = (51, 57)  # upper and lower outer lip, middle
+UPPER_LIP_MIDDLE = (51,)
 NOSE_TIP = 30
 JAW_LEFT, JAW_RIGHT = 0, 16
 
@@ -67,13 +69,26 @@ def face_axes(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return across, np.array([-across[1], across[0]])
 
 
-def mouth_corner_lift(lm: np.ndarray) -> float:
-    """How far the mouth corners sit above the lips' middle, along the face's up axis, in eye distances."""
+def _corners_above(lm: np.ndarray, reference: tuple[int, ...]) -> float:
+    """How far the mouth corners sit above the mean of the ``reference`` points, along the face's up axis, in eye
+    distances."""
     lm = np.asarray(lm, np.float64)
     _, down = face_axes(lm)
-    middle = lm[list(LIP_MIDDLE)].mean(axis=0) @ down
+    middle = lm[list(reference)].mean(axis=0) @ down
     corners = lm[list(MOUTH_CORNERS)].mean(axis=0) @ down
     return float((middle - corners) / (eye_distance(lm) + 1e-6))
+
+
+def mouth_corner_lift(lm: np.ndarray) -> float:
+    """How far the mouth corners sit above the lips' middle, along the face's up axis, in eye distances."""
+    return _corners_above(lm, LIP_MIDDLE)
+
+
+def smile_lift(lm: np.ndarray) -> float:
+    """How far the mouth corners sit above the upper lip's middle (outer): a smile's measure that an opening mouth
+    leaves alone (:func:`mouth_corner_lift` takes both lips' middle, which drops with the lower lip as the mouth
+    opens). The expression follower's measure of a smile."""
+    return _corners_above(lm, UPPER_LIP_MIDDLE)
 
 
 def mouth_width(lm: np.ndarray) -> float:
