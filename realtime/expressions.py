@@ -467,6 +467,94 @@ def lip_press_landmarks(landmarks: np.ndarray, amount: float) -> np.ndarray:
     return out
 
 
+# A lip close shuts parted lips (a toothy smile): the inner lips go to the line where they meet, and the outer
+# lips move towards it by LIP_CLOSE_THIN of their distance (closed lips are thinner than lips stretched over teeth,
+# and the face mesh reads thick lips around a closed mouth as a parted one: the astronaut's toothy smile closed
+# with the lips' full thickness read 0.14 eye distances open, 0.04 with 0.6 of it, her camera open 0.16); the skin
+# within LIP_CLOSE_REACH eye distances above and below stretches to follow, the corners hold. Training: an identity
+# whose every photo shows parted lips learns a closed resting mouth (training.augment's rest_close).
+LIP_CLOSE_THIN = 0.6
+LIP_CLOSE_REACH = 0.25
+UPPER_INNER_LINE = (60, 61, 62, 63, 64)
+LOWER_INNER_LINE = (60, 67, 66, 65, 64)
+UPPER_OUTER_LINE = (48, 49, 50, 51, 52, 53, 54)
+LOWER_OUTER_LINE = (48, 59, 58, 57, 56, 55, 54)
+
+
+def lip_close_landmarks(landmarks: np.ndarray, amount: float) -> np.ndarray:
+    """Where the landmarks go when parted lips close by ``amount`` (0..1: 1 = the inner lips meet), on an aligned
+    (upright) crop: the inner lips move vertically to the line where they meet, the outer lips towards it by
+    ``amount`` x LIP_CLOSE_THIN of their distance; the corners hold."""
+    lm = np.asarray(landmarks, np.float64)
+    out = lm.copy()
+    amount = float(np.clip(amount, 0.0, 1.0))
+    if amount <= 0:
+        return out
+    inner = list(UPPER_INNER_LIP + LOWER_INNER_LIP)
+    outer = list(UPPER_OUTER_LIP + LOWER_OUTER_LIP_MIDDLE)
+    meet = lm[inner, 1].mean()
+    out[inner, 1] = lm[inner, 1] + amount * (meet - lm[inner, 1])
+    out[outer, 1] = lm[outer, 1] + amount * LIP_CLOSE_THIN * (meet - lm[outer, 1])
+    return out
+
+
+def _line_at(lm: np.ndarray, line: tuple[int, ...], xs: np.ndarray) -> np.ndarray:
+    p = lm[list(line)]
+    order = np.argsort(p[:, 0])
+    return np.interp(xs, p[order, 0], p[order, 1])
+
+
+def lip_close_warp(
+    image: Image, landmarks: np.ndarray, amount: float, extra: tuple[np.ndarray, ...] = ()
+) -> tuple[Image, np.ndarray, tuple[np.ndarray, ...]]:
+    """Close parted lips by ``amount`` (0..1) on an aligned crop (:func:`lip_close_landmarks`): in each column
+    between the mouth corners a piecewise-linear vertical map takes each lip (outer line to inner line) to its new
+    place and squeezes what lay between the inner lines (the teeth) into the gap left (none at 1); the skin above
+    and below stretches over LIP_CLOSE_REACH eye distances, and the map fades out towards the corners (over the
+    span from the outer to the inner corner). Exact, unlike a smooth field, which cannot shut a gap a few pixels
+    high. ``extra`` (H x W masks) move with the image. Returns (image, moved landmarks, extra)."""
+    lm = np.asarray(landmarks, np.float64)
+    moved = lip_close_landmarks(lm, amount)
+    h, w = image.shape[:2]
+    left, right = float(lm[48, 0]), float(lm[54, 0])
+    x0, x1 = int(np.clip(np.floor(min(left, right)), 0, w - 1)), int(np.clip(np.ceil(max(left, right)), 0, w))
+    if np.allclose(moved, lm) or x1 - x0 < 2:
+        return image.copy(), moved, tuple(x.copy() for x in extra)
+    xs = np.arange(x0, x1, dtype=np.float64)
+    reach = LIP_CLOSE_REACH * eye_distance(lm)
+    src = [_line_at(lm, line, xs) for line in (UPPER_OUTER_LINE, UPPER_INNER_LINE, LOWER_INNER_LINE, LOWER_OUTER_LINE)]
+    dst = [
+        _line_at(moved, line, xs) for line in (UPPER_OUTER_LINE, UPPER_INNER_LINE, LOWER_INNER_LINE, LOWER_OUTER_LINE)
+    ]
+    # fade: 0 at the outer corners (48, 54), 1 inside the inner ones (60, 64)
+    inner_left, inner_right = sorted((float(lm[60, 0]), float(lm[64, 0])))
+    fade = np.minimum(
+        np.clip((xs - min(left, right)) / max(inner_left - min(left, right), 1.0), 0, 1),
+        np.clip((max(left, right) - xs) / max(max(left, right) - inner_right, 1.0), 0, 1),
+    )
+    fade = fade * fade * (3 - 2 * fade)
+    field = identity_map((h, w))
+    ys = np.arange(h, dtype=np.float64)
+    for k, x in enumerate(range(x0, x1)):
+        top, upper, lower, bottom = (float(s[k]) for s in src)
+        lower, bottom = max(lower, upper), max(bottom, lower)
+        top = min(top, upper)
+        src_knots = [top - reach, top, upper, lower, bottom, bottom + reach]
+        new = [float(s[k]) for s in dst]
+        new[2] = max(new[2], new[1])
+        out_knots = [src_knots[0]] + [s + fade[k] * (n - s) for s, n in zip(src_knots[1:5], new, strict=True)]
+        out_knots.append(src_knots[5])
+        for m in range(1, len(out_knots)):  # strictly increasing for np.interp (a shut gap is one line)
+            out_knots[m] = max(out_knots[m], out_knots[m - 1] + 1e-3)
+        inside = (ys >= src_knots[0]) & (ys <= src_knots[5])
+        field[inside, x, 1] = np.interp(ys[inside], out_knots, src_knots)
+
+    def remap(a: np.ndarray) -> np.ndarray:
+        return cv2.remap(a, field, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+    return np.ascontiguousarray(remap(image)), moved, tuple(remap(x) for x in extra)
+
+
 def brow_raise_landmarks(landmarks: np.ndarray, amount: float) -> np.ndarray:
     """Where the landmarks go when the brows rise by ``amount`` (0..1; 1 = BROW_LIFT eye distances)."""
     lm = np.asarray(landmarks, np.float64)

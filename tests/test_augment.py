@@ -369,3 +369,54 @@ def test_expression_samples_are_seeded_and_the_mouth_only_mix_is_the_old_augment
             expected = expression_warp(image, lm, mouth, eyes)[0]
         got = Augmenter(old).sample(image, mask, weight, seed=seed, landmarks=lm, clean=True)[1]
         assert np.array_equal(got, expected), seed
+
+
+def test_closing_the_lips_first_reaches_input_target_and_masks_and_off_is_unchanged(portraits, portrait_landmarks):
+    """rest_close: the sample's lips are closed before anything else (input and target alike, the masks moved with
+    them, and an expression warp then starts from the closed lips); 0 gives exactly the samples of before, and a
+    share draws on a stream of its own (the other draws unchanged)."""
+    from realtime.expressions import lip_close_warp
+
+    image, lm = portraits["astronaut"].image, portrait_landmarks["astronaut"].astype(np.float64)
+    mask, weight = image[..., 0].astype(np.float32), image[..., 2].astype(np.float32)
+    closed = lip_close_warp(image, lm, 1.0)[0]
+    aug = Augmenter(AugmentConfig(rest_close=1.0, **_PLAIN))
+    warped, target, mask_t, weight_t = aug.sample(image, mask, weight, seed=3, landmarks=lm, clean=True)
+    assert np.array_equal(target, closed) and np.array_equal(warped, closed)
+    assert np.abs(mask_t - target[..., 0]).max() <= 1.0 and np.abs(weight_t - target[..., 2]).max() <= 1.0
+    plain = AugmentConfig(expressions=0.5, **_PLAIN)
+    for seed in range(6):
+        before = Augmenter(plain).sample(image, mask, weight, seed=seed, landmarks=lm, clean=True)
+        off = Augmenter(AugmentConfig(expressions=0.5, rest_close=0.0, **_PLAIN))
+        assert all(
+            np.array_equal(x, y)
+            for x, y in zip(before, off.sample(image, mask, weight, seed=seed, landmarks=lm, clean=True), strict=True)
+        )
+    opened = Augmenter(AugmentConfig(rest_close=1.0, expressions=1.0, expression_mix=_one_hot("mouth"), **_PLAIN))
+    sample = opened.sample(image, mask, weight, seed=1, landmarks=lm, clean=True)[1]
+    assert not np.array_equal(sample, closed)  # a mouth opened from the closed lips
+    shares = [np.random.default_rng([s, 31]).random() < 0.5 for s in range(40)]
+    half = Augmenter(AugmentConfig(rest_close=0.5, **_PLAIN))
+    got = [
+        np.array_equal(half.sample(image, mask, weight, seed=s, landmarks=lm, clean=True)[1], closed) for s in range(40)
+    ]
+    assert got == shares and 10 < sum(got) < 30
+
+
+def test_close_lips_switches_in_train_and_demo_build():
+    import argparse
+
+    from training import demo_model, train
+
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    base = ["--a", "A", "--b", "B", "--out", "O"]
+    cfg = train.config_from_args(parser.parse_args([*base, "--close-lips-a", "0.8"]))
+    assert (cfg.close_lips_a, cfg.close_lips_b) == (0.8, 0.0)
+    assert train.config_from_args(parser.parse_args(base)).close_lips_a == 0.0
+    with pytest.raises(train.SwapcamError, match="--close-lips-b 1.5"):
+        train.resolve_config(train.TrainConfig(a="A", b="B", out="O", close_lips_b=1.5), None)
+    demo_parser = argparse.ArgumentParser()
+    demo_model.add_arguments(demo_parser)
+    assert demo_model.Recipe().close_lips_a == 0.0
+    assert demo_parser.parse_args(["--close-lips-a", "1"]).close_lips_a == 1.0

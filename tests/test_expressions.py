@@ -155,3 +155,30 @@ def test_brow_raise_is_seen_by_the_landmarks(detector, portraits, portrait_landm
     before = _brow_height(detector.detect(image)[0].landmarks)
     after = _brow_height(detector.detect(brow_raise_warp(image, lm, 1.0)[0])[0].landmarks)
     assert after > before + 0.04, (before, after)
+
+
+def test_lip_close_shuts_the_astronauts_toothy_smile_as_the_landmarks_see_it(detector, portraits, portrait_landmarks):
+    """The astronaut smiles with her teeth in every photo; closed (amount 1) an independent landmark pass reads her
+    lips closed, half closed in between; Grace Hopper's closed mouth stays closed; nothing outside the mouth's
+    columns and reach moves, a mask passed as ``extra`` moves as the image does, and amount 0 is the image."""
+    from realtime.expressions import LIP_CLOSE_REACH, lip_close_warp
+
+    image, lm = portraits["astronaut"].image, portrait_landmarks["astronaut"].astype(np.float64)
+    readings = []
+    for amount in (0.0, 0.5, 1.0):
+        out, moved, _ = lip_close_warp(image, lm, amount)
+        readings.append(lm_measures.mouth_openness(detector.detect(out)[0].landmarks))
+        gap = lm_measures.mouth_openness(moved) / lm_measures.mouth_openness(lm)
+        assert abs(gap - (1 - amount)) < 0.08, (amount, gap)  # what is left: the pairs are not quite upright
+    assert readings[0] > 0.12 and readings[2] < 0.08 and readings[0] > readings[1] > readings[2], readings
+    channel = image[..., 1].astype(np.float32)
+    out, moved, (mask,) = lip_close_warp(image, lm, 1.0, extra=(channel,))
+    assert np.abs(mask - out[..., 1]).max() <= 1.0
+    d = lm_measures.eye_distance(lm)
+    changed = np.argwhere(np.abs(out.astype(int) - image).max(axis=2) > 0)
+    (x0, y0), (x1, y1) = lm[48:68].min(axis=0), lm[48:68].max(axis=0)
+    assert changed[:, 1].min() >= x0 - 1 and changed[:, 1].max() <= x1 + 1
+    assert changed[:, 0].min() >= y0 - LIP_CLOSE_REACH * d - 1 and changed[:, 0].max() <= y1 + LIP_CLOSE_REACH * d + 1
+    assert np.array_equal(lip_close_warp(image, lm, 0.0)[0], image)
+    grace, g_lm = portraits["grace_hopper"].image, portrait_landmarks["grace_hopper"].astype(np.float64)
+    assert lm_measures.mouth_openness(detector.detect(lip_close_warp(grace, g_lm, 1.0)[0])[0].landmarks) < 0.03

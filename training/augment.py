@@ -56,6 +56,12 @@ class AugmentConfig:
     mouth_max: float = 0.45
     eyes_share: float = 0.3
     expression_mix: tuple[float, ...] = EXPRESSION_MIX
+    # Probability that a sample's lips are first closed (realtime.expressions.lip_close_warp, amount 1), before any
+    # expression: for an identity whose every photo shows parted lips (the astronaut's toothy smile), so that its
+    # decoder learns a closed resting mouth and draws one for a camera person whose lips are closed (the expression
+    # warps, mouth-open included, then start from the closed lips). 0: off, samples exactly as before (its own
+    # random stream).
+    rest_close: float = 0.0
     # Probability of an occluder over the input (training.occluders); the mask target is 0 under it. 0: off, and
     # samples are exactly what they were before occluders existed (their random draws are a stream of their own).
     occluders: float = 0.0
@@ -183,6 +189,10 @@ class Augmenter:
     ) -> Sample:
         """:meth:`sample` with the occluder's alpha (target coordinates; None when this sample has none)."""
         c = self.config
+        if landmarks is not None and c.rest_close > 0 and np.random.default_rng([seed, 31]).random() < c.rest_close:
+            from realtime.expressions import lip_close_warp
+
+            image, landmarks, (mask, weight) = lip_close_warp(image, landmarks, 1.0, extra=(mask, weight))
         if landmarks is not None and c.expressions > 0:
             image, mask, weight = expression_sample(image, mask, weight, landmarks, seed, c)
         geometry_colour, degrade = self._pipelines()

@@ -62,6 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of samples with an expression warp (mouth open, smile, pressed lips, raised brows, squint)",
     )
     parser.add_argument(
+        "--close-lips-a",
+        type=float,
+        default=0.0,
+        help="share of A's samples whose parted lips are closed first (the astronaut smiles with teeth in every "
+        "photo: her decoder then learns a closed resting mouth; see swapcam train --close-lips-a)",
+    )
+    parser.add_argument(
         "--augment-off",
         type=float,
         default=1.0,
@@ -132,6 +139,7 @@ class Recipe:
     warmup: int = 300
     warp_off: float = 0.8
     expressions: float = 0.3
+    close_lips_a: float = 0.0  # share of A's samples whose parted lips are closed first (training.train)
     holdout: float = 0.05
     seed: int = 0
     clips: int = 8
@@ -195,6 +203,7 @@ def train_config(workdir: Path, recipe: Recipe, max_minutes: float = 0.0, worker
         lr_final=0.05,
         warp_off=recipe.warp_off,
         expressions=recipe.expressions,
+        close_lips_a=recipe.close_lips_a,
         holdout=recipe.holdout,
         max_minutes=max_minutes,
         workers=workers,
@@ -353,6 +362,8 @@ def _recipe(
     origin = f"fine-tuned from `{tcfg['init']}`" if tcfg.get("init") else "from scratch"
     schedule += f"; flip, affine and colour jitter off at {tcfg.get('augment_off', 1.0):.0%} of the steps"
     schedule += f"; occluders over the input on {tcfg.get('occluders', 0.0):.0%} of samples"
+    if tcfg.get("close_lips_a"):
+        schedule += f"; A's lips closed first on {tcfg['close_lips_a']:.0%} of its samples"
     if tcfg.get("freeze"):
         schedule += f"; {', '.join(tcfg['freeze'])} frozen"
     texture = "yes (a learned full-size bias image per decoder)" if result["texture"] else "no"
@@ -435,6 +446,7 @@ def run(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         warp_off=args.warp_off,
         expressions=args.expressions,
+        close_lips_a=args.close_lips_a,
         holdout=args.holdout,
         seed=args.seed,
         clips=args.clips,

@@ -99,6 +99,10 @@ class TrainConfig:
     # shares of the expression kinds (training.augment.EXPRESSION_KINDS); checkpoints saved before the kinds existed
     # resume with the mouth-open warps alone
     expression_mix: tuple[float, ...] = EXPRESSION_MIX
+    # share of A's / B's samples whose parted lips are closed first (training.augment's rest_close): a decoder that
+    # learns a closed resting mouth from photos that all smile with teeth
+    close_lips_a: float = 0.0
+    close_lips_b: float = 0.0
     holdout: float = 0.0  # share of each faceset never trained on: the held-out PSNR
     max_minutes: float = 0.0  # stop (and save) after this much wall time; 0 = no limit
     workers: int = 0  # augmentation worker processes (training.prefetch)
@@ -189,6 +193,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="probability per sample of a landmark-driven expression warp: mouth open (with blinks), smile, "
         "pressed lips, raised brows or a squint (stills-only facesets then teach more than one expression)",
     )
+    parser.add_argument(
+        "--close-lips-a",
+        type=float,
+        default=0.0,
+        help="share of A's samples (0..1) whose parted lips are closed first, before any expression warp: for "
+        "photos that all smile with teeth, so that A's decoder learns a closed resting mouth and draws one for a "
+        "camera person whose lips are closed (realtime.expressions.lip_close_warp)",
+    )
+    parser.add_argument("--close-lips-b", type=float, default=0.0, help="the same for B's samples")
     parser.add_argument(
         "--holdout",
         type=float,
@@ -534,6 +547,9 @@ def resolve_config(cfg: TrainConfig, saved: dict | None) -> tuple[TrainConfig, M
             f"--holdout {cfg.holdout} (0..0.5), --expressions {cfg.expressions} (0..1), --warmup {cfg.warmup} and "
             f"--max-minutes {cfg.max_minutes} (>= 0): out of range"
         )
+    for name, value in (("--close-lips-a", cfg.close_lips_a), ("--close-lips-b", cfg.close_lips_b)):
+        if not 0.0 <= value <= 1.0:
+            raise SwapcamError(f"{name} {value}: out of range (a share of samples, 0..1)")
     return cfg, model_config
 
 
@@ -599,6 +615,7 @@ class TrainingData:
     held_b: np.ndarray | None
     preview_a: np.ndarray  # six of them, one preview column each
     preview_b: np.ndarray
+    augmenter_b: Augmenter | None = None  # B's, where it differs from A's (close_lips_b != close_lips_a)
 
 
 def load_identity(folder: str, name: str, size: int, cfg: TrainConfig) -> tuple[Identity, float, np.ndarray | None]:
@@ -654,11 +671,8 @@ def load_data(cfg: TrainConfig, size: int) -> TrainingData:
     def six(faces: np.ndarray) -> np.ndarray:
         return faces[np.linspace(0, len(faces) - 1, 6).round().astype(int)]
 
-    return TrainingData(
-        ident_a,
-        ident_b,
-        cov_a,
-        Augmenter(
+    def augmenter(rest_close: float) -> Augmenter:
+        return Augmenter(
             AugmentConfig(
                 warp=cfg.warp,
                 flip=cfg.flip,
@@ -666,14 +680,22 @@ def load_data(cfg: TrainConfig, size: int) -> TrainingData:
                 occluders=cfg.occluders,
                 occluder_face=cfg.occluder_face,
                 expression_mix=tuple(cfg.expression_mix),
+                rest_close=rest_close,
             )
-        ),
+        )
+
+    return TrainingData(
+        ident_a,
+        ident_b,
+        cov_a,
+        augmenter(cfg.close_lips_a),
         eval_a,
         eval_b,
         held_a,
         held_b,
         six(eval_a),
         six(eval_b),
+        augmenter_b=augmenter(cfg.close_lips_b) if cfg.close_lips_b != cfg.close_lips_a else None,
     )
 
 
@@ -687,7 +709,9 @@ def step_arrays(data: TrainingData, cfg: TrainConfig, rank: int, step: int) -> t
     clean = step >= cfg.augment_off * cfg.steps
     return (
         identity_arrays(data.augmenter, data.a, cfg.seed, step, 2 * rank, cfg.batch, warp, clean),
-        identity_arrays(data.augmenter, data.b, cfg.seed, step, 2 * rank + 1, cfg.batch, warp, clean),
+        identity_arrays(
+            data.augmenter_b or data.augmenter, data.b, cfg.seed, step, 2 * rank + 1, cfg.batch, warp, clean
+        ),
     )
 
 
@@ -930,6 +954,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         lr_final=args.lr_final,
         warp_off=args.warp_off,
         expressions=args.expressions,
+        close_lips_a=args.close_lips_a,
+        close_lips_b=args.close_lips_b,
         holdout=args.holdout,
         max_minutes=args.max_minutes,
         workers=args.workers,
