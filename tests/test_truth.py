@@ -81,6 +81,35 @@ def test_a_neutral_output_keeps_no_smile_and_misses_the_blinks(portrait_landmark
     assert tr.expression_block(_truth(schedule, camera), camera, missing)["smile_kept"] == pytest.approx(1.0)
 
 
+def _narrow_eyes(lm: np.ndarray, k: float) -> np.ndarray:
+    """The eyes' height scaled by k about each eye's middle: a face with narrower eyes (EAR x k, open and shut)."""
+    out = lm.copy()
+    for eye in (slice(36, 42), slice(42, 48)):
+        middle = out[eye, 1].mean()
+        out[eye, 1] = middle + k * (out[eye, 1] - middle)
+    return out
+
+
+def test_blink_recall_asks_each_face_for_the_same_share_of_its_own_open_eye(portrait_landmarks):
+    """A drawn face with narrower eyes than the camera's (its eyes 0.3 as tall, open and shut alike) blinking
+    exactly when the camera does: it closes by the same share of its open eye, so the relative rule counts every shut
+    frame; the absolute rule (the camera's drop in EAR units, kept as blink_recall_absolute) counts none, since the
+    narrow eye cannot drop that far. A half-hearted blink (the lids a third of the way) counts under neither."""
+    lm = portrait_landmarks["astronaut"].astype(np.float64)
+    schedule = _schedule()
+    camera = _series(lm, schedule)
+    narrow = [_narrow_eyes(f, 0.3) for f in camera]
+    block = tr.expression_block(_truth(schedule, camera), camera, narrow)
+    assert block["blink_recall"] == 1.0 and block["blink_recall_absolute"] == 0.0
+    assert block["camera_blink_recall"] == 1.0
+    weak = [
+        _narrow_eyes(moved_landmarks(lm, mouth=m, eyes=0.3 * e), 0.3)
+        for e, m in zip(schedule["eyes"], schedule["mouth"], strict=True)
+    ]
+    weak_block = tr.expression_block(_truth(schedule, camera), camera, weak)
+    assert weak_block["blink_recall"] == 0.0 and weak_block["blink_recall_absolute"] == 0.0
+
+
 def test_occluder_kept_counts_only_the_pixels_inside_the_face(portrait_landmarks):
     rng = np.random.default_rng(0)
     lm = portrait_landmarks["astronaut"].astype(np.float64)

@@ -151,7 +151,8 @@ def format_report(summary: dict[str, Any]) -> str:
         lines.append(
             f"against the drawn truth: eyes r {f(t['eyes_corr'])} (camera {f(t['camera_eyes_corr'])}), "
             f"mouth r {f(t['mouth_corr'])} (camera {f(t['camera_mouth_corr'])}), blink recall "
-            f"{f(t['blink_recall'], '{:.0%}')} of {t['shut_frames']} shut frames, "
+            f"{f(t['blink_recall'], '{:.0%}')} of {t['shut_frames']} shut frames "
+            f"(absolute rule {f(t.get('blink_recall_absolute'), '{:.0%}')}), "
             f"smile kept {f(t['smile_kept'], '{:.2f}')}"
         )
     elif t:

@@ -9,7 +9,12 @@ Each number, with its method:
   output can score.
 - ``blink_recall``: share of the frames drawn shut (closure >= 0.8) in which the output's eyes read shut: its eye
   aspect ratio lies below its own median on the frames drawn open by more than half of the drop the camera shows
-  between its open and shut frames.
+  between its open and shut frames, the drop taken relative to the open level (the camera's drop / its open median,
+  times the output's open median). The face mesh reads a shut eye at a share of the open one that depends on the
+  face (Grace Hopper's, behind glasses, at 0.76; the astronaut's at 0.63), so an absolute drop asks a drawn face with
+  narrower eyes than the camera's to close further than it can: Grace Hopper's own photo with its eyes shut by
+  make-clip counted 33 % of its shut frames against the astronaut clip's absolute line, 100 % against the relative
+  one (benchmarks/blink_ruler_check.py). ``blink_recall_absolute`` keeps the absolute rule, for comparison.
 - ``smile_kept``: (output's mouth-corner lift in the held-smile frames - in the neutral frames) / (the same for the
   camera), medians; 1 = the swap smiles as much as the camera, 0 = a neutral mouth on a smiling person.
 - ``occluder_kept``: of the pixels an occluder covers inside the drawn face (the hull of the truth landmarks), the
@@ -131,14 +136,14 @@ def expression_block(truth: Truth, camera_lm: list[np.ndarray | None], output_lm
         ok = np.isfinite(values)
         return correlation(drawn[ok], values[ok], 0.01) if ok.sum() >= 5 else None
 
-    def shut_share(ear: np.ndarray, drop: float | None) -> float | None:
-        open_level = (
-            np.nanmedian(ear[~shut & (eyes < NEUTRAL_BELOW)]) if (~shut & (eyes < NEUTRAL_BELOW)).any() else None
-        )
+    def shut_share(ear: np.ndarray, drop: float | None, relative: bool = True) -> float | None:
+        opened = ~shut & (eyes < NEUTRAL_BELOW) & np.isfinite(ear)
         read = shut & np.isfinite(ear)
-        if drop is None or open_level is None or not read.any():
+        if drop is None or cam_open_level is None or not opened.any() or not read.any():
             return None
-        return float((ear[read] < open_level - 0.5 * drop).mean())
+        open_level = float(np.median(ear[opened]))
+        line = open_level * (1.0 - 0.5 * drop / cam_open_level) if relative else open_level - 0.5 * drop
+        return float((ear[read] < line).mean())
 
     def smile_gain(lift: np.ndarray) -> float | None:
         a, b = lift[held_smile & np.isfinite(lift)], lift[neutral & np.isfinite(lift)]
@@ -150,6 +155,7 @@ def expression_block(truth: Truth, camera_lm: list[np.ndarray | None], output_lm
     cam_open = cam_ear[neutral & np.isfinite(cam_ear)]
     cam_shut = cam_ear[shut & np.isfinite(cam_ear)]
     drop = float(np.median(cam_open) - np.median(cam_shut)) if cam_open.size and cam_shut.size else None
+    cam_open_level = float(np.median(cam_open)) if cam_open.size and np.median(cam_open) > 0 else None
     cam_gain, out_gain = smile_gain(cam_lift), smile_gain(out_lift)
     kept = out_gain / cam_gain if cam_gain is not None and out_gain is not None and cam_gain > 0.01 else None
     return {
@@ -159,6 +165,7 @@ def expression_block(truth: Truth, camera_lm: list[np.ndarray | None], output_lm
         "camera_eyes_corr": _round(corr(cam_ear, 1.0 - eyes)),
         "camera_mouth_corr": _round(corr(cam_mouth, mouth)),
         "blink_recall": _round(shut_share(out_ear, drop)),
+        "blink_recall_absolute": _round(shut_share(out_ear, drop, relative=False)),
         "camera_blink_recall": _round(shut_share(cam_ear, drop)),
         "shut_frames": int(shut.sum()),
         "smile_kept": _round(kept),
