@@ -502,6 +502,31 @@ def test_time_budget_stops_early_saved_and_resume_finishes(tmp_path, facesets):
     assert load_checkpoint(run / CHECKPOINT)["step"] == step + 2
 
 
+def test_close_lips_reaches_only_its_own_identitys_batches(facesets):
+    """--close-lips-a changes A's training batches (input and target) and leaves B's exactly as they were;
+    --close-lips-b the other way round."""
+    from dataclasses import replace
+
+    from training.train import load_data, step_arrays
+
+    base = TrainConfig(a=str(facesets["A"]), b=str(facesets["B"]), out="unused", preset="tiny", batch=4)
+    batches = {}
+    for name, cfg in (
+        ("off", base),
+        ("a", replace(base, close_lips_a=1.0)),
+        ("b", replace(base, close_lips_b=1.0)),
+    ):
+        batches[name] = step_arrays(load_data(cfg, 64), cfg, 0, 3)
+
+    def same(x: dict, y: dict) -> bool:
+        return x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
+
+    (off_a, off_b), (a_a, a_b), (b_a, b_b) = batches["off"], batches["a"], batches["b"]
+    assert same(a_b, off_b) and same(b_a, off_a)
+    assert not np.array_equal(a_a["input"], off_a["input"]) and not np.array_equal(a_a["target"], off_a["target"])
+    assert not np.array_equal(b_b["target"], off_b["target"])
+
+
 # ------------------------------------------------------------------------------------------------ detail texture
 def test_textures_start_at_the_faceset_mean_residual(facesets):
     from training.train import init_textures, load_data
