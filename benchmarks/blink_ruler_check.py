@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from realtime.atomic import atomic_write_json  # noqa: E402
 from realtime.errors import SwapcamError  # noqa: E402
-from realtime.eval.truth import SHUT_FROM, Truth, expression_block, load_truth  # noqa: E402
+from realtime.eval.truth import NEUTRAL_BELOW, SHUT_FROM, Truth, expression_block, load_truth  # noqa: E402
 from realtime.landmarks import create_detector  # noqa: E402
 from realtime.landmarks.measures import eye_aspect_ratio  # noqa: E402
 from realtime.media import video_frames  # noqa: E402
@@ -47,7 +47,7 @@ def camera_landmarks(clip: Path) -> list[np.ndarray | None]:
 def ear_levels(truth: Truth, landmarks: list[np.ndarray | None]) -> dict[str, float]:
     eyes = truth.schedule["eyes"][: len(landmarks)]
     ear = np.array([eye_aspect_ratio(lm) if lm is not None else np.nan for lm in landmarks])
-    opened, shut = ear[(eyes < 0.02) & np.isfinite(ear)], ear[(eyes >= SHUT_FROM) & np.isfinite(ear)]
+    opened, shut = ear[(eyes < NEUTRAL_BELOW) & np.isfinite(ear)], ear[(eyes >= SHUT_FROM) & np.isfinite(ear)]
     return {"open": round(float(np.median(opened)), 4), "shut": round(float(np.median(shut)), 4)}
 
 

@@ -475,10 +475,13 @@ def lip_press_landmarks(landmarks: np.ndarray, amount: float) -> np.ndarray:
 # whose every photo shows parted lips learns a closed resting mouth (training.augment's rest_close).
 LIP_CLOSE_THIN = 0.6
 LIP_CLOSE_REACH = 0.25
-UPPER_INNER_LINE = (60, 61, 62, 63, 64)
-LOWER_INNER_LINE = (60, 67, 66, 65, 64)
-UPPER_OUTER_LINE = (48, 49, 50, 51, 52, 53, 54)
-LOWER_OUTER_LINE = (48, 59, 58, 57, 56, 55, 54)
+# the four lip lines from corner to corner, top to bottom: upper outer, upper inner, lower inner, lower outer
+LIP_LINES = (
+    (48, *UPPER_OUTER_LIP, 54),
+    (60, *UPPER_INNER_LIP, 64),
+    (60, *LOWER_INNER_LIP, 64),
+    (48, *LOWER_OUTER_LIP_MIDDLE, 54),
+)
 
 
 def lip_close_landmarks(landmarks: np.ndarray, amount: float) -> np.ndarray:
@@ -516,21 +519,19 @@ def lip_close_warp(
     lm = np.asarray(landmarks, np.float64)
     moved = lip_close_landmarks(lm, amount)
     h, w = image.shape[:2]
-    left, right = float(lm[48, 0]), float(lm[54, 0])
-    x0, x1 = int(np.clip(np.floor(min(left, right)), 0, w - 1)), int(np.clip(np.ceil(max(left, right)), 0, w))
+    left, right = sorted((float(lm[48, 0]), float(lm[54, 0])))
+    x0, x1 = int(np.clip(np.floor(left), 0, w - 1)), int(np.clip(np.ceil(right), 0, w))
     if np.allclose(moved, lm) or x1 - x0 < 2:
         return image.copy(), moved, tuple(x.copy() for x in extra)
     xs = np.arange(x0, x1, dtype=np.float64)
     reach = LIP_CLOSE_REACH * eye_distance(lm)
-    src = [_line_at(lm, line, xs) for line in (UPPER_OUTER_LINE, UPPER_INNER_LINE, LOWER_INNER_LINE, LOWER_OUTER_LINE)]
-    dst = [
-        _line_at(moved, line, xs) for line in (UPPER_OUTER_LINE, UPPER_INNER_LINE, LOWER_INNER_LINE, LOWER_OUTER_LINE)
-    ]
+    src = [_line_at(lm, line, xs) for line in LIP_LINES]
+    dst = [_line_at(moved, line, xs) for line in LIP_LINES]
     # fade: 0 at the outer corners (48, 54), 1 inside the inner ones (60, 64)
     inner_left, inner_right = sorted((float(lm[60, 0]), float(lm[64, 0])))
     fade = np.minimum(
-        np.clip((xs - min(left, right)) / max(inner_left - min(left, right), 1.0), 0, 1),
-        np.clip((max(left, right) - xs) / max(max(left, right) - inner_right, 1.0), 0, 1),
+        np.clip((xs - left) / max(inner_left - left, 1.0), 0, 1),
+        np.clip((right - xs) / max(right - inner_right, 1.0), 0, 1),
     )
     fade = fade * fade * (3 - 2 * fade)
     field = identity_map((h, w))
