@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from realtime.atomic import atomic_write_json  # noqa: E402
+from realtime.errors import SwapcamError  # noqa: E402
 from realtime.eval.identity import FaceRecognizer, distance  # noqa: E402
 from realtime.expressions import lip_close_warp  # noqa: E402
 from realtime.landmarks import create_detector  # noqa: E402
@@ -68,4 +69,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except SwapcamError as exc:  # the eval extra (dlib) missing, said in one line
+        raise SystemExit(f"lip_close_identity: {exc}") from None
